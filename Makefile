@@ -1,0 +1,48 @@
+# Blacksmith Mini. `make run` starts it on its embedded defaults; `make test` runs every check.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export NEXT_TELEMETRY_DISABLED := 1
+UV := $(shell bash scripts/ensure-uv.sh)
+PORT ?= 8000
+HAVE_CHROMIUM := $(shell test -x /usr/bin/chromium && echo yes)
+
+.PHONY: setup run web test lint typecheck pytest frontend-test e2e bench clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+web: setup
+	@if [ -f scripts/build-frontend.sh ]; then bash scripts/build-frontend.sh; fi
+
+run: setup web
+	$(UV) run blacksmith-mini up --simulate --port $(PORT)
+
+lint: setup
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
+	$(UV) run lint-imports
+
+typecheck: setup
+	$(UV) run mypy
+
+pytest: setup
+	$(UV) run pytest -m "not e2e" -q
+
+frontend-test:
+	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent typecheck && npm test; fi
+
+e2e: setup web
+	@if [ "$(HAVE_CHROMIUM)" = yes ]; then $(UV) run pytest -m e2e -q tests/e2e; \
+	else echo "e2e: /usr/bin/chromium not found, browser tests skipped (apt-get install chromium)"; fi
+
+test: lint typecheck pytest frontend-test e2e
+
+bench: setup
+	$(UV) run python bench/planner_bench.py
+	$(UV) run python bench/status_bench.py
+
+clean:
+	rm -rf .venv .tools frontend/out frontend/node_modules .blacksmith

@@ -1,0 +1,1 @@
+"""Blacksmith Mini: one fresh microVM per GitHub Actions job."""

@@ -1,0 +1,122 @@
+"""The FastAPI app factory: routers, CORS, access tokens, JSON 404s under /api, the
+simulated GitHub under /_sim (simulate mode only) and the exported dashboard at /."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import pathlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+
+from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.api.routes import events, history, jobs, simulator, status, vms
+from blacksmith_mini.runtime import Runtime
+
+log = logging.getLogger(__name__)
+REPO_DASHBOARD = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "out"
+PUBLIC_PATHS = ("/api/health", "/api/webhooks/")
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids (``{tag}-{name}``) so generated TypeScript names do not drift."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def dashboard_dir(settings: settings_mod.Settings) -> pathlib.Path | None:
+    candidate = settings.server.dashboard_dir or REPO_DASHBOARD
+    return candidate if (candidate / "index.html").is_file() else None
+
+
+def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
+    settings = settings or settings_mod.load(simulate=True)
+    runtime = Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        app.state.runtime = runtime
+        print("Control loop started", flush=True)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Blacksmith Mini",
+        version="0.1.0",
+        description="Runs every GitHub Actions job in its own fresh microVM.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.runtime_pending = runtime
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.server.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["authorization", "content-type", "last-event-id"],
+    )
+    _add_token_check(app, settings)
+    for router in (status.router, vms.router, jobs.router, events.router, history.router):
+        app.include_router(router)
+    if settings.simulate:
+        app.include_router(simulator.router)
+        assert runtime.simulation is not None
+        app.mount("/_sim", runtime.simulation.app)
+
+    @app.api_route(
+        "/api/{path:path}",
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def api_not_found(path: str) -> JSONResponse:
+        return JSONResponse({"detail": f"no API route /api/{path}"}, status_code=404)
+
+    built = dashboard_dir(settings)
+    if built is not None:
+        app.frontend("/", directory=built)
+    else:
+
+        @app.get("/", include_in_schema=False)
+        async def no_dashboard() -> HTMLResponse:
+            return HTMLResponse(
+                "<h1>Blacksmith Mini</h1><p>The dashboard is not built: run <code>make run</code>"
+                " (or <code>bash scripts/build-frontend.sh</code>). The API is at "
+                "<a href='/docs'>/docs</a> and <a href='/api/status'>/api/status</a>.</p>"
+            )
+
+    return app
+
+
+def _add_token_check(app: FastAPI, settings: settings_mod.Settings) -> None:
+    """When an API token is configured, every /api call but health and webhooks needs it."""
+    read = settings.server.api_token
+    admin = settings.server.admin_token
+    if read is None and admin is None:
+        return
+    accepted = [t.get_secret_value() for t in (read, admin) if t is not None]
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: object) -> Response:
+        path = request.url.path
+        if (
+            request.method == "OPTIONS"
+            or not path.startswith("/api/")
+            or path.startswith(PUBLIC_PATHS)
+        ):
+            return await call_next(request)  # type: ignore[operator,no-any-return]
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        given = given or request.query_params.get("access_token", "")
+        if not any(hmac.compare_digest(given, token) for token in accepted):
+            return JSONResponse(
+                {"detail": "missing or wrong API token: send 'Authorization: Bearer <token>'"},
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
+        return await call_next(request)  # type: ignore[operator,no-any-return]

@@ -1,0 +1,146 @@
+"""Domain values and the published view rendered as API models."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+
+from blacksmith_mini.api import schemas
+from blacksmith_mini.control import view as view_mod
+from blacksmith_mini.domain import labels, lifecycle, model
+from blacksmith_mini.store import repository
+
+
+def vm_out(vm: model.Vm, *, now: float, policy: model.Policy, pid: int | None) -> schemas.VmOut:
+    end = vm.ended_at if vm.ended_at is not None else now
+    return schemas.VmOut(
+        vm_id=vm.vm_id,
+        ip=vm.ip,
+        status=vm.state.value,
+        pid=pid if pid is not None else (vm.pid if vm.is_active else None),
+        start_time=int(vm.created_at),
+        uptime_seconds=max(0, int(end - vm.created_at)),
+        name=vm.name,
+        pool=vm.pool,
+        labels=list(vm.labels),
+        vcpus=vm.vcpus,
+        memory_mib=vm.memory_mib,
+        scope=vm.scope,
+        job_id=vm.job_id,
+        state_since=vm.state_since,
+        deadline=lifecycle.deadline(vm, policy.timeouts),
+        ready_at=vm.ready_at,
+        ended_at=vm.ended_at,
+        death_reason=vm.death_reason.value if vm.death_reason else None,
+    )
+
+
+def job_out(job: model.Job, *, policy: model.Policy, waiting: str | None = None) -> schemas.JobOut:
+    found = labels.match(job.labels, policy.pools)
+    return schemas.JobOut(
+        id=job.id,
+        run_id=job.run_id,
+        run_attempt=job.run_attempt,
+        repository=job.repository,
+        workflow_name=job.workflow_name,
+        name=job.name,
+        labels=list(job.labels),
+        status=job.status.value,
+        conclusion=job.conclusion,
+        runner_name=job.runner_name,
+        vm_id=job.vm_id,
+        pool=found.pool.name if found.pool else None,
+        unmatched_reason=found.unmatched_reason,
+        html_url=job.html_url,
+        stages=schemas.JobStages(
+            queued=job.created_at,
+            vm_requested=job.vm_requested_at,
+            vm_ready=job.vm_ready_at,
+            started=job.started_at,
+            completed=job.completed_at,
+        ),
+        waiting_reason=waiting,
+    )
+
+
+def event_out(event: repository.Event) -> schemas.EventOut:
+    return schemas.EventOut(
+        id=event.id,
+        at=event.at,
+        kind=event.kind,
+        vm_id=event.vm_id,
+        job_id=event.job_id,
+        message=event.message,
+    )
+
+
+def github_health(view: view_mod.View) -> schemas.GitHubHealth:
+    g = view.github
+    return schemas.GitHubHealth(
+        reachable=g.reachable,
+        last_ok_at=g.last_ok_at,
+        last_error=g.last_error,
+        rate_limit_remaining=g.rate_limit_remaining,
+        rate_limit_limit=g.rate_limit_limit,
+        rate_limit_reset_at=g.rate_limit_reset_at,
+        blocked_until=g.blocked_until,
+    )
+
+
+def loop_health(view: view_mod.View, *, stuck: bool) -> schemas.LoopHealth:
+    return schemas.LoopHealth(
+        last_tick_at=view.loop.last_tick_at,
+        last_tick_duration_ms=view.loop.last_tick_duration_ms,
+        ticks=view.loop.ticks,
+        last_error=view.loop.last_error,
+        stuck=stuck,
+    )
+
+
+def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
+    now = view.at
+    policy = view.policy
+    active = view.active_vms
+    open_jobs = [job_out(j, policy=policy, waiting=view.waiting.get(j.id)) for j in view.open_jobs]
+    queued = [j for j in open_jobs if j.status == "queued"]
+    per_pool: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for vm in active:
+        per_pool[vm.pool][vm.state.value] += 1
+    queued_per_pool = collections.Counter(j.pool for j in queued if j.pool)
+    return schemas.StatusResponse(
+        timestamp=datetime.datetime.fromtimestamp(now, datetime.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
+        active_vms_count=len(active),
+        max_vms=policy.max_vms,
+        queued_jobs_count=len(queued),
+        vms=[vm_out(vm, now=now, policy=policy, pid=view.pids.get(vm.vm_id)) for vm in active],
+        queued_jobs=queued,
+        metrics=schemas.Metrics(
+            spawn_rate_per_min=view.rates.spawn_rate_per_min,
+            death_rate_per_min=view.rates.death_rate_per_min,
+            pool_saturation_percent=view.rates.pool_saturation_percent,
+            success_rate_percent=view.rates.success_rate_percent,
+        ),
+        running_jobs=[j for j in open_jobs if j.status != "queued"],
+        unmatched_jobs=[j for j in queued if j.unmatched_reason],
+        pools=[
+            schemas.PoolOut(
+                name=pool.name,
+                labels=list(pool.registration_labels()),
+                vcpus=pool.vcpus,
+                memory_mib=pool.memory_mib,
+                min_idle=pool.min_idle,
+                max_vms=pool.max_vms,
+                queued_jobs=queued_per_pool.get(pool.name, 0),
+                vms_by_status=dict(per_pool.get(pool.name, {})),
+            )
+            for pool in policy.pools
+        ],
+        github=github_health(view),
+        loop=loop_health(view, stuck=stuck),
+        driver=view.driver,
+        simulate=view.simulate,
+        completed_jobs_total=view.completed_jobs_total,
+        snapshot_version=view.version,
+    )

@@ -1,0 +1,215 @@
+"""Response and request models of the HTTP API.
+
+These pydantic models are the contract with the dashboard: its TypeScript types are generated
+from the OpenAPI document built from them (``scripts/gen-api-types.sh``). ``StatusResponse`` keeps
+every field of the seed's ``GET /api/status`` with the same names and types; the rest is extra.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VmStatus = Literal["pending", "booting", "idle", "busy", "stopping", "gone"]
+JobStatus = Literal["queued", "assigned", "in_progress", "completed"]
+
+
+class Metrics(BaseModel):
+    """The seed's four headline figures. Each is null when there is no data to compute it from."""
+
+    spawn_rate_per_min: float | None = Field(
+        description="VMs started per minute over the last 5 minutes (or since start-up if shorter)."
+    )
+    death_rate_per_min: float | None = Field(
+        description="VMs that reached `gone` per minute over the same window."
+    )
+    pool_saturation_percent: float | None = Field(
+        description="Active (non-gone) VMs as a percentage of max_vms, right now."
+    )
+    success_rate_percent: float | None = Field(
+        description="Share of completed jobs (all time, kept across restarts) whose conclusion is "
+        "`success`, ignoring `cancelled` and `skipped`."
+    )
+
+
+class VmOut(BaseModel):
+    """One VM, as the seed showed it plus its pool, labels, job and timestamps."""
+
+    vm_id: int
+    ip: str | None
+    status: VmStatus
+    pid: int | None
+    start_time: int = Field(description="Epoch seconds when the VM was requested.")
+    uptime_seconds: int
+    name: str = Field(description="Runner name registered at GitHub; unique.")
+    pool: str
+    labels: list[str]
+    vcpus: int
+    memory_mib: int
+    scope: str = Field(description="Where the runner is registered: `owner/repo` or `org:NAME`.")
+    job_id: int | None
+    state_since: float = Field(description="Epoch seconds when the VM entered its status.")
+    deadline: float | None = Field(description="Epoch seconds when the status times out.")
+    ready_at: float | None
+    ended_at: float | None
+    death_reason: str | None
+
+
+class JobStages(BaseModel):
+    """Epoch-second timestamps of each stage of a job; null until reached."""
+
+    queued: float | None
+    vm_requested: float | None
+    vm_ready: float | None
+    started: float | None
+    completed: float | None
+
+
+class JobOut(BaseModel):
+    """One GitHub Actions job as we know it."""
+
+    id: int
+    run_id: int
+    run_attempt: int
+    repository: str
+    workflow_name: str | None
+    name: str | None
+    labels: list[str]
+    status: JobStatus
+    conclusion: str | None
+    runner_name: str | None
+    vm_id: int | None
+    pool: str | None
+    unmatched_reason: str | None = Field(description="Why no pool can run the job, if none can.")
+    html_url: str | None
+    stages: JobStages
+    waiting_reason: str | None = Field(description="Why a queued job is still waiting, if it is.")
+
+
+class PoolOut(BaseModel):
+    name: str
+    labels: list[str]
+    vcpus: int
+    memory_mib: int
+    min_idle: int
+    max_vms: int
+    queued_jobs: int
+    vms_by_status: dict[str, int]
+
+
+class GitHubHealth(BaseModel):
+    reachable: bool | None = Field(description="Null before the first call.")
+    last_ok_at: float | None
+    last_error: str | None
+    rate_limit_remaining: int | None
+    rate_limit_limit: int | None
+    rate_limit_reset_at: float | None
+    blocked_until: float | None = Field(description="No calls until then (rate limit back-off).")
+
+
+class LoopHealth(BaseModel):
+    last_tick_at: float | None
+    last_tick_duration_ms: float | None
+    ticks: int
+    last_error: str | None
+    stuck: bool
+
+
+class StatusResponse(BaseModel):
+    """`GET /api/status`: the seed's payload plus pools, health and unmatched jobs."""
+
+    model_config = ConfigDict(json_schema_extra={"title": "StatusResponse"})
+
+    timestamp: str = Field(description="ISO 8601 UTC time of the snapshot.")
+    active_vms_count: int
+    max_vms: int
+    queued_jobs_count: int
+    vms: list[VmOut]
+    queued_jobs: list[JobOut]
+    metrics: Metrics
+    running_jobs: list[JobOut]
+    unmatched_jobs: list[JobOut]
+    pools: list[PoolOut]
+    github: GitHubHealth
+    loop: LoopHealth
+    driver: str
+    simulate: bool
+    completed_jobs_total: int
+    snapshot_version: int
+
+
+class VmListResponse(BaseModel):
+    vms: list[VmOut]
+
+
+class VmDetail(VmOut):
+    console_tail: str = Field(description="The end of the VM's console output (bounded).")
+    events: list[EventOut]
+
+
+class EventOut(BaseModel):
+    id: int
+    at: float
+    kind: str
+    vm_id: int | None
+    job_id: int | None
+    message: str
+
+
+class JobListResponse(BaseModel):
+    jobs: list[JobOut]
+
+
+class JobDetail(JobOut):
+    events: list[EventOut]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded", "stuck"]
+    loop: LoopHealth
+    github: GitHubHealth
+    driver: str
+    database: str
+
+
+class HistoryPoint(BaseModel):
+    at: float
+    active_vms: float | None
+    queued_jobs: float | None
+    spawns: float | None = Field(description="VMs started during the sample's interval.")
+    deaths: float | None
+    queue_to_start_p50: float | None = Field(description="Seconds, jobs started in the interval.")
+    queue_to_start_p95: float | None
+
+
+class HistoryResponse(BaseModel):
+    window: Literal["1h", "24h", "7d"]
+    step_seconds: int
+    points: list[HistoryPoint]
+
+
+class SimulatedJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[str] | None = Field(
+        default=None, description="runs-on labels; defaults to the first pool's labels."
+    )
+    duration_seconds: float = Field(default=5.0, ge=0, le=24 * 3600)
+    conclusion: Literal["success", "failure", "cancelled", "timed_out"] = "success"
+    repository: str | None = Field(default=None, description="owner/repo; defaults to the first.")
+
+
+class SimulatedJobResponse(BaseModel):
+    id: int
+    run_id: int
+    repository: str
+    labels: list[str]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+VmDetail.model_rebuild()
+JobDetail.model_rebuild()

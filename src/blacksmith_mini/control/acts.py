@@ -1,0 +1,278 @@
+"""Performing the planner's actions: the one place where decisions become side effects.
+
+Order matters for safety and leaks: a VM's name is persisted before its runner is registered;
+an idle runner is deregistered at GitHub *before* its VM is stopped (a 422 means it just took a
+job, so the stop is abandoned); a gone VM's resources are released by the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from blacksmith_mini.domain import actions as act
+from blacksmith_mini.domain import lifecycle, model
+from blacksmith_mini.github import client, errors
+from blacksmith_mini.vm import driver as vm_driver
+
+if TYPE_CHECKING:
+    from blacksmith_mini.control.reconciler import Reconciler
+
+log = logging.getLogger(__name__)
+S = model.VmState
+SHUTDOWN_GRACE_SECONDS = 4.0
+
+
+class Acts:
+    def __init__(self, loop: Reconciler) -> None:
+        self.loop = loop
+
+    async def perform(self, action: act.Action, *, now: float) -> None:
+        match action:
+            case act.StartVm():
+                await self.start_vm(action, now=now)
+            case act.ResumeStart():
+                vm = self.loop.vms.get(action.vm_id)
+                if vm is not None and vm.state is S.PENDING:
+                    await self.boot(vm)
+            case act.StopVm():
+                await self.stop_vm(action, now=now)
+            case act.Transition():
+                await self.transition(action, now=now)
+            case act.DeregisterRunner():
+                await self.deregister(action)
+
+    # --- starting --------------------------------------------------------------------------
+
+    async def start_vm(self, action: act.StartVm, *, now: float) -> None:
+        loop = self.loop
+        pool = next(p for p in loop.policy.pools if p.name == action.pool)
+        vm = await loop.store.create_vm(
+            pool=pool, scope=action.scope, prefix=loop.config.runner_prefix, now=now
+        )
+        loop.vms[vm.vm_id] = vm
+        loop.spawns.add(now)
+        await loop.store.add_event(
+            kind="vm.requested",
+            message=f"VM {vm.vm_id} ({vm.name}) requested in pool {pool.name}: {action.reason}",
+            at=now,
+            vm_id=vm.vm_id,
+        )
+        await self._mark_requested(vm, now=now)
+        await self.boot(vm)
+
+    async def _mark_requested(self, vm: model.Vm, *, now: float) -> None:
+        """Stamp 'VM requested' on the oldest queued job this VM's pool and scope serve."""
+        from blacksmith_mini.domain import labels, planner
+
+        for job in sorted(self.loop.jobs.values(), key=lambda j: j.created_at):
+            if job.status is not model.JobStatus.QUEUED or job.vm_requested_at is not None:
+                continue
+            found = labels.match(job.labels, self.loop.policy.pools)
+            if found.pool is None or found.pool.name != vm.pool:
+                continue
+            if planner.demand_key(job, found.pool, self.loop.policy) != (vm.pool, vm.scope):
+                continue
+            stamped = dataclasses.replace(job, vm_requested_at=now)
+            self.loop.jobs[job.id] = stamped
+            await self.loop.store.save_jobs([stamped])
+            return
+
+    async def boot(self, vm: model.Vm) -> None:
+        """Register the runner (idempotently, by name) and start the VM."""
+        loop = self.loop
+        if vm.runner_id is not None:  # an earlier attempt registered it; its config is lost
+            await self._delete_runner_quietly(vm.scope, vm.runner_id)
+        registration = await self._register(vm)
+        vm = dataclasses.replace(vm, runner_id=registration.runner_id)
+        loop.vms[vm.vm_id] = vm
+        await loop.store.save_vm(vm)
+        spec = vm_driver.VmSpec(
+            vm_id=vm.vm_id,
+            name=vm.name,
+            pool=vm.pool,
+            labels=vm.labels,
+            vcpus=vm.vcpus,
+            memory_mib=vm.memory_mib,
+            jit_config=registration.encoded_jit_config,
+            ssh_public_key=loop.config.ssh_public_key,
+        )
+        try:
+            observation = await loop.driver.start(spec)
+        except vm_driver.VmStartError as exc:
+            await loop.store.add_event(
+                kind="vm.start_failed", message=str(exc), at=loop.clock(), vm_id=vm.vm_id
+            )
+            await self._finish(vm, reason=model.DeathReason.START_FAILED, now=loop.clock())
+            return
+        booted = lifecycle.transition(vm, S.BOOTING, now=loop.clock())
+        booted = dataclasses.replace(booted, pid=observation.pid, ip=observation.ip)
+        await self._save(booted, note=f"started (pid {observation.pid})")
+
+    async def _register(self, vm: model.Vm) -> client.Registration:
+        loop = self.loop
+        try:
+            return await loop.github.register_runner(
+                vm.scope,
+                name=vm.name,
+                labels=vm.labels,
+                runner_group_id=loop.config.runner_group_id,
+            )
+        except errors.RunnerNameTaken:
+            # Our earlier POST succeeded but we never saw the answer: find it, drop it, retry.
+            existing = await loop.github.runner_by_name(vm.scope, vm.name)
+            if existing is not None:
+                await loop.github.delete_runner(vm.scope, existing.id)
+            return await loop.github.register_runner(
+                vm.scope,
+                name=vm.name,
+                labels=vm.labels,
+                runner_group_id=loop.config.runner_group_id,
+            )
+
+    # --- stopping --------------------------------------------------------------------------
+
+    async def stop_vm(self, action: act.StopVm, *, now: float) -> None:
+        loop = self.loop
+        vm = loop.vms.get(action.vm_id)
+        if vm is None:
+            return
+        if vm.state is S.BUSY:
+            log.error("refusing to stop busy VM %s", vm.vm_id)  # the planner never asks this
+            return
+        if vm.state is S.PENDING:
+            if vm.runner_id is not None:
+                await self._delete_runner_quietly(vm.scope, vm.runner_id)
+            await loop.driver.stop(vm.vm_id, force=True)
+            await self._finish(vm, reason=action.reason, now=now)
+            return
+        if vm.state in (S.BOOTING, S.IDLE) and not action.force:
+            fresh = (await loop.driver.observe()).get(vm.vm_id)
+            if fresh is not None and fresh.job_started:
+                log.info("VM %s took a job just now; not stopping it", vm.vm_id)
+                return
+            if vm.runner_id is not None and not await self._deregister_before_stop(vm):
+                return
+        if vm.state is not S.STOPPING:
+            stopping = lifecycle.transition(vm, S.STOPPING, now=now, reason=action.reason)
+            await self._save(stopping, note=f"stopping: {action.reason.value}")
+        await loop.driver.stop(vm.vm_id, force=action.force)
+
+    async def _deregister_before_stop(self, vm: model.Vm) -> bool:
+        """Delete an idle runner at GitHub first; False if GitHub says it is busy now."""
+        assert vm.runner_id is not None
+        try:
+            await self.loop.github.delete_runner(vm.scope, vm.runner_id)
+        except errors.RunnerBusy:
+            log.info("runner %s is busy at GitHub; keeping VM %s", vm.name, vm.vm_id)
+            return False
+        except errors.GitHubError:
+            if vm.state is S.IDLE:
+                raise  # an online runner may take a job any moment: retry when GitHub answers
+            log.info("GitHub unreachable; stopping VM %s whose runner never came online", vm.vm_id)
+        return True
+
+    async def stop_all(self, *, reason: model.DeathReason) -> None:
+        """Shutdown: stop every VM, wait a little, kill what remains, record them gone."""
+        loop = self.loop
+        active = [vm for vm in loop.vms.values() if vm.state is not S.PENDING]
+        for vm in active:
+            with contextlib.suppress(Exception):
+                await loop.driver.stop(vm.vm_id, force=False)
+        deadline = loop.clock() + SHUTDOWN_GRACE_SECONDS
+        while loop.clock() < deadline:
+            alive = [o for o in (await loop.driver.observe()).values() if o.alive]
+            if not alive:
+                break
+            await asyncio.sleep(0.1)
+        for vm in list(loop.vms.values()):
+            with contextlib.suppress(Exception):
+                await loop.driver.stop(vm.vm_id, force=True)
+            with contextlib.suppress(Exception):
+                await self._finish(vm, reason=reason, now=loop.clock(), github_timeout=2.0)
+
+    # --- recording -------------------------------------------------------------------------
+
+    async def transition(self, action: act.Transition, *, now: float) -> None:
+        vm = self.loop.vms.get(action.vm_id)
+        if vm is None:
+            return
+        if action.target is S.GONE:
+            await self._finish(vm, reason=action.reason, now=now, note=action.note)
+            return
+        if vm.state is action.target:
+            if action.job_id is not None and vm.job_id != action.job_id:
+                await self._save(dataclasses.replace(vm, job_id=action.job_id), note=action.note)
+            return
+        moved = lifecycle.transition(
+            vm, action.target, now=now, reason=action.reason, job_id=action.job_id
+        )
+        await self._save(moved, note=action.note)
+
+    async def _finish(
+        self,
+        vm: model.Vm,
+        *,
+        reason: model.DeathReason | None,
+        now: float,
+        note: str = "",
+        github_timeout: float | None = None,
+    ) -> None:
+        """Move a VM to gone: release its resources, drop its runner, record it."""
+        loop = self.loop
+        gone = lifecycle.transition(vm, S.GONE, now=now, reason=reason)
+        await loop.driver.release(vm.vm_id)
+        if vm.runner_id is not None and not vm.ran_job:
+            coroutine = self._delete_runner_quietly(vm.scope, vm.runner_id)
+            if github_timeout is None:
+                await coroutine
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(coroutine, timeout=github_timeout)
+        loop.vms.pop(vm.vm_id, None)
+        loop.gone.insert(0, gone)
+        del loop.gone[100:]
+        loop.deaths.add(now)
+        await loop.store.save_vm(gone)
+        reason_text = gone.death_reason.value if gone.death_reason else "unknown"
+        await loop.store.add_event(
+            kind="vm.gone",
+            message=f"VM {vm.vm_id} gone: {reason_text}" + (f" ({note})" if note else ""),
+            at=now,
+            vm_id=vm.vm_id,
+            job_id=vm.job_id,
+        )
+
+    async def _save(self, vm: model.Vm, *, note: str) -> None:
+        self.loop.vms[vm.vm_id] = vm
+        await self.loop.store.save_vm(vm)
+        await self.loop.store.add_event(
+            kind=f"vm.{vm.state.value}",
+            message=f"VM {vm.vm_id} {vm.state.value}" + (f": {note}" if note else ""),
+            at=self.loop.clock(),
+            vm_id=vm.vm_id,
+            job_id=vm.job_id,
+        )
+
+    async def _delete_runner_quietly(self, scope: str, runner_id: int) -> None:
+        try:
+            await self.loop.github.delete_runner(scope, runner_id)
+        except errors.GitHubError as exc:
+            log.info(
+                "could not delete runner %s now (%s); the runner sweep will retry", runner_id, exc
+            )
+
+    async def deregister(self, action: act.DeregisterRunner) -> None:
+        try:
+            deleted = await self.loop.github.delete_runner(action.scope, action.runner_id)
+        except errors.RunnerBusy:
+            return
+        if deleted:
+            await self.loop.store.add_event(
+                kind="runner.deregistered",
+                message=f"runner {action.name} deregistered: {action.reason}",
+                at=self.loop.clock(),
+            )

@@ -1,0 +1,379 @@
+"""The reconcile loop: observe (GitHub, driver, store), plan, act, record; level-triggered.
+
+A timer and events (driver changes, simulator or webhook deliveries, operator actions) wake
+it. Each tick ends by publishing a new immutable ``View``. An act that fails is logged and
+recorded as an event; the next tick plans again from the facts, so it is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from blacksmith_mini.control import acts, rates, view
+from blacksmith_mini.domain import facts as domain_facts
+from blacksmith_mini.domain import jobs as domain_jobs
+from blacksmith_mini.domain import labels, model, planner
+from blacksmith_mini.github import errors, port
+from blacksmith_mini.store import repository
+from blacksmith_mini.vm import driver as vm_driver
+
+log = logging.getLogger(__name__)
+RECENT_JOBS = 200
+RECENT_GONE_VMS = 50
+MAX_SINGLE_JOB_REFRESH = 25
+STUCK_AFTER_SECONDS = 15.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+    tick_interval: float = 1.0
+    github_poll_interval: float = 5.0
+    sample_interval: float = 60.0
+    runner_prefix: str = "bm"
+    runner_group_id: int = 1
+    ssh_public_key: str | None = None
+    simulate: bool = False
+    stop_on_shutdown: bool = True
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        policy: model.Policy,
+        store: repository.Store,
+        github: port.GitHubPort,
+        driver: vm_driver.VmDriver,
+        config: LoopConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.github = github
+        self.driver = driver
+        self.config = config
+        self.clock = clock
+        self.jobs: dict[int, model.Job] = {}
+        self.vms: dict[int, model.Vm] = {}
+        self.gone: list[model.Vm] = []
+        self.recent_completed: list[model.Job] = []
+        self.runners: tuple[model.RunnerInfo, ...] | None = None
+        self.facts: dict[int, vm_driver.VmObservation] = {}
+        self.spawns = rates.EventRate()
+        self.deaths = rates.EventRate()
+        self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
+        self.data_since: float | None = None
+        self._wake = asyncio.Event()
+        self._github_due = True
+        self._next_github_poll = 0.0
+        self._next_sample = 0.0
+        self._sample_spawns_mark = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._version = 0
+        self._loop_health = view.LoopHealth(started_at=clock())
+        self._subscribers: list[asyncio.Event] = []
+        self.acts = acts.Acts(self)
+        self.view: view.View = self._build_view(clock())
+
+    # --- start-up and shutdown -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load state, adopt or clean up what the driver holds, and start the loop task."""
+        now = self.clock()
+        self.vms = {vm.vm_id: vm for vm in await self.store.active_vms()}
+        self.jobs = {job.id: job for job in await self.store.open_jobs()}
+        self.recent_completed = [
+            job for job in await self.store.recent_jobs(limit=RECENT_JOBS) if not job.is_open
+        ]
+        self.gone = [
+            vm for vm in await self.store.recent_vms(limit=RECENT_GONE_VMS) if not vm.is_active
+        ]
+        self.counters = await self.store.counters()
+        history = await self.store.event_times(
+            kinds=("vm.requested", "vm.gone", "loop.started"), since=0.0
+        )
+        window_start = now - rates.WINDOW_SECONDS
+        self.spawns = rates.EventRate(t for t in history["vm.requested"] if t >= window_start)
+        self.deaths = rates.EventRate(t for t in history["vm.gone"] if t >= window_start)
+        earliest = [min(times) for times in history.values() if times]
+        self.data_since = min([*earliest, now])
+        await self.store.add_event(kind="loop.started", message="control loop started", at=now)
+        await self.driver.open()
+        self.driver.on_change(self.wake)
+        removed = await self.driver.sweep(list(self.vms))
+        for description in removed:
+            await self.store.add_event(kind="orphan.removed", message=description, at=now)
+            log.warning("orphan removed: %s", description)
+        adopted = [vm.vm_id for vm in self.vms.values() if vm.state is not model.VmState.PENDING]
+        if adopted:
+            log.info("adopting %d VM(s) left by an earlier run: %s", len(adopted), adopted)
+        self._publish(now)
+        self._task = asyncio.create_task(self._run(), name="reconcile-loop")
+
+    async def stop(self) -> None:
+        """Stop the loop; then stop every VM (or leave them for adoption, if configured)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.config.stop_on_shutdown:
+            await self.acts.stop_all(reason=model.DeathReason.SHUTDOWN)
+        await self.driver.close()
+
+    # --- waking and subscribing ------------------------------------------------------------
+
+    def wake(self, *, github: bool = False) -> None:
+        if github:
+            self._github_due = True
+        self._wake.set()
+
+    def subscribe(self) -> asyncio.Event:
+        """An event set whenever a new view is published (for the live stream)."""
+        event = asyncio.Event()
+        self._subscribers.append(event)
+        return event
+
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(event)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.tick_interval)
+            self._wake.clear()
+            started = time.monotonic()
+            error = None
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad tick never kills the loop
+                log.exception("reconcile tick failed")
+                error = f"{type(exc).__name__}: {exc}"
+            self._loop_health = dataclasses.replace(
+                self._loop_health,
+                last_tick_at=self.clock(),
+                last_tick_duration_ms=round((time.monotonic() - started) * 1000, 2),
+                ticks=self._loop_health.ticks + 1,
+                last_error=error,
+            )
+            self._publish(self.clock())
+
+    async def tick(self) -> None:
+        now = self.clock()
+        if self._github_due or now >= self._next_github_poll:
+            self._github_due = False
+            self._next_github_poll = now + self.config.github_poll_interval
+            await self._observe_github()
+        self.facts = dict(await self.driver.observe())
+        snapshot = model.Snapshot(
+            jobs=tuple(self.jobs.values()),
+            vms=tuple(self.vms.values()),
+            runners=self.runners,
+            facts={vm_id: _facts(obs) for vm_id, obs in self.facts.items()},
+        )
+        self.runners = None  # act on a runner listing once
+        for action in planner.plan(snapshot, self.policy, now):
+            try:
+                await self.acts.perform(action, now=self.clock())
+            except Exception as exc:
+                log.warning("act %s failed: %s", action, exc)
+                await self._record_failure(action, exc)
+        if now >= self._next_sample:
+            await self._sample(now)
+
+    async def _record_failure(self, action: object, exc: Exception) -> None:
+        vm_id = getattr(action, "vm_id", None)
+        with contextlib.suppress(Exception):
+            await self.store.add_event(
+                kind="act.failed",
+                message=f"{type(action).__name__} failed: {exc}",
+                at=self.clock(),
+                vm_id=vm_id,
+            )
+
+    # --- observing GitHub ------------------------------------------------------------------
+
+    async def _observe_github(self) -> None:
+        seen: list[model.Job] = []
+        try:
+            repositories = [s for s in self.policy.scopes if not s.startswith("org:")]
+            for repository_name in repositories:
+                seen.extend(await self.github.open_jobs(repository_name))
+            seen_ids = {job.id for job in seen}
+            stale = [job for job in self.jobs.values() if job.id not in seen_ids][
+                :MAX_SINGLE_JOB_REFRESH
+            ]
+            for job in stale:
+                refreshed = await self.github.job(job.repository, job.id)
+                if refreshed is not None:
+                    seen.append(refreshed)
+            runners: list[model.RunnerInfo] = []
+            for scope in self.policy.scopes:
+                runners.extend(await self.github.runners(scope, prefix=self.config.runner_prefix))
+            self.runners = tuple(runners)
+        except errors.NotFound as exc:
+            log.warning("GitHub: %s", exc)
+        except errors.GitHubError as exc:
+            log.warning("GitHub observation incomplete: %s", exc)
+        await self.merge_jobs(seen)
+
+    async def merge_jobs(self, seen: list[model.Job]) -> None:
+        """Fold job observations (REST or webhook) into our state, forward only."""
+        changed: list[model.Job] = []
+        vms_by_name = {vm.name: vm for vm in [*self.vms.values(), *self.gone]}
+        now = self.clock()
+        for observed in seen:
+            known = self.jobs.get(observed.id) or self._completed(observed.id)
+            merged = domain_jobs.merge(known, observed)
+            if merged.runner_name in vms_by_name:
+                merged = planner.with_job_stages(merged, vms_by_name[merged.runner_name])
+            if merged == known:
+                continue
+            changed.append(merged)
+            if known is None or known.status is not merged.status:
+                await self.store.add_event(
+                    kind=f"job.{merged.status.value}",
+                    message=_job_message(merged),
+                    at=now,
+                    job_id=merged.id,
+                    vm_id=merged.vm_id,
+                )
+            if merged.is_open:
+                self.jobs[merged.id] = merged
+            else:
+                self.jobs.pop(merged.id, None)
+                self._remember_completed(merged, first_time=known is None or known.is_open)
+        await self.store.save_jobs(changed)
+
+    def _completed(self, job_id: int) -> model.Job | None:
+        return next((job for job in self.recent_completed if job.id == job_id), None)
+
+    def _remember_completed(self, job: model.Job, *, first_time: bool) -> None:
+        self.recent_completed = [j for j in self.recent_completed if j.id != job.id]
+        self.recent_completed.insert(0, job)
+        del self.recent_completed[RECENT_JOBS:]
+        if first_time:
+            rated = job.conclusion not in repository.UNRATED_CONCLUSIONS
+            self.counters = repository.Counters(
+                completed_jobs=self.counters.completed_jobs + 1,
+                successful_jobs=self.counters.successful_jobs + (job.conclusion == "success"),
+                rated_jobs=self.counters.rated_jobs + rated,
+            )
+
+    # --- recording -------------------------------------------------------------------------
+
+    async def _sample(self, now: float) -> None:
+        step = self.config.sample_interval
+        since = now - step
+        started = await self.store.queue_to_start_seconds(since=since, until=now)
+        await self.store.add_sample(
+            repository.Sample(
+                at=now,
+                step_seconds=int(step),
+                active_vms=float(len(self.vms)),
+                queued_jobs=float(
+                    sum(1 for j in self.jobs.values() if j.status is model.JobStatus.QUEUED)
+                ),
+                spawns=float(self.spawns.count_since(since)),
+                deaths=float(self.deaths.count_since(since)),
+                queue_to_start_p50=rates.percentile(started, 0.5),
+                queue_to_start_p95=rates.percentile(started, 0.95),
+            )
+        )
+        self._next_sample = now + step
+
+    def _publish(self, now: float) -> None:
+        self._version += 1
+        self.view = self._build_view(now)
+        for subscriber in self._subscribers:
+            subscriber.set()
+
+    def _build_view(self, now: float) -> view.View:
+        active = tuple(sorted(self.vms.values(), key=lambda vm: vm.vm_id))
+        vms_by_id = {vm.vm_id: vm for vm in [*active, *self.gone]}
+        open_jobs = tuple(sorted(self.jobs.values(), key=lambda job: job.created_at))
+        unmatched: dict[int, str] = {}
+        waiting: dict[int, str] = {}
+        for job in open_jobs:
+            found = labels.match(job.labels, self.policy.pools)
+            if found.pool is None and found.unmatched_reason:
+                unmatched[job.id] = found.unmatched_reason
+            reason = planner.waiting_reason(job, policy=self.policy, vms=active, now=now)
+            if reason:
+                waiting[job.id] = reason
+        rate = self.github.rate
+        return view.View(
+            version=self._version,
+            at=now,
+            policy=self.policy,
+            vms=(*active, *self.gone[:RECENT_GONE_VMS]),
+            open_jobs=tuple(
+                planner.with_job_stages(job, vms_by_id.get(job.vm_id)) if job.vm_id else job
+                for job in open_jobs
+            ),
+            recent_jobs=tuple(self.recent_completed),
+            unmatched=unmatched,
+            waiting=waiting,
+            pids={vm_id: obs.pid for vm_id, obs in self.facts.items() if obs.pid is not None},
+            rates=view.Rates(
+                spawn_rate_per_min=self.spawns.per_minute(now=now, data_since=self.data_since),
+                death_rate_per_min=self.deaths.per_minute(now=now, data_since=self.data_since),
+                pool_saturation_percent=rates.saturation(len(active), self.policy.max_vms),
+                success_rate_percent=rates.success_rate(
+                    successful=self.counters.successful_jobs, rated=self.counters.rated_jobs
+                ),
+            ),
+            github=view.GitHubHealth(
+                reachable=None
+                if rate.requests == 0 and rate.errors == 0
+                else rate.last_error is None,
+                last_ok_at=rate.last_ok_at,
+                last_error=rate.last_error,
+                rate_limit_remaining=rate.remaining,
+                rate_limit_limit=rate.limit,
+                rate_limit_reset_at=rate.reset_at,
+                blocked_until=rate.blocked_until,
+                requests=rate.requests,
+                not_modified=rate.not_modified,
+                conditional=rate.conditional,
+            ),
+            loop=self._loop_health,
+            completed_jobs_total=self.counters.completed_jobs,
+            driver=self.driver.name,
+            simulate=self.config.simulate,
+        )
+
+    def is_stuck(self, now: float) -> bool:
+        last = self._loop_health.last_tick_at or self._loop_health.started_at
+        limit = max(STUCK_AFTER_SECONDS, 5 * self.config.tick_interval)
+        return self._task is None or self._task.done() or now - last > limit
+
+
+def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
+    return domain_facts.VmFacts(
+        alive=observation.alive,
+        runner_online=observation.runner_online,
+        job_started=observation.job_started,
+        job_finished=observation.job_finished,
+        exit_code=observation.exit_code,
+        pid=observation.pid,
+        ip=observation.ip,
+    )
+
+
+def _job_message(job: model.Job) -> str:
+    where = f" on {job.runner_name}" if job.runner_name else ""
+    verdict = f" ({job.conclusion})" if job.conclusion else ""
+    return f"job {job.id} ({job.name or 'unnamed'}) {job.status.value}{where}{verdict}"

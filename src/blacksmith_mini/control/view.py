@@ -1,0 +1,65 @@
+"""The immutable view of the system the loop publishes after every tick.
+
+API handlers read ``Reconciler.view`` (one attribute read, no lock) and never see a half-made
+state: a new view replaces the old one whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from blacksmith_mini.domain import model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GitHubHealth:
+    reachable: bool | None = None
+    last_ok_at: float | None = None
+    last_error: str | None = None
+    rate_limit_remaining: int | None = None
+    rate_limit_limit: int | None = None
+    rate_limit_reset_at: float | None = None
+    blocked_until: float | None = None
+    requests: int = 0
+    not_modified: int = 0
+    conditional: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoopHealth:
+    started_at: float
+    last_tick_at: float | None = None
+    last_tick_duration_ms: float | None = None
+    ticks: int = 0
+    last_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rates:
+    spawn_rate_per_min: float | None
+    death_rate_per_min: float | None
+    pool_saturation_percent: float | None
+    success_rate_percent: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class View:
+    version: int
+    at: float
+    policy: model.Policy
+    vms: tuple[model.Vm, ...]  # active VMs, then recently gone ones
+    open_jobs: tuple[model.Job, ...]
+    recent_jobs: tuple[model.Job, ...]  # completed recently, newest first
+    unmatched: dict[int, str]  # job id -> why no pool can run it
+    waiting: dict[int, str]  # queued job id -> why it still waits
+    pids: dict[int, int]
+    rates: Rates
+    github: GitHubHealth
+    loop: LoopHealth
+    completed_jobs_total: int
+    driver: str
+    simulate: bool
+
+    @property
+    def active_vms(self) -> tuple[model.Vm, ...]:
+        return tuple(vm for vm in self.vms if vm.is_active)

@@ -1,0 +1,18 @@
+"""Facts about VMs the control loop gathers from the driver, in domain terms."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VmFacts:
+    """What the driver reports about one VM this tick."""
+
+    alive: bool
+    runner_online: bool = False
+    job_started: bool = False
+    job_finished: bool = False
+    exit_code: int | None = None
+    pid: int | None = None
+    ip: str | None = None

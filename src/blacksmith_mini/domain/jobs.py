@@ -1,0 +1,46 @@
+"""How job observations combine: state only moves forward, later attempts win."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from blacksmith_mini.domain import model
+
+
+def merge(known: model.Job | None, seen: model.Job) -> model.Job:
+    """Combine what we knew of a job with a new observation (REST poll or webhook).
+
+    Observations arrive late, twice and out of order. A status never moves backwards (a late
+    ``in_progress`` never undoes ``completed``); an observation of an older ``run_attempt`` is
+    ignored and a newer attempt replaces the job. Timestamps already known are kept; our own
+    (``vm_requested_at``, ``vm_ready_at``, ``vm_id``) survive every merge.
+    """
+    if known is None:
+        return seen
+    if seen.run_attempt < known.run_attempt:
+        return known
+    ours = {
+        "vm_requested_at": known.vm_requested_at,
+        "vm_ready_at": known.vm_ready_at,
+        "vm_id": known.vm_id,
+    }
+    if seen.run_attempt > known.run_attempt:
+        return dataclasses.replace(seen, **ours)  # type: ignore[arg-type]
+    forward = model.JOB_STATUS_ORDER[seen.status] >= model.JOB_STATUS_ORDER[known.status]
+    newest = seen if forward else known
+    return dataclasses.replace(
+        newest,
+        created_at=min(known.created_at, seen.created_at),
+        started_at=known.started_at or seen.started_at,
+        completed_at=newest.completed_at or known.completed_at,
+        conclusion=newest.conclusion or known.conclusion,
+        runner_name=newest.runner_name or known.runner_name,
+        html_url=newest.html_url or known.html_url,
+        name=newest.name or known.name,
+        workflow_name=newest.workflow_name or known.workflow_name,
+        **ours,  # type: ignore[arg-type]
+    )
+
+
+def changed(before: model.Job | None, after: model.Job) -> bool:
+    return before != after

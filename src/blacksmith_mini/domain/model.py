@@ -1,0 +1,175 @@
+"""The domain's immutable values: jobs, VMs, pools and the snapshot the planner reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+from blacksmith_mini.domain import facts as vm_facts
+
+
+class JobStatus(enum.StrEnum):
+    """Where a GitHub Actions job is. Only moves forward (see ``jobs.merge``)."""
+
+    QUEUED = "queued"
+    ASSIGNED = "assigned"  # a runner took it (runner_name known) but it has not started yet
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+JOB_STATUS_ORDER: dict[JobStatus, int] = {
+    JobStatus.QUEUED: 0,
+    JobStatus.ASSIGNED: 1,
+    JobStatus.IN_PROGRESS: 2,
+    JobStatus.COMPLETED: 3,
+}
+
+
+class VmState(enum.StrEnum):
+    """Lifecycle of one runner VM. The allowed moves live in ``lifecycle.TRANSITIONS``."""
+
+    PENDING = "pending"  # persisted and named; runner not registered or VM not started yet
+    BOOTING = "booting"  # VM started; waiting for its runner to come online
+    IDLE = "idle"  # runner online and waiting for a job
+    BUSY = "busy"  # runner running a job
+    STOPPING = "stopping"  # stop requested; waiting for the VM to exit
+    GONE = "gone"  # exited and released; terminal
+
+
+ACTIVE_VM_STATES: frozenset[VmState] = frozenset(
+    {VmState.PENDING, VmState.BOOTING, VmState.IDLE, VmState.BUSY, VmState.STOPPING}
+)
+
+
+class DeathReason(enum.StrEnum):
+    """Why a VM reached ``gone``."""
+
+    JOB_FINISHED = "job_finished"
+    BOOT_TIMEOUT = "boot_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_LIFETIME = "max_lifetime"
+    CRASHED = "crashed"
+    START_FAILED = "start_failed"
+    STOPPED_BY_OPERATOR = "stopped_by_operator"
+    SCALED_DOWN = "scaled_down"
+    SHUTDOWN = "shutdown"
+    ORPHAN = "orphan"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pool:
+    """A kind of VM: the labels its runners register with, its size and its limits."""
+
+    name: str
+    labels: frozenset[str]  # lower-cased; always includes "self-hosted"
+    vcpus: int = 2
+    memory_mib: int = 4096
+    min_idle: int = 0  # warm VMs kept idle per scope
+    max_vms: int = 10
+
+    def registration_labels(self) -> tuple[str, ...]:
+        """The full label list sent to GitHub, ``self-hosted`` first, the rest sorted."""
+        rest = sorted(label for label in self.labels if label != "self-hosted")
+        return ("self-hosted", *rest)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Job:
+    """A GitHub Actions job. Times are epoch seconds, ``None`` until reached."""
+
+    id: int
+    run_id: int
+    run_attempt: int = 1
+    repository: str  # owner/name
+    labels: tuple[str, ...]
+    status: JobStatus
+    conclusion: str | None = None
+    name: str | None = None
+    workflow_name: str | None = None
+    runner_name: str | None = None
+    html_url: str | None = None
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    vm_requested_at: float | None = None
+    vm_ready_at: float | None = None
+    vm_id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not JobStatus.COMPLETED
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Vm:
+    """A runner VM as the control plane records it."""
+
+    vm_id: int
+    name: str  # runner name; unique; persisted before any external call
+    pool: str
+    scope: str  # owner/repo, or org:NAME
+    labels: tuple[str, ...]
+    vcpus: int
+    memory_mib: int
+    state: VmState
+    state_since: float
+    created_at: float
+    ready_at: float | None = None
+    ended_at: float | None = None
+    job_id: int | None = None
+    pid: int | None = None
+    ip: str | None = None
+    death_reason: DeathReason | None = None
+    runner_id: int | None = None  # GitHub's id once registered
+    stop_reason: DeathReason | None = None  # why a stop was requested
+    ran_job: bool = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_VM_STATES
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Seconds each VM state may last before the planner acts."""
+
+    pending: float = 120.0
+    boot: float = 180.0
+    idle: float = 300.0
+    max_lifetime: float = 6 * 3600.0
+    stopping: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What the planner must respect."""
+
+    max_vms: int
+    pools: tuple[Pool, ...]
+    scopes: tuple[str, ...]  # where runners are registered (owner/repo or org:NAME)
+    timeouts: Timeouts = Timeouts()
+    org_scope: bool = False  # True: every repository's jobs are served by runners of scopes[0]
+    paused_pools: frozenset[str] = frozenset()
+    draining: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunnerInfo:
+    """A runner as GitHub lists it."""
+
+    id: int
+    name: str
+    scope: str
+    status: str  # online | offline
+    busy: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """What the planner sees: open jobs, active VMs and our runners at GitHub."""
+
+    jobs: tuple[Job, ...]
+    vms: tuple[Vm, ...]
+    runners: tuple[RunnerInfo, ...] | None = None  # None: not observed this tick
+    facts: Mapping[int, vm_facts.VmFacts] | None = None  # None: driver not observed this tick

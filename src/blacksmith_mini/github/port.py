@@ -1,0 +1,30 @@
+"""The GitHub port: what the control loop calls. ``client.GitHubClient`` implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from blacksmith_mini.domain import model
+from blacksmith_mini.github import client, transport
+
+
+class GitHubPort(Protocol):
+    @property
+    def rate(self) -> transport.RateState: ...
+
+    async def open_jobs(self, repository: str) -> list[model.Job]: ...
+
+    async def job(self, repository: str, job_id: int) -> model.Job | None: ...
+
+    async def runners(self, scope: str, *, prefix: str) -> list[model.RunnerInfo]: ...
+
+    async def runner_by_name(self, scope: str, name: str) -> model.RunnerInfo | None: ...
+
+    async def register_runner(
+        self, scope: str, *, name: str, labels: Sequence[str], runner_group_id: int
+    ) -> client.Registration: ...
+
+    async def delete_runner(self, scope: str, runner_id: int) -> bool: ...
+
+    async def close(self) -> None: ...

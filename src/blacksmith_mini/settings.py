@@ -1,0 +1,303 @@
+"""Settings: defaults < TOML file < the seed's environment names < ``BLACKSMITH_*`` < CLI flags.
+
+Nested fields use ``__`` in environment names (``BLACKSMITH_VM__MAX_VMS=8``). The seed's names
+(``GITHUB_TOKEN``, ``REPO_OWNER``, ``REPO_NAME``, ``MAX_VMS``, ``POLL_INTERVAL``,
+``SSH_KEY_PATH``) keep working. Secrets are ``SecretStr``: they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from blacksmith_mini.domain import labels as domain_labels
+from blacksmith_mini.domain import model
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong. The message says which and how to fix it."""
+
+
+class PoolSettings(BaseModel):
+    name: str = "default"
+    labels: list[str] = Field(default_factory=lambda: ["self-hosted", "linux", "x64"])
+    vcpus: int = Field(default=2, ge=1, le=64)
+    memory_mib: int = Field(default=4096, ge=128)
+    min_idle: int = Field(default=0, ge=0)
+    max_vms: int = Field(default=10, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"pool name {value!r} must be lower-case letters, digits, '-' or '_' (max 31)"
+            )
+        return value
+
+    def to_domain(self) -> model.Pool:
+        return model.Pool(
+            name=self.name,
+            labels=domain_labels.normalize([*self.labels, "self-hosted"]),
+            vcpus=self.vcpus,
+            memory_mib=self.memory_mib,
+            min_idle=self.min_idle,
+            max_vms=self.max_vms,
+        )
+
+
+class GitHubSettings(BaseModel):
+    token: SecretStr | None = None
+    token_file: pathlib.Path | None = None
+    owner: str | None = None
+    repositories: list[str] = Field(default_factory=list)
+    api_url: str = "https://api.github.com"
+    runner_group_id: int = 1
+    runner_prefix: str = "bm"
+    poll_interval: float = Field(default=5.0, ge=0.2, description="Seconds between REST polls.")
+    webhook_secret: SecretStr | None = None
+    request_timeout: float = Field(default=15.0, gt=0)
+
+    @field_validator("runner_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,9}", value):
+            raise ValueError("runner_prefix must be 1-10 lower-case letters or digits")
+        return value
+
+    def resolved_token(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"github.token_file {self.token_file} cannot be read ({exc.strerror}); "
+                    "fix the path or set GITHUB_TOKEN instead"
+                ) from exc
+        return None
+
+    def full_repositories(self) -> list[str]:
+        """Repositories as ``owner/name``; bare names take ``owner``."""
+        found = []
+        for repo in self.repositories:
+            if "/" in repo:
+                found.append(repo)
+            elif self.owner:
+                found.append(f"{self.owner}/{repo}")
+            else:
+                raise ConfigError(
+                    f"repository {repo!r} has no owner: write it as owner/{repo} "
+                    "or set github.owner (REPO_OWNER)"
+                )
+        return found
+
+
+class TimeoutSettings(BaseModel):
+    pending: float = Field(default=120.0, gt=0)
+    boot: float = Field(default=180.0, gt=0)
+    idle: float = Field(default=300.0, gt=0)
+    max_lifetime: float = Field(default=6 * 3600.0, gt=0)
+    stopping: float = Field(default=30.0, gt=0)
+
+    def to_domain(self) -> model.Timeouts:
+        return model.Timeouts(**self.model_dump())
+
+
+class VmSettings(BaseModel):
+    driver: Literal["local", "firecracker"] = "local"
+    max_vms: int = Field(default=5, ge=0, le=100_000)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    runner_command: list[str] = Field(
+        default_factory=list,
+        description="Local driver with real GitHub: the runner argv; '{jitconfig}' is replaced "
+        "by the encoded JIT config, e.g. ['/opt/actions-runner/run.sh', '--jitconfig', "
+        "'{jitconfig}'].",
+    )
+    console_max_bytes: int = Field(default=256 * 1024, ge=4096)
+    ssh_key_path: pathlib.Path | None = None
+    firecracker: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    api_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    dashboard_dir: pathlib.Path | None = None
+
+
+class SimulatorSettings(BaseModel):
+    rate_per_min: float = Field(default=6.0, ge=0, description="Jobs queued per minute; 0 = off.")
+    failure_ratio: float = Field(default=0.1, ge=0, le=1)
+    min_duration: float = Field(default=3.0, ge=0)
+    max_duration: float = Field(default=20.0, ge=0)
+    seed: int | None = None
+    repositories: list[str] = Field(default_factory=lambda: ["acme/app", "acme/infra"])
+    label_mix: list[list[str]] = Field(
+        default_factory=lambda: (
+            [["self-hosted", "linux", "x64"]] * 4
+            + [["self-hosted", "Linux"], ["self-hosted", "linux", "x64", "large"]]
+        ),
+        description="runs-on label sets the generator picks from, uniformly.",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BLACKSMITH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: pathlib.Path = pathlib.Path(".blacksmith")
+    database_url: str | None = None
+    simulate: bool = False
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "info"
+    tick_interval: float = Field(default=1.0, gt=0, description="Max seconds between ticks.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+    vm: VmSettings = Field(default_factory=VmSettings)
+    pools: list[PoolSettings] = Field(
+        default_factory=lambda: [
+            PoolSettings(),
+            PoolSettings(
+                name="large",
+                labels=["self-hosted", "linux", "x64", "large"],
+                vcpus=8,
+                memory_mib=16384,
+                max_vms=2,
+            ),
+        ]
+    )
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        names = [pool.name for pool in self.pools]
+        if len(names) != len(set(names)):
+            raise ValueError(f"pool names must be unique, got {names}")
+        if not self.pools:
+            raise ValueError("declare at least one [[pools]] entry")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            SeedEnvSource(settings_cls),
+        ]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    # --- derived ---------------------------------------------------------------------------
+
+    def domain_pools(self) -> tuple[model.Pool, ...]:
+        return tuple(pool.to_domain() for pool in self.pools)
+
+    def scopes(self) -> tuple[str, ...]:
+        if self.simulate and not self.github.repositories:
+            return tuple(self.simulator.repositories)
+        return tuple(self.github.full_repositories())
+
+    def policy(self) -> model.Policy:
+        return model.Policy(
+            max_vms=self.vm.max_vms,
+            pools=self.domain_pools(),
+            scopes=self.scopes(),
+            timeouts=self.vm.timeouts.to_domain(),
+        )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'blacksmith.db'}"
+
+    def check_runnable(self) -> None:
+        """Refuse to start with settings that cannot work; say what to set."""
+        if self.simulate:
+            return
+        if not self.github.resolved_token():
+            raise ConfigError(
+                "no GitHub credentials: set GITHUB_TOKEN (or github.token_file in the config "
+                "file), or run with --simulate to use the built-in simulated GitHub"
+            )
+        if not self.scopes():
+            raise ConfigError(
+                "no repositories configured: set REPO_OWNER and REPO_NAME, or "
+                'github.repositories = ["owner/name"] in the config file'
+            )
+        if self.vm.driver == "local" and not self.vm.runner_command:
+            raise ConfigError(
+                "vm.runner_command is empty: with real GitHub the local driver needs the runner "
+                'command, e.g. runner_command = ["/opt/actions-runner/run.sh", "--jitconfig", '
+                '"{jitconfig}"] under [vm]'
+            )
+
+
+class SeedEnvSource(PydanticBaseSettingsSource):
+    """The seed's environment variable names, mapped onto the nested settings."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = os.environ
+        found: dict[str, Any] = {}
+        github: dict[str, Any] = {}
+        if env.get("GITHUB_TOKEN"):
+            github["token"] = env["GITHUB_TOKEN"]
+        if env.get("REPO_OWNER"):
+            github["owner"] = env["REPO_OWNER"]
+        if env.get("REPO_NAME"):
+            github["repositories"] = [env["REPO_NAME"]]
+        if env.get("POLL_INTERVAL"):
+            github["poll_interval"] = env["POLL_INTERVAL"]
+        vm: dict[str, Any] = {}
+        if env.get("MAX_VMS"):
+            vm["max_vms"] = env["MAX_VMS"]
+        if env.get("SSH_KEY_PATH"):
+            vm["ssh_key_path"] = env["SSH_KEY_PATH"]
+        if github:
+            found["github"] = github
+        if vm:
+            found["vm"] = vm
+        return found
+
+
+def load(config_file: pathlib.Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file, the environment and explicit overrides."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist; check the --config path")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(
+            env_prefix="BLACKSMITH_",
+            env_nested_delimiter="__",
+            extra="forbid",
+            toml_file=config_file,
+        )
+
+    return _FromFile(**{key: value for key, value in overrides.items() if value is not None})

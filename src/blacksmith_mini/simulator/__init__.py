@@ -1,0 +1,1 @@
+"""A fake GitHub that speaks GitHub's REST formats, with simulated runners and a workload."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy async tables, Alembic migrations and the repository the loop uses."""

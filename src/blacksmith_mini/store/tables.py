@@ -1,0 +1,96 @@
+"""The database schema (one Alembic history serves SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class VmRow(Base):
+    __tablename__ = "vms"
+
+    vm_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pool: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_since: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    ready_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, index=True)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    death_reason: Mapped[str | None] = mapped_column(String(32))
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    runner_id: Mapped[int | None] = mapped_column(BigInteger)
+    ran_job: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    run_attempt: Mapped[int] = mapped_column(Integer)
+    repository: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    conclusion: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    workflow_name: Mapped[str | None] = mapped_column(String(300))
+    runner_name: Mapped[str | None] = mapped_column(String(100))
+    html_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    completed_at: Mapped[float | None] = mapped_column(Float)
+    vm_requested_at: Mapped[float | None] = mapped_column(Float)
+    vm_ready_at: Mapped[float | None] = mapped_column(Float)
+    vm_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_vm", "vm_id"), Index("ix_events_job", "job_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    vm_id: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class SampleRow(Base):
+    __tablename__ = "metric_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    step_seconds: Mapped[int] = mapped_column(Integer)
+    active_vms: Mapped[float] = mapped_column(Float)
+    queued_jobs: Mapped[float] = mapped_column(Float)
+    spawns: Mapped[float] = mapped_column(Float)
+    deaths: Mapped[float] = mapped_column(Float)
+    queue_to_start_p50: Mapped[float | None] = mapped_column(Float)
+    queue_to_start_p95: Mapped[float | None] = mapped_column(Float)
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[float] = mapped_column(Float, index=True)
+    processed_at: Mapped[float | None] = mapped_column(Float, index=True)
+    payload: Mapped[str] = mapped_column(Text)

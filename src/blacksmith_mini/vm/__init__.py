@@ -1,0 +1,1 @@
+"""VM drivers: the only code that starts, watches and stops runner VMs."""
