@@ -38,6 +38,7 @@ class Simulation:
             repositories=list(settings.scopes()),
             broker_url=f"http://{reachable}:{settings.server.port}/_sim/broker",
         )
+        self.state.attach(settings.data_dir / "simulated-github.json")
         self.faults = github_api.Faults()
         self.app = github_api.create_app(self.state, token=self.token, faults=self.faults)
         self.workload = workload.Workload(self.state, settings.simulator)

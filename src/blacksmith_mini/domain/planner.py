@@ -34,9 +34,8 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
     vms = _apply(snapshot.vms, transitions, now)
     stops = list(_deadlines(vms, policy.timeouts, now))
-    stopped = {stop.vm_id for stop in stops}
-    vms_after = tuple(vm for vm in vms if vm.vm_id not in stopped)
-    scale = list(_scale(snapshot.jobs, vms_after, policy, now))
+    stopped = frozenset(stop.vm_id for stop in stops)
+    scale = list(_scale(snapshot.jobs, vms, policy, now, stopped=stopped))
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -194,14 +193,20 @@ def queued_demand(
 
 
 def _scale(
-    jobs: Sequence[model.Job], vms: Sequence[model.Vm], policy: model.Policy, now: float
+    jobs: Sequence[model.Job],
+    vms: Sequence[model.Vm],
+    policy: model.Policy,
+    now: float,
+    *,
+    stopped: frozenset[int],
 ) -> Iterable[act.Action]:
+    """VMs being stopped still hold capacity until they are gone, but supply nothing."""
     counts, oldest = queued_demand(jobs, policy)
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     for vm in vms:
         active_per_pool[vm.pool] += 1
-        if vm.state in SUPPLY_STATES:
+        if vm.state in SUPPLY_STATES and vm.vm_id not in stopped:
             supply[(vm.pool, vm.scope)].append(vm)
     pools = {pool.name: pool for pool in policy.pools}
     wanted: dict[DemandKey, int] = {}

@@ -94,9 +94,11 @@ def create_app(sim: state.SimState, *, token: str, faults: Faults | None = None)
                 "API rate limit exceeded for installation.",
                 headers=headers,
             )
-        response: Response = await call_next(request)
-        body = getattr(response, "body", None)
-        if request.method == "GET" and response.status_code == 200 and body is not None:
+        streamed = await call_next(request)
+        body = b"".join([chunk async for chunk in streamed.body_iterator])
+        headers = {k: v for k, v in streamed.headers.items() if k != "content-length"}
+        response = Response(body, status_code=streamed.status_code, headers=headers)
+        if request.method == "GET" and response.status_code == 200:
             etag = f'W/"{hashlib.sha256(body).hexdigest()[:40]}"'
             if request.headers.get("if-none-match") == etag:
                 response = Response(status_code=304, headers={"etag": etag})

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import itertools
 import json
+import os
+import pathlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
 
 LOST_AFTER_SECONDS = 15.0
+KEEP_COMPLETED_SECONDS = 3600.0
 REPO_OWNER_ID = 9919
 
 
@@ -104,14 +106,52 @@ class SimState:
         self.runs: dict[int, SimRun] = {}
         self.jobs: dict[int, SimJob] = {}
         self.runners: dict[int, SimRunner] = {}
-        self._run_ids = itertools.count(7_000_000_001)
-        self._job_ids = itertools.count(20_000_000_001)
-        self._runner_ids = itertools.count(101)
-        self._run_numbers = itertools.count(1)
+        self.next_ids = {"run": 7_000_000_001, "job": 20_000_000_001, "runner": 101, "number": 1}
         self.listeners: list[Callable[[Change], None]] = []
         self.group_ids = {1: "Default"}
+        self.path: pathlib.Path | None = None
+
+    # --- persistence: GitHub outlives our process, so the simulated one does too ---------
+
+    def attach(self, path: pathlib.Path) -> None:
+        """Load the state saved at ``path`` (if any) and save every change there."""
+        self.path = path
+        if path.exists():
+            saved = json.loads(path.read_text())
+            self.runs = {int(k): SimRun(**v) for k, v in saved["runs"].items()}
+            self.jobs = {int(k): SimJob(**v) for k, v in saved["jobs"].items()}
+            self.runners = {int(k): SimRunner(**v) for k, v in saved["runners"].items()}
+            now = self.clock()
+            for runner in self.runners.values():
+                runner.last_seen = now  # give live runners time to call in again
+            self.next_ids = saved["next"]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        cutoff = self.clock() - KEEP_COMPLETED_SECONDS
+        for run in [r for r in self.runs.values() if r.status == "completed"]:
+            if run.updated_at < cutoff:
+                for job_id in run.job_ids:
+                    self.jobs.pop(job_id, None)
+                del self.runs[run.id]
+        state = {
+            "runs": {k: dataclasses.asdict(v) for k, v in self.runs.items()},
+            "jobs": {k: dataclasses.asdict(v) for k, v in self.jobs.items()},
+            "runners": {k: dataclasses.asdict(v) for k, v in self.runners.items()},
+            "next": self.next_ids,
+        }
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, self.path)
+
+    def _take(self, kind: str) -> int:
+        value = self.next_ids[kind]
+        self.next_ids[kind] = value + 1
+        return value
 
     def _emit(self, action: str, job: SimJob) -> None:
+        self.save()
         for listener in list(self.listeners):
             listener(Change(kind="workflow_job", action=action, job_id=job.id))
 
@@ -132,15 +172,15 @@ class SimState:
             raise Missing(f"repository {repository} is not simulated")
         now = self.clock()
         run = SimRun(
-            id=next(self._run_ids),
+            id=self._take("run"),
             repository=repository,
             name=workflow_name,
             created_at=now,
             updated_at=now,
-            run_number=next(self._run_numbers),
+            run_number=self._take("number"),
         )
         job = SimJob(
-            id=next(self._job_ids),
+            id=self._take("job"),
             run_id=run.id,
             repository=repository,
             labels=list(labels),
@@ -178,7 +218,7 @@ class SimState:
         if group_id not in self.group_ids:
             raise Missing(f"Runner group {group_id} not found")
         runner = SimRunner(
-            id=next(self._runner_ids),
+            id=self._take("runner"),
             name=name,
             scope=scope,
             labels=list(labels),
@@ -186,6 +226,7 @@ class SimState:
             secret=secrets.token_urlsafe(24),
         )
         self.runners[runner.id] = runner
+        self.save()
         return runner, self._encode_jit_config(runner)
 
     def _encode_jit_config(self, runner: SimRunner) -> str:
@@ -227,6 +268,7 @@ class SimState:
         if runner.busy:
             raise Busy(f"Runner {runner.name} is still running a job")
         del self.runners[runner_id]
+        self.save()
 
     def runners_in(self, scope: str) -> list[SimRunner]:
         self.sweep_lost()
@@ -246,6 +288,7 @@ class SimState:
 
     def connect(self, runner: SimRunner) -> None:
         runner.status = "online"
+        self.save()
 
     def next_job(self, runner: SimRunner) -> SimJob | None:
         """Give the runner the oldest queued job whose labels it all has."""
@@ -281,9 +324,11 @@ class SimState:
         runner.busy, runner.job_id = False, None
         # An ephemeral runner is removed by the service once its job is done.
         self.runners.pop(runner.id, None)
+        self.save()
 
     def disconnect(self, runner: SimRunner) -> None:
         runner.status = "offline"
+        self.save()
 
     def _finish(self, job: SimJob, conclusion: str) -> None:
         if job.status == "completed":
