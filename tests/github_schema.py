@@ -94,9 +94,7 @@ def load_operation(operation_id: str) -> dict[str, Any]:
     Returns a deep copy, so callers may mutate it."""
     ops = _rest()["operations"]
     if operation_id not in ops:
-        raise KeyError(
-            f"{operation_id!r} is not in openapi-subset.json; known: {sorted(ops)}"
-        )
+        raise KeyError(f"{operation_id!r} is not in openapi-subset.json; known: {sorted(ops)}")
     op: dict[str, Any] = copy.deepcopy(ops[operation_id])
     return op
 
@@ -171,8 +169,7 @@ def _from_openapi31(schema: Any) -> Any:
     """OpenAPI 3.1 schemas are JSON Schema 2020-12 already; only rewrite ``$ref``s."""
     if isinstance(schema, dict):
         return {
-            k: (_rewrite_ref(v) if k == "$ref" else _from_openapi31(v))
-            for k, v in schema.items()
+            k: (_rewrite_ref(v) if k == "$ref" else _from_openapi31(v)) for k, v in schema.items()
         }
     if isinstance(schema, list):
         return [_from_openapi31(v) for v in schema]
@@ -188,22 +185,14 @@ def _rewrite_ref(ref: str) -> str:
 @cache
 def _defs(document: str) -> dict[str, Any]:
     doc = _load(document)
-    convert = (
-        _from_openapi30
-        if doc["source"]["openapi"].startswith("3.0")
-        else _from_openapi31
-    )
+    convert = _from_openapi30 if doc["source"]["openapi"].startswith("3.0") else _from_openapi31
     return {name: convert(s) for name, s in doc["components"]["schemas"].items()}
 
 
 def _bundle(document: str, schema: dict[str, Any]) -> dict[str, Any]:
     """A standalone 2020-12 schema: ``schema`` plus every component under ``$defs``."""
     doc = _load(document)
-    convert = (
-        _from_openapi30
-        if doc["source"]["openapi"].startswith("3.0")
-        else _from_openapi31
-    )
+    convert = _from_openapi30 if doc["source"]["openapi"].startswith("3.0") else _from_openapi31
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$defs": _defs(document),
@@ -234,15 +223,12 @@ def webhook_schema(event: str, action: str | None = None) -> dict[str, Any]:
     action."""
     events = _hooks()["events"]
     if event not in events:
-        raise KeyError(
-            f"no schema for webhook event {event!r}; known: {sorted(events)}"
-        )
+        raise KeyError(f"no schema for webhook event {event!r}; known: {sorted(events)}")
     actions = events[event]
     key = action or ""
     if key not in actions:
         raise AssertionError(
-            f"webhook {event}: action {action!r} is not documented"
-            f" (documented: {sorted(actions)})"
+            f"webhook {event}: action {action!r} is not documented (documented: {sorted(actions)})"
         )
     return _bundle("webhook-schemas.json", actions[key]["schema"])
 
@@ -251,9 +237,7 @@ def webhook_schema(event: str, action: str | None = None) -> dict[str, Any]:
 
 
 @cache
-def _validator(
-    kind: str, key: str, sub: str
-) -> jsonschema_rs.Draft202012Validator | None:
+def _validator(kind: str, key: str, sub: str) -> jsonschema_rs.Draft202012Validator | None:
     if kind == "response":
         schema = response_schema(key, sub)
     elif kind == "request":
@@ -267,9 +251,7 @@ def _validator(
     )
 
 
-def _check(
-    validator: jsonschema_rs.Draft202012Validator, instance: Any, what: str
-) -> None:
+def _check(validator: jsonschema_rs.Draft202012Validator, instance: Any, what: str) -> None:
     errors = sorted(
         validator.iter_errors(instance),
         key=lambda e: ([str(p) for p in e.instance_path], e.message),
@@ -294,8 +276,7 @@ def validate_response(operation_id: str, status_code: int | str, body: Any) -> N
     if validator is None:
         if body not in (None, "", b""):
             raise AssertionError(
-                f"{operation_id} {status_code}: GitHub documents no body,"
-                f" got {body!r:.200}"
+                f"{operation_id} {status_code}: GitHub documents no body, got {body!r:.200}"
             )
         return
     _check(validator, body, f"{operation_id} response {status_code}")

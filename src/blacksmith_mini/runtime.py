@@ -106,11 +106,12 @@ class Runtime:
     def _driver(self) -> vm_driver.VmDriver:
         vm = self.settings.vm
         if vm.driver == "firecracker":
-            from blacksmith_mini.vm.firecracker import config as fc_config
             from blacksmith_mini.vm.firecracker import driver as fc_driver
 
-            return fc_driver.FirecrackerDriver(  # type: ignore[no-any-return]
-                settings=fc_config.FirecrackerSettings(**vm.firecracker),
+            return fc_driver.FirecrackerDriver(
+                settings=vm.firecracker.model_copy(
+                    update={"host_api_port": self.settings.server.port}
+                ),
                 data_dir=self.settings.data_dir,
             )
         if self.settings.simulate and not vm.runner_command:

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from blacksmith_mini.domain import labels as domain_labels
 from blacksmith_mini.domain import model
+from blacksmith_mini.vm.firecracker import config as fc_config
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
 
@@ -129,7 +130,10 @@ class VmSettings(BaseModel):
     )
     console_max_bytes: int = Field(default=256 * 1024, ge=4096)
     ssh_key_path: pathlib.Path | None = None
-    firecracker: dict[str, Any] = Field(default_factory=dict)
+    firecracker: fc_config.FirecrackerSettings = Field(
+        default_factory=fc_config.FirecrackerSettings,
+        description="[vm.firecracker]: see docs/FIRECRACKER.md.",
+    )
 
 
 class ServerSettings(BaseModel):

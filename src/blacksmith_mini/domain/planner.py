@@ -30,7 +30,9 @@ DemandKey = tuple[str, str]  # (pool name, scope)
 
 def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act.Action]:
     """Decide what to do this tick. Never emits a stop for a busy VM."""
-    jobs_by_runner = {job.runner_name: job for job in snapshot.jobs if job.runner_name}
+    jobs_by_runner: dict[str | None, model.Job] = {
+        job.runner_name: job for job in snapshot.jobs if job.runner_name
+    }
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
     vms = _apply(snapshot.vms, transitions, now)
     stops = list(_deadlines(vms, policy.timeouts, now))
@@ -214,10 +216,11 @@ def _scale(
     for pool in policy.pools:
         keys.update((pool.name, scope) for scope in _scopes(policy) if pool.min_idle)
     for key in keys:
-        pool = pools.get(key[0])
-        if pool is None:
+        found = pools.get(key[0])
+        if found is None:
             continue
-        warm = 0 if (policy.draining or pool.name in policy.paused_pools) else pool.min_idle
+        held = policy.draining or found.name in policy.paused_pools
+        warm = 0 if held else found.min_idle
         wanted[key] = counts.get(key, 0) + warm - len(supply.get(key, ()))
     yield from _surplus(wanted, supply, now)
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)

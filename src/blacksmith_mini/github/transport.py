@@ -128,7 +128,8 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
                 pass
         if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
             return max(1.0, float(headers["x-ratelimit-reset"]) - now)
-        return min(3600.0, 60.0 * 2 ** (self.state.consecutive_limits - 1))
+        backoff: float = 60.0 * 2 ** (self.state.consecutive_limits - 1)
+        return min(3600.0, backoff)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -288,7 +288,11 @@ class Store:
                     tables.JobRow.started_at >= since, tables.JobRow.started_at < until
                 )
             )
-            return [max(0.0, started - created) for created, started in rows.all()]
+            return [
+                max(0.0, started - created)
+                for created, started in rows.all()
+                if started is not None
+            ]
 
     # --- events ----------------------------------------------------------------------------
 

@@ -144,10 +144,12 @@ class LocalDriver:
 
     async def sweep(self, live_vm_ids: Sequence[int]) -> list[str]:
         live = set(live_vm_ids)
-        removed = []
+        removed: list[str] = []
         if not self.root.exists():
             return removed
         for vm_dir in sorted(self.root.iterdir()):
+            if not (vm_dir / "meta.json").exists() and not (vm_dir / "jitconfig").exists():
+                continue  # not ours (another driver's VM directory)
             meta = _read_json(vm_dir / "meta.json")
             vm_id = int(meta["vm_id"]) if meta else None
             if vm_id is not None and vm_id in live:

@@ -1,0 +1,69 @@
+"""Boot data handed to the guest through MMDS V2, and its non-secret remainder.
+
+Layout: ``{"latest": {"meta-data": {"blacksmith": {...}}}}``; the guest agent reads
+``/latest/meta-data/blacksmith`` with a session token. The JIT runner config is the only
+credential in it, and it is removed (``PUT /mmds`` with :func:`public_remainder`) as soon as the
+agent acknowledges on the console that it has read it. A GitHub token must never get here:
+:func:`check_no_github_token` refuses anything that looks like one.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from blacksmith_mini.vm import driver
+
+KEY = "blacksmith"
+SECRET_FIELDS = ("runner_jit_config",)
+# GitHub token prefixes: personal, OAuth, user-to-server, server-to-server, refresh, fine-grained.
+_TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+
+
+def boot_data(
+    spec: driver.VmSpec,
+    *,
+    instance_id: str,
+    ssh_public_key: str | None,
+    keep_on_failure_seconds: float,
+) -> dict[str, Any]:
+    """The whole MMDS store for a VM being started."""
+    keys = [k for k in (spec.ssh_public_key, ssh_public_key) if k]
+    data = {
+        "vm_id": spec.vm_id,
+        "name": spec.name,
+        "instance_id": instance_id,
+        "pool": spec.pool,
+        "labels": list(spec.labels),
+        "ssh_authorized_keys": [k.strip() for k in dict.fromkeys(keys)],
+        "keep_on_failure_seconds": keep_on_failure_seconds,
+        "runner_jit_config": spec.jit_config,
+    }
+    store = {"latest": {"meta-data": {KEY: data}}}
+    check_no_github_token(store)
+    return store
+
+
+def public_remainder(store: dict[str, Any]) -> dict[str, Any]:
+    """The store without its secret fields (what stays readable after the ack)."""
+    remainder = copy.deepcopy(store)
+    data = remainder.get("latest", {}).get("meta-data", {}).get(KEY, {})
+    for field in SECRET_FIELDS:
+        data.pop(field, None)
+    return remainder
+
+
+def check_no_github_token(value: object) -> None:
+    """Raise ValueError if any string in ``value`` (recursively) looks like a GitHub token."""
+    if isinstance(value, str):
+        if _TOKEN.search(value):
+            raise ValueError("refusing to put a GitHub token into MMDS")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "token" in str(key).lower():
+                raise ValueError(f"refusing to put a field named {key!r} into MMDS")
+            check_no_github_token(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_no_github_token(item)

@@ -1,0 +1,234 @@
+"""Host networking of VMs behind a small ``Network`` Protocol; ``HostNetwork`` is the real one.
+
+Per VM: a tap named ``<tap_prefix><slot>`` carrying the host end of the VM's /30 (created with
+pyroute2, owned by the jail uid when jailed), plus one nftables set element (see
+``nftables.py``). When the VM has its own network namespace (jailer mode), the tap ``tap0`` lives
+in that namespace and a veth pair joins it to the host: the host end gets our name and address,
+and two tc ``mirred`` redirects splice veth and tap together at layer 2, so the host-side rules
+are identical in both modes. Everything runs as argument lists, never through a shell; ``netns``
+on ``HostNetwork`` itself lets tests run all of this inside a namespace they create.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+from pyroute2 import IPRoute, netns
+
+from blacksmith_mini.vm.firecracker import naming, nftables
+from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
+
+NETNS_DIR = Path("/var/run/netns")
+ETH_P_ALL = 0x0003
+
+
+class NetworkError(Exception):
+    """A host networking step failed; the text names the step and the tool's message."""
+
+
+class Network(Protocol):
+    """What the driver needs from host networking. Every method is idempotent."""
+
+    async def prepare(self, leases: Sequence[naming.NetLease]) -> None:
+        """Install our nftables table (keeping the given live VMs) and IPv4 forwarding."""
+
+    async def add_vm(self, lease: naming.NetLease, *, uid: int | None, gid: int | None) -> None:
+        """Create the tap (and namespace + veth if ``lease.netns``); let its traffic through."""
+
+    async def remove_vm(self, lease: naming.NetLease) -> None:
+        """Undo ``add_vm``: nftables element first, then interfaces and namespace."""
+
+    async def list_interfaces(self) -> list[str]:
+        """Host interfaces whose name starts with our prefix."""
+
+    async def remove_interface(self, ifname: str) -> None:
+        """Delete one host interface (no-op if absent)."""
+
+    async def list_namespaces(self) -> list[str]:
+        """Network namespaces named with our prefix."""
+
+    async def remove_namespace(self, name: str) -> None:
+        """Delete one network namespace (no-op if absent)."""
+
+
+def namespace_name(*, tap_prefix: str, instance_id: str) -> str:
+    """Name of a jailed VM's own network namespace."""
+    return f"{tap_prefix}_{instance_id}"
+
+
+class HostNetwork:
+    """The real implementation: pyroute2 for links and addresses, ``nft -f -`` for rules."""
+
+    def __init__(self, *, settings: FirecrackerSettings, netns_name: str | None = None) -> None:
+        self._settings = settings
+        self._netns = netns_name  # run everything in this namespace instead of the host's
+
+    def _prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self._netns] if self._netns else []
+
+    async def _nft(self, script: str, *, ok_if_missing: bool = False) -> None:
+        argv = [*self._prefix(), "nft", "-f", "-"]
+        try:
+            result = await anyio.run_process(argv, input=script.encode(), check=False)
+        except FileNotFoundError as exc:
+            raise NetworkError("nft not found: install nftables") from exc
+        if result.returncode != 0:
+            err = result.stderr.decode(errors="replace").strip()
+            if ok_if_missing and "No such file or directory" in err:
+                return
+            raise NetworkError(f"nft -f - failed: {err[:800]}")
+
+    async def prepare(self, leases: Sequence[naming.NetLease]) -> None:
+        s = self._settings
+        await self._nft(
+            nftables.ruleset(
+                table=s.nft_table,
+                tap_prefix=s.tap_prefix,
+                network_cidr=s.network_cidr,
+                egress_allow=s.egress_allow,
+                host_api_port=s.host_api_port,
+                leases=leases,
+            )
+        )
+        result = await anyio.run_process(
+            [*self._prefix(), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=False
+        )
+        if result.returncode != 0:
+            raise NetworkError(
+                f"enabling net.ipv4.ip_forward failed: {result.stderr.decode()[:300]}"
+            )
+
+    async def add_vm(self, lease: naming.NetLease, *, uid: int | None, gid: int | None) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._add_links, lease, uid, gid)
+        except NetworkError:
+            raise
+        except Exception as exc:
+            raise NetworkError(f"creating {lease.tap} failed: {exc!r}") from exc
+        await self._nft(nftables.add_vm(table=self._settings.nft_table, lease=lease))
+
+    async def remove_vm(self, lease: naming.NetLease) -> None:
+        await self._nft(
+            nftables.remove_vm(table=self._settings.nft_table, lease=lease), ok_if_missing=True
+        )
+        await self.remove_interface(lease.tap)
+        if lease.netns:
+            await self.remove_namespace(lease.netns)
+
+    async def list_interfaces(self) -> list[str]:
+        def names() -> list[str]:
+            with self._ipr() as ipr:
+                found = [str(link.get("ifname")) for link in ipr.get_links()]
+            return [
+                n
+                for n in found
+                if naming.slot_of_tap(prefix=self._settings.tap_prefix, ifname=n) is not None
+            ]
+
+        return await anyio.to_thread.run_sync(names)
+
+    async def remove_interface(self, ifname: str) -> None:
+        def remove() -> None:
+            with self._ipr() as ipr:
+                for index in ipr.link_lookup(ifname=ifname):
+                    ipr.link("del", index=index)
+
+        await anyio.to_thread.run_sync(remove)
+
+    async def list_namespaces(self) -> list[str]:
+        prefix = f"{self._settings.tap_prefix}_"
+        return sorted(name for name in netns.listnetns() if name.startswith(prefix))
+
+    async def remove_namespace(self, name: str) -> None:
+        if name in netns.listnetns():
+            await anyio.to_thread.run_sync(netns.remove, name)
+
+    def _ipr(self, *, namespace: str | None = None) -> Any:
+        target = namespace or self._netns
+        return IPRoute(netns=target) if target else IPRoute()
+
+    def _add_links(self, lease: naming.NetLease, uid: int | None, gid: int | None) -> None:
+        owner: dict[str, int] = {}
+        if uid is not None:
+            owner["uid"] = uid
+        if gid is not None:
+            owner["gid"] = gid
+        if lease.netns is None:
+            with self._ipr() as ipr:
+                if not ipr.link_lookup(ifname=lease.tap):
+                    ipr.link("add", ifname=lease.tap, kind="tuntap", mode="tap", **owner)
+                self._address_up(ipr, lease.tap, lease)
+            return
+        self._add_jailed_links(lease, owner)
+
+    def _address_up(self, ipr: Any, ifname: str, lease: naming.NetLease) -> None:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        have = {(a.get("address"), a.get("prefixlen")) for a in ipr.get_addr(index=index)}
+        if (lease.host_ip, lease.prefixlen) not in have:
+            ipr.addr("add", index=index, address=lease.host_ip, prefixlen=lease.prefixlen)
+        ipr.link("set", index=index, state="up")
+
+    def _add_jailed_links(self, lease: naming.NetLease, owner: dict[str, int]) -> None:
+        assert lease.netns is not None
+        if lease.netns not in netns.listnetns():
+            netns.create(lease.netns)
+        with self._ipr(namespace=lease.netns) as inner:
+            if not inner.link_lookup(ifname="tap0"):
+                inner.link("add", ifname="tap0", kind="tuntap", mode="tap", **owner)
+        with self._ipr() as ipr:
+            if not ipr.link_lookup(ifname=lease.tap):
+                ipr.link(
+                    "add",
+                    ifname=lease.tap,
+                    kind="veth",
+                    peer={"ifname": "veth0", "net_ns_fd": str(NETNS_DIR / lease.netns)},
+                )
+            self._address_up(ipr, lease.tap, lease)
+        with self._ipr(namespace=lease.netns) as inner:
+            tap = inner.link_lookup(ifname="tap0")[0]
+            veth = inner.link_lookup(ifname="veth0")[0]
+            for index in (tap, veth):
+                inner.link("set", index=index, state="up")
+            for src, dst in ((veth, tap), (tap, veth)):
+                _redirect(inner, src=src, dst=dst)
+
+
+def _redirect(ipr: Any, *, src: int, dst: int) -> None:
+    """tc: everything arriving on ``src`` leaves through ``dst`` (tc-redirect-tap's splice).
+
+    A match-all u32 filter (``matchall`` is missing from many guest-tuned host kernels).
+    """
+    if list(ipr.get_filters(index=src, parent=0xFFFF0000)):
+        return
+    try:
+        ipr.tc("add", "ingress", index=src)
+    except Exception as exc:  # already there: EEXIST
+        if getattr(exc, "code", None) != 17:
+            raise
+    ipr.tc(
+        "add-filter",
+        "u32",
+        index=src,
+        parent=0xFFFF0000,
+        protocol=ETH_P_ALL,
+        keys=["0x0/0x0+0"],
+        target=0x10000,
+        action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": dst},
+    )
+
+
+def ip_forward_enabled() -> bool:
+    """Whether the host forwards IPv4 (read by the doctor)."""
+    try:
+        return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def can_create_tap() -> bool:
+    """Whether this process may create taps (root or CAP_NET_ADMIN and /dev/net/tun)."""
+    return os.path.exists("/dev/net/tun") and os.access("/dev/net/tun", os.R_OK | os.W_OK)

@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""A fake ``firecracker`` (v1.16.1 API) for tests: same flags, same socket API, same rules.
+
+It serves the HTTP API on ``--api-sock`` and enforces what the real VMM enforces: resource ids
+``[A-Za-z0-9_]+``, path id equal to body id, unknown fields refused (serde's
+``deny_unknown_fields``), required fields and types, pre-boot-only / post-boot-only calls with
+Firecracker's messages, ``InstanceStart`` once, ``mmds/config`` only for existing interfaces,
+the MMDS size limit (413), drive and kernel files opened at PUT time. Errors are ``400
+{"fault_message": ...}``.
+
+On ``InstanceStart`` the "guest" boots: it prints kernel-ish lines on stdout (the serial
+console), serves MMDS V2 on a loopback port (tokens with TTL, ``Accept: application/json``,
+JSON pointers, ``X-Forwarded-For`` refused) and runs the REAL guest agent
+(``images/guest/blacksmith-agent.py``) pointed at it, with a runner directory whose ``run.sh``
+runs ``python -m blacksmith_mini.simulator.runner`` (or ``$FAKE_FC_RUNNER_DIR``). When the
+agent exits (the guest "reboots") the fake exits 0 if the kernel command line has ``reboot=k``,
+as Firecracker does. ``SendCtrlAltDel`` SIGTERMs the guest, which shuts down and reboots.
+
+Test knobs (environment): ``FAKE_FC_CALLS`` (append every API call as a JSON line),
+``FAKE_FC_FAIL="PUT /drives/rootfs"`` (answer that call with an injected 400),
+``FAKE_FC_IGNORE_CTRL_ALT_DEL=1`` (a guest that never reboots), ``FAKE_FC_CHECK_TAP=1`` (the tap
+must exist in /sys/class/net), ``FAKE_FC_AGENT`` (another agent script), ``FAKE_FC_NO_GUEST=1``.
+Stdlib only.
+"""
+
+# ruff: noqa: E501  (Firecracker's messages are kept verbatim)
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import re
+import secrets
+import signal
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+VERSION = "1.16.1"
+ID_RE = re.compile(r"[A-Za-z0-9_]+")
+INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
+AFTER = "The requested operation is not supported after starting the microVM."
+BEFORE = "The requested operation is not supported before starting the microVM."
+REPO = Path(__file__).resolve().parents[2]
+
+# field -> (type, required); "any" accepts whatever JSON
+SCHEMAS: dict[str, dict[str, tuple[Any, bool]]] = {
+    "logger": {
+        "log_path": (str, False),
+        "level": (str, False),
+        "show_level": (bool, False),
+        "show_log_origin": (bool, False),
+        "module": (str, False),
+    },
+    "metrics": {"metrics_path": (str, True)},
+    "machine-config": {
+        "vcpu_count": (int, True),
+        "mem_size_mib": (int, True),
+        "smt": (bool, False),
+        "track_dirty_pages": (bool, False),
+        "huge_pages": (str, False),
+        "cpu_template": (str, False),
+    },
+    "boot-source": {
+        "kernel_image_path": (str, True),
+        "boot_args": (str, False),
+        "initrd_path": (str, False),
+    },
+    "drives": {
+        "drive_id": (str, True),
+        "path_on_host": (str, False),
+        "is_root_device": (bool, True),
+        "is_read_only": (bool, False),
+        "partuuid": (str, False),
+        "cache_type": (str, False),
+        "io_engine": (str, False),
+        "rate_limiter": (dict, False),
+        "socket": (str, False),
+    },
+    "network-interfaces": {
+        "iface_id": (str, True),
+        "host_dev_name": (str, True),
+        "guest_mac": (str, False),
+        "rx_rate_limiter": (dict, False),
+        "tx_rate_limiter": (dict, False),
+    },
+    "mmds/config": {
+        "network_interfaces": (list, True),
+        "version": (str, False),
+        "ipv4_address": (str, False),
+        "imds_compat": (bool, False),
+    },
+    "actions": {"action_type": (str, True)},
+    "vsock": {"guest_cid": (int, True), "uds_path": (str, True), "vsock_id": (str, False)},
+    "entropy": {"rate_limiter": (dict, False)},
+}
+PRE_BOOT_ONLY = {
+    "logger",
+    "metrics",
+    "machine-config",
+    "boot-source",
+    "drives",
+    "network-interfaces",
+    "mmds/config",
+    "vsock",
+    "entropy",
+}
+LOG_LEVELS = {"Error", "Warning", "Info", "Debug", "Trace", "Off"}
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def console(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def validate(kind: str, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(
+            f"An error occurred when deserializing the json body of a request: "
+            f"invalid type: expected struct for {kind}."
+        )
+    schema = SCHEMAS[kind]
+    for key in body:
+        if key not in schema:
+            expected = ", ".join(f"`{k}`" for k in schema)
+            raise ApiError(
+                "An error occurred when deserializing the json body of a request: "
+                f"unknown field `{key}`, expected one of {expected}."
+            )
+    for key, (typ, required) in schema.items():
+        if required and key not in body:
+            raise ApiError(
+                "An error occurred when deserializing the json body of a request: "
+                f"missing field `{key}`."
+            )
+        if key in body and not (
+            isinstance(body[key], typ) and not (typ is int and isinstance(body[key], bool))
+        ):
+            raise ApiError(
+                "An error occurred when deserializing the json body of a request: "
+                f"invalid type for `{key}`."
+            )
+    return body
+
+
+def check_id(value: str) -> None:
+    if not ID_RE.fullmatch(value):
+        raise ApiError("API Resource IDs can only contain alphanumeric characters and underscores.")
+
+
+class Vmm:
+    """The fake VMM's state; every method implements one API call."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.instance_id = args.id
+        self.started = False
+        self.lock = threading.RLock()
+        self.logger: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] | None = None
+        self.machine = {
+            "vcpu_count": 1,
+            "mem_size_mib": 128,
+            "smt": False,
+            "track_dirty_pages": False,
+        }
+        self.boot_source: dict[str, Any] | None = None
+        self.drives: dict[str, dict[str, Any]] = {}
+        self.ifaces: dict[str, dict[str, Any]] = {}
+        self.mmds_config: dict[str, Any] | None = None
+        self.mmds: Any = {}
+        self.mmds_limit = args.mmds_size_limit
+        self.guest: Guest | None = None
+
+    def log(self, message: str) -> None:
+        if self.logger and self.logger.get("log_path"):
+            with open(self.logger["log_path"], "a") as f:
+                f.write(
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')} [{self.instance_id}:fc_api] {message}\n"
+                )
+
+    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        record = os.environ.get("FAKE_FC_CALLS")
+        if record:
+            with open(record, "a") as f:
+                f.write(json.dumps({"method": method, "path": path, "body": body}) + "\n")
+        if os.environ.get("FAKE_FC_FAIL") == f"{method} {path}":
+            raise ApiError(
+                f"Injected fault for {method} {path}: No such file or directory (os error 2)"
+            )
+        with self.lock:
+            return self._dispatch(method, path, body)
+
+    def _dispatch(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path.strip("/").split("/") if path != "/" else [""]
+        kind = parts[0]
+        if method == "GET":
+            return self._get(path)
+        if kind == "mmds" and len(parts) == 1:
+            return self._mmds(method, body)
+        key = "mmds/config" if path == "/mmds/config" else kind
+        if method != "PUT" or key not in SCHEMAS:
+            if method == "PATCH" and kind in (
+                "drives",
+                "network-interfaces",
+                "vm",
+                "machine-config",
+            ):
+                if not self.started and kind != "machine-config":
+                    raise ApiError(BEFORE)
+                if self.started and kind == "machine-config":
+                    raise ApiError(AFTER)
+                return 204, None
+            raise ApiError(f"Invalid request method and/or path: {method} {path}.")
+        if key in PRE_BOOT_ONLY and self.started:
+            raise ApiError(AFTER)
+        body = validate(key, body)
+        if kind in ("drives", "network-interfaces"):
+            if len(parts) != 2:
+                raise ApiError(f"Invalid request method and/or path: {method} {path}.")
+            check_id(parts[1])
+            body_id = body["drive_id" if kind == "drives" else "iface_id"]
+            check_id(body_id)
+            if parts[1] != body_id:
+                raise ApiError("The id from the path does not match the id from the body!")
+        getattr(self, "put_" + key.replace("-", "_").replace("/", "_"))(body)
+        self.log(f'The API server received a {method} request on "{path}".')
+        return 204, None
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        if path == "/":
+            state = "Running" if self.started else "Not started"
+            return 200, {
+                "id": self.instance_id,
+                "state": state,
+                "vmm_version": VERSION,
+                "app_name": "Firecracker",
+            }
+        if path == "/version":
+            return 200, {"firecracker_version": VERSION}
+        if path == "/machine-config":
+            return 200, self.machine
+        if path == "/mmds":
+            return 200, self.mmds
+        if path == "/vm/config":
+            return 200, {
+                "boot-source": self.boot_source,
+                "drives": list(self.drives.values()),
+                "machine-config": self.machine,
+                "network-interfaces": list(self.ifaces.values()),
+                "mmds-config": self.mmds_config,
+                "logger": self.logger,
+                "metrics": self.metrics,
+            }
+        raise ApiError(f"Invalid request method and/or path: GET {path}.")
+
+    def put_logger(self, body: dict[str, Any]) -> None:
+        if "level" in body and body["level"] not in LOG_LEVELS:
+            raise ApiError(f"Invalid log level: {body['level']}")
+        if "log_path" in body:
+            open(body["log_path"], "a").close()
+        self.logger = body
+        self.log(f"Running Firecracker v{VERSION}")
+
+    def put_metrics(self, body: dict[str, Any]) -> None:
+        with open(body["metrics_path"], "a") as f:
+            f.write("{}\n")
+        self.metrics = body
+
+    def put_machine_config(self, body: dict[str, Any]) -> None:
+        vcpus = body["vcpu_count"]
+        if not 1 <= vcpus <= 32:
+            raise ApiError(
+                "The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled."
+            )
+        if body.get("smt") and vcpus > 1 and vcpus % 2:
+            raise ApiError(
+                "The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled."
+            )
+        if body["mem_size_mib"] < 1:
+            raise ApiError("The memory size (MiB) is invalid.")
+        self.machine = {**self.machine, **body}
+
+    def put_boot_source(self, body: dict[str, Any]) -> None:
+        kernel = body["kernel_image_path"]
+        if not os.path.isfile(kernel):
+            raise ApiError(
+                "The kernel file cannot be opened: No such file or directory (os error 2)"
+            )
+        self.boot_source = body
+
+    def put_drives(self, body: dict[str, Any]) -> None:
+        path = body.get("path_on_host", "")
+        if not os.path.isfile(path):
+            raise ApiError(
+                f'Unable to create the block device: BackingFile(Os {{ code: 2, kind: NotFound, message: "No such file or directory" }}, "{path}")'
+            )
+        if body["is_root_device"] and any(
+            d["is_root_device"] for i, d in self.drives.items() if i != body["drive_id"]
+        ):
+            raise ApiError("A root block device already exists!")
+        self.drives[body["drive_id"]] = body
+
+    def put_network_interfaces(self, body: dict[str, Any]) -> None:
+        tap = body["host_dev_name"]
+        if os.environ.get("FAKE_FC_CHECK_TAP") and not os.path.exists(f"/sys/class/net/{tap}"):
+            raise ApiError(
+                f"Open tap device failed: Error while creating ifreq structure: No such device (os error 19). Invalid TUN/TAP Backend provided by {tap}."
+            )
+        mac = body.get("guest_mac")
+        if mac is not None and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", mac):
+            raise ApiError(f"Invalid MAC address: {mac}")
+        self.ifaces[body["iface_id"]] = body
+
+    def put_mmds_config(self, body: dict[str, Any]) -> None:
+        ids = body["network_interfaces"]
+        if not ids or any(i not in self.ifaces for i in ids):
+            raise ApiError(
+                "The list of network interface IDs provided contains at least one ID "
+                "that does not correspond to any existing network interface."
+            )
+        if body.get("version", "V1") not in ("V1", "V2"):
+            raise ApiError("Invalid MMDS version")
+        self.mmds_config = body
+
+    def put_vsock(self, body: dict[str, Any]) -> None:
+        pass
+
+    def put_entropy(self, body: dict[str, Any]) -> None:
+        pass
+
+    def _mmds(self, method: str, body: Any) -> tuple[int, Any]:
+        if method == "PUT":
+            new = body
+        elif method == "PATCH":
+            new = merge_patch(self.mmds, body)
+        else:
+            raise ApiError(f"Invalid request method and/or path: {method} /mmds.")
+        if len(json.dumps(new)) > self.mmds_limit:
+            raise ApiError("The MMDS data store limit was exceeded.", status=413)
+        self.mmds = new
+        return 204, None
+
+    def put_actions(self, body: dict[str, Any]) -> None:
+        action = body["action_type"]
+        if action == "InstanceStart":
+            if self.started:
+                raise ApiError(AFTER)
+            if self.boot_source is None:
+                raise ApiError("Cannot start microvm without kernel configuration.")
+            self.started = True
+            self.guest = Guest(self)
+            self.guest.boot()
+        elif action == "SendCtrlAltDel":
+            if not self.started:
+                raise ApiError(BEFORE)
+            assert self.guest is not None
+            self.guest.ctrl_alt_del()
+        elif action == "FlushMetrics":
+            if not self.started:
+                raise ApiError(BEFORE)
+        else:
+            raise ApiError(
+                f"unknown variant `{action}`, expected one of `FlushMetrics`, `InstanceStart`, `SendCtrlAltDel`"
+            )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class Guest:
+    """The booted "guest": an MMDS endpoint on loopback and the real guest agent."""
+
+    def __init__(self, vmm: Vmm) -> None:
+        self.vmm = vmm
+        self.tokens: dict[str, float] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.mmds_server: http.server.ThreadingHTTPServer | None = None
+
+    def boot(self) -> None:
+        boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
+        console("[    0.000000] Linux version 6.1.141 (fake-firecracker) #1 SMP")
+        console(f"[    0.000000] Command line: {boot_args}")
+        if os.environ.get("FAKE_FC_NO_GUEST"):
+            return
+        self.mmds_server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), make_mmds_handler(self)
+        )
+        threading.Thread(target=self.mmds_server.serve_forever, daemon=True).start()
+        port = self.mmds_server.server_address[1]
+        agent = os.environ.get("FAKE_FC_AGENT") or str(REPO / "images/guest/blacksmith-agent.py")
+        env = dict(os.environ)
+        env.update(
+            BLACKSMITH_MMDS_ADDRESS=f"127.0.0.1:{port}",
+            BLACKSMITH_RUNNER_DIR=os.environ.get("FAKE_FC_RUNNER_DIR") or simulator_runner_dir(),
+            BLACKSMITH_RUNNER_USER="",
+            BLACKSMITH_SSH_DIR=os.environ.get("FAKE_FC_SSH_DIR")
+            or tempfile.mkdtemp(prefix="fakefc-ssh-"),
+            BLACKSMITH_REBOOT_COMMAND="none",
+        )
+        console("[    0.125000] Run /sbin/init as init process")
+        spawned = threading.Event()
+        threading.Thread(
+            target=self._run, args=([sys.executable, agent], env, spawned), daemon=True
+        ).start()
+        spawned.wait(5)
+
+    def _run(self, argv: list[str], env: dict[str, str], spawned: threading.Event) -> None:
+        # Same process group as the VMM: killing the VM's group kills the "guest" too. The
+        # death signal follows this thread, which lives as long as the guest (a "vCPU thread").
+        self.process = subprocess.Popen(argv, env=env, preexec_fn=die_with_parent)
+        spawned.set()
+        self.process.wait()
+        boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
+        console("[   10.000000] reboot: Restarting system")
+        if "reboot=k" in boot_args.split():
+            self.vmm.log("Vmm is stopping.")
+            sys.stdout.flush()
+            os._exit(0)
+        # without reboot=k an x86 guest reboot/poweroff leaves Firecracker running
+
+    def ctrl_alt_del(self) -> None:
+        if os.environ.get("FAKE_FC_IGNORE_CTRL_ALT_DEL"):
+            console("[   10.000000] (guest ignores ctrl-alt-del)")
+            return
+        if self.process is None:  # FAKE_FC_NO_GUEST: the "guest" reboots at once
+            threading.Thread(target=reboot_soon, daemon=True).start()
+            return
+        console("[   10.000000] systemd[1]: Received ctrl-alt-del, rebooting")
+        try:
+            self.process.send_signal(signal.SIGTERM)  # systemd stopping the agent's unit
+        except ProcessLookupError:
+            return
+        threading.Thread(target=self._shutdown_timeout, daemon=True).start()
+
+    def _shutdown_timeout(self) -> None:
+        time.sleep(3)
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+
+def reboot_soon() -> None:
+    time.sleep(0.05)
+    os._exit(0)
+
+
+def die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the "guest" never outlives its VMM."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+def simulator_runner_dir() -> str:
+    runner_dir = tempfile.mkdtemp(prefix="fakefc-runner-")
+    run_sh = Path(runner_dir) / "run.sh"
+    run_sh.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -m blacksmith_mini.simulator.runner "$@"\n'
+    )
+    run_sh.chmod(0o755)
+    return runner_dir
+
+
+def make_mmds_handler(guest: Guest) -> type[http.server.BaseHTTPRequestHandler]:
+    class MmdsHandler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path != "/latest/api/token":
+                return self._send(405, "Not allowed HTTP method.")
+            if self.headers.get("X-Forwarded-For"):
+                return self._send(
+                    400, "Invalid header. Reason: Unsupported header name. Key: X-Forwarded-For"
+                )
+            try:
+                ttl = int(self.headers.get("X-metadata-token-ttl-seconds", ""))
+            except ValueError:
+                return self._send(400, "Token time to live value not found.")
+            if not 1 <= ttl <= 21600:
+                return self._send(
+                    400,
+                    f"Invalid time to live value provided for token: {ttl}. Please provide a value between 1 and 21600.",
+                )
+            token = secrets.token_urlsafe(32)
+            guest.tokens[token] = time.monotonic() + ttl
+            self._send(200, token)
+
+        def do_GET(self) -> None:
+            config = guest.vmm.mmds_config or {}
+            if config.get("version", "V1") == "V2":
+                token = self.headers.get("X-metadata-token", "")
+                if guest.tokens.get(token, 0) < time.monotonic():
+                    return self._send(401, "MMDS token not valid.")
+            with guest.vmm.lock:
+                value: Any = guest.vmm.mmds
+                for part in [p for p in self.path.split("?")[0].split("/") if p]:
+                    if isinstance(value, dict) and part in value:
+                        value = value[part]
+                    elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                        value = value[int(part)]
+                    else:
+                        return self._send(404, f"Resource not found: {self.path}.")
+                value = json.loads(json.dumps(value))
+            if "application/json" in self.headers.get("Accept", "") and not config.get(
+                "imds_compat"
+            ):
+                return self._send(200, json.dumps(value), "application/json")
+            if isinstance(value, dict):
+                text = "\n".join(k + ("/" if isinstance(v, dict) else "") for k, v in value.items())
+            elif isinstance(value, str):
+                text = value
+            else:
+                return self._send(501, "Cannot retrieve value. The value has an unsupported type.")
+            self._send(200, text)
+
+    return MmdsHandler
+
+
+def make_api_handler(vmm: Vmm) -> type[http.server.BaseHTTPRequestHandler]:
+    class ApiHandler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "api-socket"
+
+        def _reply(self, status: int, body: Any) -> None:
+            data = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            if data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if len(raw) > vmm.args.http_api_max_payload_size:
+                limit = vmm.args.http_api_max_payload_size
+                message = (
+                    f"Request payload with size {len(raw)} is larger than the limit of "
+                    f"{limit} allowed by server."
+                )
+                self._reply(400, {"fault_message": message})
+                return
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError as exc:
+                self._reply(
+                    400,
+                    {
+                        "fault_message": "An error occurred when deserializing the json body of a request: "
+                        + str(exc)
+                        + "."
+                    },
+                )
+                return
+            try:
+                status, answer = vmm.handle(self.command, self.path, body)
+            except ApiError as exc:
+                status, answer = exc.status, {"fault_message": str(exc)}
+            self._reply(status, answer)
+
+        do_GET = do_PUT = do_PATCH = _handle
+
+    return ApiHandler
+
+
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="firecracker", add_help=False)
+    parser.add_argument("--api-sock", default="/run/firecracker.socket")
+    parser.add_argument("--id", default="anonymous-instance")
+    parser.add_argument("--config-file")
+    parser.add_argument("--no-api", action="store_true")
+    parser.add_argument("--metadata")
+    parser.add_argument("--log-path")
+    parser.add_argument("--level")
+    parser.add_argument("--boot-timer", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    parser.add_argument("--enable-pci", action="store_true")
+    parser.add_argument("--http-api-max-payload-size", type=int, default=51200)
+    parser.add_argument("--mmds-size-limit", type=int, default=51200)
+
+    class Exit153(Exception):
+        pass
+
+    def error(message: str) -> NoReturn:
+        sys.stderr.write(f"Arguments parsing error: {message}\n")
+        raise Exit153
+
+    parser.error = error  # type: ignore[method-assign]  # exit 153 like Firecracker
+    try:
+        return parser.parse_args(argv)
+    except Exit153:
+        sys.exit(153)
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    if args.version:
+        console(f"Firecracker v{VERSION}")
+        return 0
+    if not INSTANCE_ID_RE.fullmatch(args.id):
+        sys.stderr.write(f"Invalid instance ID: {args.id}\n")
+        return 153
+    if args.no_api or args.config_file:
+        sys.stderr.write("fake firecracker: --config-file/--no-api are not emulated\n")
+        return 1
+    if os.path.exists(args.api_sock):
+        sys.stderr.write(
+            f"Failed to open the API socket at: {args.api_sock}. Check that it is not already used.\n"
+        )
+        return 1
+    vmm = Vmm(args)
+    server = UnixServer(args.api_sock, make_api_handler(vmm))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(1))  # no handler in Firecracker: dies
+    try:
+        server.serve_forever(poll_interval=0.05)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The driver against the fake Firecracker: boot sequence, errors, MMDS handling."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fake_network import FakeNetwork
+from mini_broker import MiniBroker
+
+from blacksmith_mini.vm import driver as port
+from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
+from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+
+pytestmark = pytest.mark.anyio
+
+
+def read_calls(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.05)
+
+
+async def test_full_boot_in_documented_order(
+    fc_driver: FirecrackerDriver,
+    calls_log: Path,
+    make_spec: Callable[..., port.VmSpec],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_FC_NO_GUEST", "1")
+    obs = await fc_driver.start(make_spec(7))
+    assert obs.alive and obs.ip == "172.16.0.2" and obs.pid
+    calls = read_calls(calls_log)
+    order = [f"{c['method']} {c['path']}" for c in calls if c["method"] != "GET"]
+    assert order == [
+        "PUT /logger",
+        "PUT /metrics",
+        "PUT /machine-config",
+        "PUT /boot-source",
+        "PUT /drives/rootfs",
+        "PUT /network-interfaces/eth0",
+        "PUT /mmds/config",
+        "PUT /mmds",
+        "PUT /actions",
+    ]
+    body = {f"{c['method']} {c['path']}": c["body"] for c in calls}
+    boot_args = body["PUT /boot-source"]["boot_args"]
+    assert "reboot=k" in boot_args
+    assert "ip=172.16.0.2::172.16.0.1:255.255.255.252::eth0:off" in boot_args
+    assert body["PUT /network-interfaces/eth0"] == {
+        "iface_id": "eth0",
+        "host_dev_name": "bmtap0",
+        "guest_mac": "06:00:AC:10:00:02",
+    }
+    assert body["PUT /machine-config"] == {"vcpu_count": 2, "mem_size_mib": 512, "smt": False}
+    assert body["PUT /mmds/config"] == {"network_interfaces": ["eth0"], "version": "V2"}
+    assert body["PUT /actions"] == {"action_type": "InstanceStart"}
+    # a second start for the same vm_id is a no-op that returns its state
+    again = await fc_driver.start(make_spec(7))
+    assert again.pid == obs.pid
+    assert sum(1 for c in read_calls(calls_log) if c["path"] == "/actions") == 1
+
+
+async def test_second_vm_gets_next_slot(
+    fc_driver: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_FC_NO_GUEST", "1")
+    a = await fc_driver.start(make_spec(1))
+    b = await fc_driver.start(make_spec(2))
+    assert (a.ip, b.ip) == ("172.16.0.2", "172.16.0.6")
+
+
+async def test_fault_message_is_surfaced_and_everything_released(
+    fc_driver: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    fake_net: FakeNetwork,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("FAKE_FC_FAIL", "PUT /drives/rootfs")
+    with pytest.raises(port.VmStartError) as err:
+        await fc_driver.start(make_spec(3))
+    text = str(err.value)
+    assert "PUT /drives/rootfs -> 400" in text
+    assert "Injected fault for PUT /drives/rootfs" in text
+    assert fc_driver.records == {}
+    assert not (tmp_path / "data" / "vms" / "bm-pool-3").exists()
+    assert fake_net.interfaces == {}
+
+
+async def test_missing_kernel_names_the_fix(
+    settings: FirecrackerSettings,
+    fake_net: FakeNetwork,
+    tmp_path: Path,
+    make_spec: Callable[..., port.VmSpec],
+) -> None:
+    broken = settings.model_copy(update={"kernel_path": tmp_path / "nope"})
+    drv = FirecrackerDriver(settings=broken, data_dir=tmp_path / "d", net=fake_net)
+    with pytest.raises(port.VmStartError, match="blacksmith-mini image build"):
+        await drv.start(make_spec(1))
+
+
+async def test_mmds_has_no_token_and_is_wiped_after_ack(
+    fc_driver: FirecrackerDriver,
+    calls_log: Path,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    jit = broker.jit_config("bm-pool-4")
+    await fc_driver.start(make_spec(4, jit_config=jit))
+    first = next(c for c in read_calls(calls_log) if c["path"] == "/mmds")
+    data = first["body"]["latest"]["meta-data"]["blacksmith"]
+    assert data["runner_jit_config"] == jit
+    assert not any("token" in key for key in data)
+    record = fc_driver.records[4]
+    await wait_for(lambda: record.mmds_wiped)
+    puts = [c for c in read_calls(calls_log) if c["path"] == "/mmds" and c["method"] == "PUT"]
+    assert len(puts) == 2
+    remainder = puts[1]["body"]["latest"]["meta-data"]["blacksmith"]
+    assert "runner_jit_config" not in remainder
+    assert remainder["name"] == "bm-pool-4"
+    console = await fc_driver.console_tail(4)
+    assert "blacksmith-agent: boot-data-read" in console
+    assert jit not in console
+    await wait_for(lambda: fc_driver._observe(record).runner_online)
+
+
+async def test_console_is_bounded(
+    fc_driver: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    await fc_driver.start(make_spec(5, jit_config=broker.jit_config("bm-pool-5")))
+    record = fc_driver.records[5]
+    await wait_for(lambda: fc_driver._observe(record).runner_online)
+    assert (record.dir / "console.log").stat().st_size <= fc_driver.settings.console_max_bytes
