@@ -50,11 +50,15 @@ def test_queued_job_runs_on_a_vm_and_completes_with_its_conclusion(data_dir: pat
             what="counters",
         )
         assert status["metrics"]["success_rate_percent"] == 50.0
-        wait_for(
-            lambda: server.get("/api/status")[1]["active_vms_count"] == 0,
-            timeout=20,
-            what="VMs to be reaped",
-        )
+        try:
+            wait_for(
+                lambda: server.get("/api/status")[1]["active_vms_count"] == 0,
+                timeout=20,
+                what="VMs to be reaped",
+            )
+        except AssertionError as exc:
+            vms = server.get("/api/vms?include_gone=true")[1]
+            raise AssertionError(f"{exc}; VMs: {vms}") from exc
     finally:
         elapsed = server.stop()
     assert elapsed < 10
@@ -121,4 +125,40 @@ def test_unmatched_job_is_kept_and_explained(data_dir: pathlib.Path) -> None:
         assert [j["id"] for j in status["unmatched_jobs"]] == [job_id]
         assert status["active_vms_count"] == 0
     finally:
+        server.stop()
+
+
+def test_event_stream_pushes_a_new_vm_within_a_second(data_dir: pathlib.Path) -> None:
+    import json
+    import threading
+    import time
+    import urllib.request
+
+    server = Server(data_dir).start()
+    seen: list[tuple[float, dict[str, object]]] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        with urllib.request.urlopen(server.url + "/api/events", timeout=20) as stream:
+            for raw in stream:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data:"):
+                    seen.append((time.monotonic(), json.loads(line[5:])))
+                if stop.is_set():
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        wait_for(lambda: seen, timeout=5, what="the first status event")
+        queued_at = time.monotonic()
+        server.queue(duration_seconds=5)
+        arrived = wait_for(
+            lambda: next((t for t, body in seen if body["vms"]), None),
+            timeout=5,
+            what="an event with the new VM",
+        )
+        assert arrived - queued_at < 1.0
+    finally:
+        stop.set()
         server.stop()

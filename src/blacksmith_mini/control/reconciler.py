@@ -27,6 +27,7 @@ RECENT_JOBS = 200
 RECENT_GONE_VMS = 50
 MAX_SINGLE_JOB_REFRESH = 25
 STUCK_AFTER_SECONDS = 15.0
+HEARTBEAT_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,8 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._version = 0
+        self._content_version = 0
+        self._content_at = 0.0
         self._loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
         self.acts = acts.Acts(self)
@@ -295,10 +298,18 @@ class Reconciler:
         self._next_sample = now + step
 
     def _publish(self, now: float) -> None:
+        """Replace the view; wake stream subscribers when its content changed (or every
+        ``HEARTBEAT_SECONDS``, so clocks shown by clients stay fresh)."""
         self._version += 1
-        self.view = self._build_view(now)
-        for subscriber in self._subscribers:
-            subscriber.set()
+        previous = self.view
+        fresh = self._build_view(now)
+        if fresh.content() != previous.content() or now - self._content_at >= HEARTBEAT_SECONDS:
+            self._content_version += 1
+            self._content_at = now
+        self.view = dataclasses.replace(fresh, content_version=self._content_version)
+        if self.view.content_version != previous.content_version:
+            for subscriber in self._subscribers:
+                subscriber.set()
 
     def _build_view(self, now: float) -> view.View:
         active = tuple(sorted(self.vms.values(), key=lambda vm: vm.vm_id))
@@ -316,6 +327,7 @@ class Reconciler:
         rate = self.github.rate
         return view.View(
             version=self._version,
+            content_version=self._content_version,
             at=now,
             policy=self.policy,
             vms=(*active, *self.gone[:RECENT_GONE_VMS]),

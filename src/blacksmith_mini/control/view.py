@@ -44,7 +44,8 @@ class Rates:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class View:
-    version: int
+    version: int  # increases with every published view
+    content_version: int  # increases only when what the view shows has changed
     at: float
     policy: model.Policy
     vms: tuple[model.Vm, ...]  # active VMs, then recently gone ones
@@ -59,6 +60,21 @@ class View:
     completed_jobs_total: int
     driver: str
     simulate: bool
+
+    def content(self) -> tuple[object, ...]:
+        """What the view shows, without its clock-driven fields (for change detection)."""
+        return (
+            self.vms,
+            self.open_jobs,
+            self.recent_jobs[:20],
+            self.unmatched,
+            self.waiting,
+            self.pids,
+            self.rates,
+            self.github,
+            self.completed_jobs_total,
+            self.policy,
+        )
 
     @property
     def active_vms(self) -> tuple[model.Vm, ...]:

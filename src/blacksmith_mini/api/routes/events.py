@@ -1,8 +1,10 @@
 """``GET /api/events``: server-sent events pushing the status the moment it changes.
 
-On connect, and after every published view (coalesced to at most one per 100 ms), the stream
-sends ``event: status`` whose data is exactly ``GET /api/status``'s JSON and whose id is the
-view's version. FastAPI adds a keep-alive comment every 15 s.
+On connect, and whenever the view's content changes (at least every 5 s as a heartbeat), the
+stream sends ``event: status`` whose data is exactly ``GET /api/status``'s JSON and whose id
+is the view's version. A client that is slower than the changes gets the latest state, not a
+backlog: events are coalesced to one per 100 ms, or per 500 ms when the payload is large.
+FastAPI adds a keep-alive comment every 15 s.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from blacksmith_mini.api.routes.status import RENDERED
 
 router = APIRouter(tags=["events"])
 COALESCE_SECONDS = 0.1
+COALESCE_LARGE_SECONDS = 0.5
+LARGE_BYTES = 128 * 1024
 
 
 @router.get("/api/events", response_class=EventSourceResponse)
@@ -26,19 +30,20 @@ async def stream_events(runtime: RuntimeDep, request: Request) -> AsyncIterator[
     """A live stream of ``status`` events (see the module docstring)."""
     changed = runtime.loop.subscribe()
     try:
-        last = -1
+        sent = -1
         while True:
-            version = runtime.loop.view.version
-            if version != last:
-                last = version
+            rendered = RENDERED.get(runtime)
+            if rendered.content_version != sent:
+                sent = rendered.content_version
                 yield ServerSentEvent(
-                    raw_data=RENDERED.body(runtime).decode(), event="status", id=str(version)
+                    raw_data=rendered.plain.decode(), event="status", id=str(rendered.version)
                 )
             changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=5.0)
             if await request.is_disconnected():
                 return
-            await asyncio.sleep(COALESCE_SECONDS)
+            large = len(rendered.plain) > LARGE_BYTES
+            await asyncio.sleep(COALESCE_LARGE_SECONDS if large else COALESCE_SECONDS)
     finally:
         runtime.loop.unsubscribe(changed)

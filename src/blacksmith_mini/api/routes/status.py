@@ -1,10 +1,18 @@
-"""``GET /api/status`` (the seed's payload, rendered once per published view) and health."""
+"""``GET /api/status`` (the seed's payload) and ``GET /api/health``.
+
+The status JSON is rendered once per published view and kept with a gzip copy, so a hundred
+dashboards polling cost one render and a memory copy each (588 KB of JSON for 1,000 VMs
+travels as about 40 KB).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import threading
+import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from blacksmith_mini.api import convert, schemas
 from blacksmith_mini.api.deps import RuntimeDep
@@ -13,31 +21,49 @@ from blacksmith_mini.runtime import Runtime
 router = APIRouter(tags=["status"])
 
 
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    version: int
+    content_version: int
+    plain: bytes
+    compressed: bytes
+
+
 class RenderedStatus:
     """The JSON of the latest view, rendered once and shared by every reader."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version = -1
-        self._body = b""
+        self._latest = Rendered(-1, -1, b"", b"")
 
-    def body(self, runtime: Runtime) -> bytes:
+    def get(self, runtime: Runtime) -> Rendered:
         view = runtime.loop.view
-        if view.version != self._version:
-            stuck = runtime.loop.is_stuck(view.at)
-            body = convert.status(view, stuck=stuck).model_dump_json().encode()
-            with self._lock:
-                self._version, self._body = view.version, body
-        return self._body
+        latest = self._latest
+        if latest.version == view.version:
+            return latest
+        stuck = runtime.loop.is_stuck(view.at)
+        plain = convert.status(view, stuck=stuck).model_dump_json().encode()
+        rendered = Rendered(
+            view.version, view.content_version, plain, gzip.compress(plain, compresslevel=5)
+        )
+        with self._lock:
+            if rendered.version > self._latest.version:
+                self._latest = rendered
+        return rendered
 
 
 RENDERED = RenderedStatus()
 
 
 @router.get("/api/status", response_model=schemas.StatusResponse)
-async def get_status(runtime: RuntimeDep) -> Response:
+async def get_status(runtime: RuntimeDep, request: Request) -> Response:
     """The whole system at a glance; the seed's fields plus pools, health and unmatched jobs."""
-    return Response(RENDERED.body(runtime), media_type="application/json")
+    rendered = RENDERED.get(runtime)
+    headers = {"vary": "accept-encoding", "cache-control": "no-store"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["content-encoding"] = "gzip"
+        return Response(rendered.compressed, media_type="application/json", headers=headers)
+    return Response(rendered.plain, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -48,8 +74,6 @@ async def get_status(runtime: RuntimeDep) -> Response:
 async def get_health(runtime: RuntimeDep, response: Response) -> schemas.HealthResponse:
     """200 while the loop ticks; 503 when it has not ticked for a while (stuck)."""
     view = runtime.loop.view
-    import time
-
     stuck = runtime.loop.is_stuck(time.time())
     github = convert.github_health(view)
     status = "stuck" if stuck else ("degraded" if github.reachable is False else "ok")
