@@ -14,11 +14,9 @@ a fixed number of requests and a fixed duration; only 127.0.0.1 is contacted.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -85,25 +83,27 @@ async def sse_run(base: str, *, clients: int, seconds: float) -> dict[str, float
         nonlocal gaps, errors, received
         last = None
         try:
-            async with httpx2.AsyncClient(base_url=base, timeout=None) as client:
-                async with client.stream("GET", "/api/events") as response:
-                    deadline = time.monotonic() + seconds
-                    stamp = None
-                    async for line in response.aiter_lines():
-                        if line.startswith("data:"):
-                            # read the publication time without parsing 600 KB of JSON
-                            at = line.find('"last_tick_at":')
-                            stamp = float(line[at + 15 : line.index(",", at)])
-                        elif line.startswith("id:"):
-                            version = int(line[3:].strip())
-                        elif line == "" and stamp is not None:
-                            delays.append((time.time() - stamp) * 1000)
-                            if last is not None and version > last + 1:
-                                gaps += version - last - 1
-                            last, stamp = version, None
-                            received += 1
-                        if time.monotonic() > deadline:
-                            break
+            async with (
+                httpx2.AsyncClient(base_url=base, timeout=None) as client,
+                client.stream("GET", "/api/events") as response,
+            ):
+                deadline = time.monotonic() + seconds
+                stamp = None
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        # read the publication time without parsing 600 KB of JSON
+                        at = line.find('"last_tick_at":')
+                        stamp = float(line[at + 15 : line.index(",", at)])
+                    elif line.startswith("id:"):
+                        version = int(line[3:].strip())
+                    elif line == "" and stamp is not None:
+                        delays.append((time.time() - stamp) * 1000)
+                        if last is not None and version > last + 1:
+                            gaps += version - last - 1
+                        last, stamp = version, None
+                        received += 1
+                    if time.monotonic() > deadline:
+                        break
         except Exception:
             errors += 1
 
@@ -136,6 +136,10 @@ def write_report(results: dict[str, dict[str, float]]) -> str:
         if name.startswith("status")
     )
     sse = results[f"events_{CLIENTS}_clients"]
+    sse_row = (
+        f"| {sse['events']:.0f} | {sse['p50']:.1f} | {sse['p99']:.1f} | "
+        f"{sse['skipped_versions']:.0f} | {sse['errors']:.0f} |"
+    )
     report = f"""# Performance
 
 Written by `bench/load_bench.py` (run `make bench`); do not edit by hand.
@@ -156,7 +160,7 @@ Delay from a view's publication to its arrival at each client.
 
 | events received | p50 ms | p99 ms | versions coalesced | errors |
 |---|---|---|---|---|
-| {sse["events"]:.0f} | {sse["p50"]:.1f} | {sse["p99"]:.1f} | {sse["skipped_versions"]:.0f} | {sse["errors"]:.0f} |
+{sse_row}
 
 "Versions coalesced" counts views a client never saw because a newer one replaced them
 before it was sent: the stream sends the latest state, at most one event per 100 ms, or per

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from blacksmith_mini.domain import planner  # noqa: E402
+from blacksmith_mini.domain import planner
 
 TARGET_MS = 20.0
 

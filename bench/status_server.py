@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synthetic  # noqa: E402
-import uvicorn  # noqa: E402
+import synthetic
+import uvicorn
 
-from blacksmith_mini import settings as settings_mod  # noqa: E402
-from blacksmith_mini.api.app import create_app  # noqa: E402
-from blacksmith_mini.control import view as view_mod  # noqa: E402
+from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.api.app import create_app
+from blacksmith_mini.control import view as view_mod
 
 
 async def main() -> None:
