@@ -15,7 +15,7 @@ setup: .venv/.synced
 	@touch $@
 
 web: setup
-	@if [ -f scripts/build-frontend.sh ]; then bash scripts/build-frontend.sh; fi
+	bash scripts/build-frontend.sh
 
 run: setup web
 	$(UV) run blacksmith-mini up --simulate --port $(PORT)
@@ -31,8 +31,9 @@ typecheck: setup
 pytest: setup
 	$(UV) run pytest -m "not e2e" -q
 
-frontend-test:
-	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent typecheck && npm test; fi
+frontend-test: web
+	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test
+	bash scripts/gen-api-types.sh --check
 
 e2e: setup web
 	@if [ "$(HAVE_CHROMIUM)" = yes ]; then $(UV) run pytest -m e2e -q tests/e2e; \

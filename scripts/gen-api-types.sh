@@ -17,7 +17,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 cd "$root"
 # The backend prints its OpenAPI document (app.openapi() of create_app()) with a throwaway data dir.
-if ! uv run --frozen python -m blacksmith_mini.api.openapi >"$tmp/openapi.json" 2>"$tmp/openapi.err"; then
+uv_bin="$(bash "$root/scripts/ensure-uv.sh")"
+if ! "$uv_bin" run --frozen python -m blacksmith_mini.api.openapi >"$tmp/openapi.json" 2>"$tmp/openapi.err"; then
   echo "gen-api-types: could not dump the OpenAPI document:" >&2
   cat "$tmp/openapi.err" >&2
   exit 1

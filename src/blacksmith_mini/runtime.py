@@ -5,49 +5,87 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import secrets
 import sys
+import time
 
 import httpx2
+import pydantic
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.control import reconciler
+from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
-from blacksmith_mini.github import port
-from blacksmith_mini.simulator import github_api, state, workload
+from blacksmith_mini.simulator import github_api, state, webhook_sender, workload
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
 
 log = logging.getLogger(__name__)
 SIMULATED_API_URL = "http://simulated-github.invalid"
+SIMULATED_APP_ID = "424242"
+WEBHOOK_PATH = "/api/webhooks/github"
+REPOSITORY_REFRESH_SECONDS = 600.0
 
 
 class Simulation:
-    """The embedded fake GitHub, its simulated runners' broker and the workload generator."""
+    """The embedded fake GitHub, its simulated runners' broker, webhooks and workload."""
 
-    def __init__(self, settings: settings_mod.Settings) -> None:
+    def __init__(self, settings: settings_mod.Settings, *, webhook_secret: str | None) -> None:
         host = settings.server.host
         wildcard = host in ("0.0.0.0", "::", "localhost")  # noqa: S104 - we read, not bind
         reachable = "127.0.0.1" if wildcard else host
         if ":" in reachable:
             reachable = f"[{reachable}]"
+        config = settings.simulator
+        repositories = (
+            list(config.repositories) if settings.github.organization else list(settings.scopes())
+        )
         self.token = secrets.token_urlsafe(24)
         self.state = state.SimState(
-            repositories=list(settings.scopes()),
+            repositories=repositories,
             broker_url=f"http://{reachable}:{settings.server.port}/_sim/broker",
         )
         self.state.attach(settings.data_dir / "simulated-github.json")
         self.faults = github_api.Faults()
-        self.app = github_api.create_app(self.state, token=self.token, faults=self.faults)
-        self.workload = workload.Workload(self.state, settings.simulator)
-        self._task: asyncio.Task[None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self.private_key: str | None = None
+        self.app: github_api.SimApp | None = None
+        if config.app_auth:
+            self.private_key, public = _rsa_pair(settings.data_dir / "simulated-app-key.pem")
+            self.app = github_api.SimApp(
+                app_id=SIMULATED_APP_ID,
+                public_key_pem=public,
+                token_ttl_seconds=config.token_ttl_seconds,
+            )
+        self.sender: webhook_sender.WebhookSender | None = None
+        if config.webhooks and webhook_secret:
+            self.sender = webhook_sender.WebhookSender(
+                self.state,
+                url=f"http://blacksmith.local{WEBHOOK_PATH}",
+                secret=webhook_secret,
+                chaos=webhook_sender.Chaos(
+                    drop_ratio=config.webhook_drop_ratio,
+                    duplicate_ratio=config.webhook_duplicate_ratio,
+                    max_delay_seconds=config.webhook_max_delay,
+                    seed=config.seed,
+                ),
+            )
+        self.api = github_api.create_app(
+            self.state, token=self.token, faults=self.faults, sim_app=self.app, sender=self.sender
+        )
+        self.workload = workload.Workload(self.state, config)
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.workload.run(), name="sim-workload")
-        self._sweeper = asyncio.create_task(self._sweep(), name="sim-sweep")
+        self._tasks = [
+            asyncio.create_task(self.workload.run(), name="sim-workload"),
+            asyncio.create_task(self._sweep(), name="sim-sweep"),
+        ]
 
     async def _sweep(self) -> None:
         while True:
@@ -55,21 +93,37 @@ class Simulation:
             self.state.sweep_lost()
 
     async def stop(self) -> None:
-        for task in (self._task, self._sweeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.sender is not None:
+            await self.sender.close()
 
 
 class Runtime:
     def __init__(self, settings: settings_mod.Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.webhook_secret = settings.github.resolved_webhook_secret()
+        if settings.simulate and settings.simulator.webhooks and self.webhook_secret is None:
+            self.webhook_secret = secrets.token_urlsafe(24)
+            settings.github.webhook_secret = pydantic.SecretStr(self.webhook_secret)
         self.store = repository.Store(settings.resolved_database_url())
-        self.simulation = Simulation(settings) if settings.simulate else None
-        self.github = self._github()
+        self.simulation = (
+            Simulation(settings, webhook_secret=self.webhook_secret) if settings.simulate else None
+        )
+        self.tokens = self._tokens()
+        self.github = github_client.GitHubClient(
+            token=self.tokens,
+            api_url=self._api_url(),
+            inner_transport=self._github_transport(),
+            mutation_spacing=0.0 if settings.simulate else 1.0,
+            timeout=settings.github.request_timeout,
+        )
         self.driver = self._driver()
+        github = settings.github
+        poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
         self.loop = reconciler.Reconciler(
             policy=settings.policy(),
             store=self.store,
@@ -77,31 +131,50 @@ class Runtime:
             driver=self.driver,
             config=reconciler.LoopConfig(
                 tick_interval=settings.tick_interval,
-                github_poll_interval=settings.github.poll_interval,
-                runner_prefix=settings.github.runner_prefix,
-                runner_group_id=settings.github.runner_group_id,
+                github_poll_interval=poll,
+                runner_prefix=github.runner_prefix,
+                runner_group_id=github.runner_group_id,
                 ssh_public_key=_ssh_key(settings),
                 simulate=settings.simulate,
             ),
         )
-        if self.simulation is not None:
-            self.simulation.state.listeners.append(lambda _change: self.loop.wake(github=True))
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def _github(self) -> port.GitHubPort:
+    # --- construction ----------------------------------------------------------------------
+
+    def _api_url(self) -> str:
+        return SIMULATED_API_URL if self.simulation is not None else self.settings.github.api_url
+
+    def _github_transport(self) -> httpx2.AsyncBaseTransport | None:
+        if self.simulation is None:
+            return None
+        return httpx2.ASGITransport(app=self.simulation.api)
+
+    def _tokens(self) -> auth.TokenSource:
+        github = self.settings.github
+        scopes = self.settings.scopes()
         if self.simulation is not None:
-            return github_client.GitHubClient(
-                token=self.simulation.token,
+            if self.simulation.private_key is None:
+                return auth.StaticToken(self.simulation.token)
+            return auth.AppInstallation(
+                issuer=SIMULATED_APP_ID,
+                private_key=self.simulation.private_key,
+                installation_id=None,
                 api_url=SIMULATED_API_URL,
-                inner_transport=httpx2.ASGITransport(app=self.simulation.app),
-                mutation_spacing=0.0,
+                transport=self._github_transport(),
+                discover_from=scopes[0] if scopes else None,
             )
-        token = self.settings.github.resolved_token()
+        if github.uses_app():
+            return auth.AppInstallation(
+                issuer=github.client_id or str(github.app_id),
+                private_key=github.private_key(),
+                installation_id=github.installation_id,
+                api_url=github.api_url,
+                discover_from=scopes[0] if scopes else None,
+            )
+        token = github.resolved_token()
         assert token is not None
-        return github_client.GitHubClient(
-            token=token,
-            api_url=self.settings.github.api_url,
-            timeout=self.settings.github.request_timeout,
-        )
+        return auth.StaticToken(token)
 
     def _driver(self) -> vm_driver.VmDriver:
         vm = self.settings.vm
@@ -134,18 +207,93 @@ class Runtime:
             console_max_bytes=vm.console_max_bytes,
         )
 
+    def attach_app(self, transport: httpx2.AsyncBaseTransport) -> None:
+        """Let the simulated GitHub deliver webhooks to our own app, in process."""
+        if self.simulation is not None and self.simulation.sender is not None:
+            self.simulation.sender.transport = transport
+
+    # --- start and stop --------------------------------------------------------------------
+
     async def start(self) -> None:
         await self.store.open()
         if self.simulation is not None:
             self.simulation.start()
+        await self._resolve_scope()
         await self.loop.start()
+        if isinstance(self.tokens, auth.AppInstallation) and self.webhook_secret:
+            self._tasks.append(asyncio.create_task(self._redeliver(), name="redeliver"))
+        if self.settings.github.organization:
+            self._tasks.append(asyncio.create_task(self._refresh_repositories(), name="repos"))
+
+    async def _resolve_scope(self) -> None:
+        """Organization scope: the runner group's id by name (failing loudly if absent)."""
+        github = self.settings.github
+        if github.organization and github.runner_group:
+            group_id = await self.github.runner_group_id(github.organization, github.runner_group)
+            self.loop.config = dataclasses.replace(self.loop.config, runner_group_id=group_id)
+
+    async def _refresh_repositories(self) -> None:
+        organization = self.settings.github.organization
+        assert organization is not None
+        while True:
+            try:
+                found = await self.github.organization_repositories(organization)
+                self.loop.repositories = tuple(found)
+            except errors.GitHubError as exc:
+                log.warning("listing the repositories of %s failed: %s", organization, exc)
+            await asyncio.sleep(REPOSITORY_REFRESH_SECONDS)
+
+    async def _redeliver(self) -> None:
+        assert isinstance(self.tokens, auth.AppInstallation)
+        since = await self.store.last_delivery_at() or (time.time() - redelivery.WINDOW_SECONDS)
+        try:
+            await redelivery.redeliver_failed(
+                self.tokens, known=self.store.known_deliveries, since=since, now=time.time()
+            )
+        except errors.GitHubError as exc:
+            log.warning("could not ask GitHub to redeliver failed webhooks: %s", exc)
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.loop.stop()
         if self.simulation is not None:
             await self.simulation.stop()
         await self.github.close()
         await self.store.close()
+
+
+def _rsa_pair(path: os.PathLike[str]) -> tuple[str, str]:
+    """The simulated App's key pair, kept (0600) in the data dir so restarts reuse it."""
+    from pathlib import Path
+
+    key_path = Path(path)
+    if key_path.exists():
+        private = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
 
 
 def _ssh_key(settings: settings_mod.Settings) -> str | None:

@@ -62,14 +62,56 @@ class PoolSettings(BaseModel):
 class GitHubSettings(BaseModel):
     token: SecretStr | None = None
     token_file: pathlib.Path | None = None
+    app_id: str | None = Field(default=None, description="GitHub App id (or use client_id).")
+    client_id: str | None = Field(default=None, description="GitHub App client id (preferred).")
+    private_key_file: pathlib.Path | None = None
+    installation_id: int | None = Field(default=None, description="Looked up when unset.")
     owner: str | None = None
     repositories: list[str] = Field(default_factory=list)
+    organization: str | None = Field(
+        default=None, description="Serve a whole organization with org-level runners."
+    )
+    runner_group: str | None = Field(
+        default=None, description="Organization runner group, by name (looked up at start)."
+    )
     api_url: str = "https://api.github.com"
     runner_group_id: int = 1
     runner_prefix: str = "bm"
-    poll_interval: float = Field(default=5.0, ge=0.2, description="Seconds between REST polls.")
+    poll_interval: float = Field(
+        default=5.0, ge=0.2, description="Seconds between REST polls without webhooks."
+    )
+    poll_interval_with_webhooks: float = Field(
+        default=30.0, ge=0.2, description="Seconds between REST polls when webhooks are on."
+    )
     webhook_secret: SecretStr | None = None
+    webhook_secret_file: pathlib.Path | None = None
     request_timeout: float = Field(default=15.0, gt=0)
+
+    def uses_app(self) -> bool:
+        return bool((self.app_id or self.client_id) and self.private_key_file)
+
+    def private_key(self) -> str:
+        assert self.private_key_file is not None
+        try:
+            return self.private_key_file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"github.private_key_file {self.private_key_file} cannot be read "
+                f"({exc.strerror}); download the App's private key (.pem) and point to it"
+            ) from exc
+
+    def resolved_webhook_secret(self) -> str | None:
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        if self.webhook_secret_file is not None:
+            try:
+                return self.webhook_secret_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"github.webhook_secret_file {self.webhook_secret_file} cannot be read "
+                    f"({exc.strerror})"
+                ) from exc
+        return None
 
     @field_validator("runner_prefix")
     @classmethod
@@ -152,6 +194,12 @@ class SimulatorSettings(BaseModel):
     max_duration: float = Field(default=20.0, ge=0)
     seed: int | None = None
     repositories: list[str] = Field(default_factory=lambda: ["acme/app", "acme/infra"])
+    webhooks: bool = Field(default=True, description="Send signed webhooks to our endpoint.")
+    webhook_drop_ratio: float = Field(default=0.0, ge=0, le=1)
+    webhook_duplicate_ratio: float = Field(default=0.0, ge=0, le=1)
+    webhook_max_delay: float = Field(default=0.0, ge=0, description="Seconds; reorders.")
+    app_auth: bool = Field(default=False, description="Authenticate as a simulated GitHub App.")
+    token_ttl_seconds: float = Field(default=3600.0, gt=0)
     label_mix: list[list[str]] = Field(
         default_factory=lambda: (
             [["self-hosted", "linux", "x64"]] * 4
@@ -222,6 +270,9 @@ class Settings(BaseSettings):
         return tuple(pool.to_domain() for pool in self.pools)
 
     def scopes(self) -> tuple[str, ...]:
+        """Where runners are registered: one organization, or each repository."""
+        if self.github.organization:
+            return (f"org:{self.github.organization}",)
         if self.simulate and not self.github.repositories:
             return tuple(self.simulator.repositories)
         return tuple(self.github.full_repositories())
@@ -232,6 +283,7 @@ class Settings(BaseSettings):
             pools=self.domain_pools(),
             scopes=self.scopes(),
             timeouts=self.vm.timeouts.to_domain(),
+            org_scope=self.github.organization is not None,
         )
 
     def resolved_database_url(self) -> str:
@@ -243,11 +295,21 @@ class Settings(BaseSettings):
         """Refuse to start with settings that cannot work; say what to set."""
         if self.simulate:
             return
-        if not self.github.resolved_token():
+        github = self.github
+        if (github.app_id or github.client_id) and not github.private_key_file:
+            raise ConfigError(
+                "github.app_id/client_id is set but github.private_key_file is not: point it to "
+                "the App's private key (.pem)"
+            )
+        if github.uses_app():
+            github.private_key()
+        elif not github.resolved_token():
             raise ConfigError(
                 "no GitHub credentials: set GITHUB_TOKEN (or github.token_file in the config "
-                "file), or run with --simulate to use the built-in simulated GitHub"
+                "file), or a GitHub App (github.client_id, github.private_key_file), or run "
+                "with --simulate to use the built-in simulated GitHub"
             )
+        github.resolved_webhook_secret()
         if not self.scopes():
             raise ConfigError(
                 "no repositories configured: set REPO_OWNER and REPO_NAME, or "

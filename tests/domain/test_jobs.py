@@ -46,3 +46,9 @@ def test_any_delivery_order_ends_at_the_furthest_status(order: list[model.JobSta
         state = jobs.merge(state, builders.job(status=status, conclusion=conclusion))
     assert state is not None
     assert state.status is max(order, key=model.JOB_STATUS_ORDER.__getitem__)
+
+
+def test_first_completion_of_an_attempt_stands() -> None:
+    failed = builders.job(status=J.COMPLETED, conclusion="failure")
+    late = builders.job(status=J.COMPLETED, conclusion="success")
+    assert jobs.merge(failed, late).conclusion == "failure"

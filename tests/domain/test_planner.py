@@ -49,9 +49,17 @@ def test_idle_and_booting_vms_cover_queued_jobs() -> None:
     assert len(starts(planner.plan(snapshot(jobs, vms, fact), builders.policy(), 1))) == 1
 
 
-def test_busy_vms_do_not_cover_queued_jobs() -> None:
-    vms = [builders.vm(1, state=S.BUSY)]
+def test_busy_vms_with_a_known_job_do_not_cover_queued_jobs() -> None:
+    vms = [dataclasses.replace(builders.vm(1, state=S.BUSY), job_id=99)]
     plan = planner.plan(snapshot([builders.job(1)], vms, {1: ONLINE}), builders.policy(), 1)
+    assert len(starts(plan)) == 1
+
+
+def test_busy_vm_whose_job_is_unknown_yet_covers_one_queued_job() -> None:
+    # The runner printed "Running job" before GitHub's in_progress status reached us.
+    vms = [builders.vm(1, state=S.BUSY)]
+    jobs = [builders.job(1), builders.job(2)]
+    plan = planner.plan(snapshot(jobs, vms, {1: ONLINE}), builders.policy(), 1)
     assert len(starts(plan)) == 1
 
 
@@ -324,6 +332,12 @@ def test_covers_every_queued_matching_job_when_capacity_allows(
         supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     for start in starts(plan):
         supply[(start.pool, start.scope)] = supply.get((start.pool, start.scope), 0) + 1
+    linked = {job.runner_name for job in snap.jobs if job.runner_name}
+    for vm in snap.vms:
+        state = after.get(vm.vm_id, vm.state)
+        busy = state is S.BUSY and vm.vm_id not in gone and vm.name not in linked
+        if busy and vm.job_id is None:  # a runner that took a job GitHub has not told us of
+            supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     demand, _ = planner.queued_demand(snap.jobs, policy)
     for key, count in demand.items():
         assert supply.get(key, 0) >= count, (key, count, supply)

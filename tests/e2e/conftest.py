@@ -72,8 +72,16 @@ def free_port() -> int:
 class Backend:
     """`blacksmith-mini up --simulate` in its own process group; stop and start it again."""
 
-    def __init__(self, *, port: int, data_dir: pathlib.Path, log_path: pathlib.Path) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        data_dir: pathlib.Path,
+        log_path: pathlib.Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
+        self.env = env or {}
         self.data_dir = data_dir
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{port}"
@@ -88,7 +96,7 @@ class Backend:
         return ["uv", "run", "--frozen", "blacksmith-mini", *args]
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, "BLACKSMITH_SIMULATOR__RATE_PER_MIN": "0"}
+        env = {**os.environ, "BLACKSMITH_SIMULATOR__RATE_PER_MIN": "0", **self.env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
@@ -162,19 +170,33 @@ def dashboard_build() -> None:
         pytest.fail(f"building the dashboard failed:\n{output}")
 
 
-@pytest.fixture(scope="module")
-def backend(dashboard_build: None) -> Iterator[Backend]:
+API_TOKEN = "e2e-secret-token"
+
+
+def run_backend(env: dict[str, str] | None = None) -> Iterator[Backend]:
     with tempfile.TemporaryDirectory(prefix="bsm-e2e-") as tmp:
         server = Backend(
             port=free_port(),
             data_dir=pathlib.Path(tmp) / "data",
             log_path=pathlib.Path(tmp) / "backend.log",
+            env=env,
         )
         server.start()
         try:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(dashboard_build: None) -> Iterator[Backend]:
+    yield from run_backend()
+
+
+@pytest.fixture(scope="module")
+def backend_with_token(dashboard_build: None) -> Iterator[Backend]:
+    """A backend whose API needs `Authorization: Bearer API_TOKEN`."""
+    yield from run_backend({"BLACKSMITH_SERVER__API_TOKEN": API_TOKEN})
 
 
 @pytest.fixture(scope="session")

@@ -112,8 +112,11 @@ def test_no_layout_jump_when_data_arrives(page: Page, backend: Backend) -> None:
 
 def test_simulated_job_and_its_vm_appear_within_two_seconds(page: Page, backend: Backend) -> None:
     open_dashboard(page, backend)
-    page.get_by_role("button", name="Queue a job").click()
+    # Keyboard only: focus the control and open it with Enter.
+    page.get_by_role("button", name="Queue a job").focus()
+    page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Labels (comma separated)")).to_be_focused()
     dialog.get_by_label("Duration (seconds)").fill("60")
     dialog.get_by_label("Conclusion").select_option("success")
     started = time.monotonic()

@@ -19,7 +19,13 @@ as Firecracker does. ``SendCtrlAltDel`` SIGTERMs the guest, which shuts down and
 Test knobs (environment): ``FAKE_FC_CALLS`` (append every API call as a JSON line),
 ``FAKE_FC_FAIL="PUT /drives/rootfs"`` (answer that call with an injected 400),
 ``FAKE_FC_IGNORE_CTRL_ALT_DEL=1`` (a guest that never reboots), ``FAKE_FC_CHECK_TAP=1`` (the tap
-must exist in /sys/class/net), ``FAKE_FC_AGENT`` (another agent script), ``FAKE_FC_NO_GUEST=1``.
+must exist in /sys/class/net), ``FAKE_FC_AGENT`` (another agent script), ``FAKE_FC_NO_GUEST=1``
+(the guest never runs its agent), ``FAKE_FC_CRASH="PUT /machine-config"`` (the VMM dies by
+SIGKILL when that call arrives) or ``FAKE_FC_CRASH=after-boot`` (it answers ``InstanceStart``,
+prints the kernel's first lines and dies), ``FAKE_FC_BOOT_DELAY=<seconds>`` (the guest takes
+that long before its agent starts). ``FAKE_FC_FAULT_ONCE=<path>`` makes the fault knobs (FAIL,
+CRASH, NO_GUEST, IGNORE_CTRL_ALT_DEL, RUNNER_DIR, BOOT_DELAY) hold only for the first fake
+process, the one that creates ``<path>``; later VMs behave normally.
 Stdlib only.
 """
 
@@ -121,6 +127,33 @@ class ApiError(Exception):
         self.status = status
 
 
+FAULT_KNOBS = {
+    "FAKE_FC_FAIL",
+    "FAKE_FC_CRASH",
+    "FAKE_FC_NO_GUEST",
+    "FAKE_FC_IGNORE_CTRL_ALT_DEL",
+    "FAKE_FC_RUNNER_DIR",
+    "FAKE_FC_BOOT_DELAY",
+}
+_faulty: bool | None = None
+
+
+def knob(name: str) -> str:
+    """The test knob ``name`` ("" when unset, or when FAKE_FC_FAULT_ONCE chose another VM)."""
+    global _faulty
+    value = os.environ.get(name, "")
+    once = os.environ.get("FAKE_FC_FAULT_ONCE")
+    if not value or name not in FAULT_KNOBS or not once:
+        return value
+    if _faulty is None:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            _faulty = True
+        except FileExistsError:
+            _faulty = False
+    return value if _faulty else ""
+
+
 def console(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -197,7 +230,9 @@ class Vmm:
         if record:
             with open(record, "a") as f:
                 f.write(json.dumps({"method": method, "path": path, "body": body}) + "\n")
-        if os.environ.get("FAKE_FC_FAIL") == f"{method} {path}":
+        if knob("FAKE_FC_CRASH") == f"{method} {path}":
+            os.kill(os.getpid(), signal.SIGKILL)  # a VMM crash: no answer, no clean-up
+        if knob("FAKE_FC_FAIL") == f"{method} {path}":
             raise ApiError(
                 f"Injected fault for {method} {path}: No such file or directory (os error 2)"
             )
@@ -398,12 +433,18 @@ class Guest:
         self.tokens: dict[str, float] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.mmds_server: http.server.ThreadingHTTPServer | None = None
+        # The "guest's disk": beside the API socket, i.e. in the VM's state directory, which
+        # the driver removes on release (so nothing is left in /tmp, even after a SIGKILL).
+        self.scratch = str(Path(vmm.args.api_sock).resolve().parent)
 
     def boot(self) -> None:
         boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
         console("[    0.000000] Linux version 6.1.141 (fake-firecracker) #1 SMP")
         console(f"[    0.000000] Command line: {boot_args}")
-        if os.environ.get("FAKE_FC_NO_GUEST"):
+        if knob("FAKE_FC_CRASH") == "after-boot":
+            threading.Thread(target=crash_soon, daemon=True).start()
+            return
+        if knob("FAKE_FC_NO_GUEST"):
             return
         self.mmds_server = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), make_mmds_handler(self)
@@ -414,10 +455,10 @@ class Guest:
         env = dict(os.environ)
         env.update(
             BLACKSMITH_MMDS_ADDRESS=f"127.0.0.1:{port}",
-            BLACKSMITH_RUNNER_DIR=os.environ.get("FAKE_FC_RUNNER_DIR") or simulator_runner_dir(),
+            BLACKSMITH_RUNNER_DIR=knob("FAKE_FC_RUNNER_DIR") or simulator_runner_dir(self.scratch),
             BLACKSMITH_RUNNER_USER="",
             BLACKSMITH_SSH_DIR=os.environ.get("FAKE_FC_SSH_DIR")
-            or tempfile.mkdtemp(prefix="fakefc-ssh-"),
+            or tempfile.mkdtemp(prefix="fakefc-ssh-", dir=self.scratch),
             BLACKSMITH_REBOOT_COMMAND="none",
         )
         console("[    0.125000] Run /sbin/init as init process")
@@ -428,6 +469,10 @@ class Guest:
         spawned.wait(5)
 
     def _run(self, argv: list[str], env: dict[str, str], spawned: threading.Event) -> None:
+        delay = float(knob("FAKE_FC_BOOT_DELAY") or 0)
+        if delay:
+            spawned.set()
+            time.sleep(delay)  # a slow boot: systemd has not reached the agent's unit yet
         # Same process group as the VMM: killing the VM's group kills the "guest" too. The
         # death signal follows this thread, which lives as long as the guest (a "vCPU thread").
         self.process = subprocess.Popen(argv, env=env, preexec_fn=die_with_parent)
@@ -442,7 +487,7 @@ class Guest:
         # without reboot=k an x86 guest reboot/poweroff leaves Firecracker running
 
     def ctrl_alt_del(self) -> None:
-        if os.environ.get("FAKE_FC_IGNORE_CTRL_ALT_DEL"):
+        if knob("FAKE_FC_IGNORE_CTRL_ALT_DEL"):
             console("[   10.000000] (guest ignores ctrl-alt-del)")
             return
         if self.process is None:  # FAKE_FC_NO_GUEST: the "guest" reboots at once
@@ -461,6 +506,11 @@ class Guest:
             self.process.kill()
 
 
+def crash_soon() -> None:
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def reboot_soon() -> None:
     time.sleep(0.05)
     os._exit(0)
@@ -473,8 +523,8 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
-def simulator_runner_dir() -> str:
-    runner_dir = tempfile.mkdtemp(prefix="fakefc-runner-")
+def simulator_runner_dir(parent: str) -> str:
+    runner_dir = tempfile.mkdtemp(prefix="fakefc-runner-", dir=parent)
     run_sh = Path(runner_dir) / "run.sh"
     run_sh.write_text(
         f'#!/bin/sh\nexec "{sys.executable}" -m blacksmith_mini.simulator.runner "$@"\n'

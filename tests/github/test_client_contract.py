@@ -12,7 +12,7 @@ import json
 import pytest
 
 import github_schema
-from blacksmith_mini.github import errors
+from blacksmith_mini.github import auth, errors
 from github import simfixture
 
 pytestmark = pytest.mark.anyio
@@ -129,7 +129,7 @@ async def test_server_errors_are_unavailable_and_bad_token_is_explained() -> Non
     with pytest.raises(errors.GitHubUnavailable):
         await gh.open_jobs("acme/app")
     bad, _, _, _ = simfixture.make()
-    bad._gh.oauth_token = "wrong"  # type: ignore[attr-defined]
+    bad.tokens = auth.StaticToken("wrong")
     with pytest.raises(errors.BadCredentials, match="GITHUB_TOKEN"):
         await bad.open_jobs("acme/app")
 

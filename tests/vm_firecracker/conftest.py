@@ -17,6 +17,13 @@ from mini_broker import MiniBroker  # noqa: E402
 from blacksmith_mini.vm import driver as port  # noqa: E402
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings  # noqa: E402
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver  # noqa: E402
+from vm_firecracker.simserver import (  # noqa: E402
+    Netns,
+    SimEnv,
+    kill_vm_processes,
+    netns_unavailable,
+    short_data_dir,
+)
 
 FAKE_FIRECRACKER = FAKES / "fake_firecracker.py"
 
@@ -114,3 +121,19 @@ def _spec(
 def make_spec() -> Callable[..., port.VmSpec]:
     """``make_spec(vm_id, name=..., jit_config=...)``."""
     return _spec
+
+
+@pytest.fixture
+def sim_env() -> Iterator[SimEnv]:
+    """The real server in simulate mode, Firecracker driver + fake, in its own namespace."""
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(f"simulate-mode Firecracker tests: {reason}")
+    with short_data_dir() as data_dir:
+        env = SimEnv(Netns().create(), data_dir)
+        try:
+            yield env
+        finally:
+            env.close()
+            kill_vm_processes(data_dir)
+            env.netns.delete()

@@ -9,13 +9,14 @@ import logging
 import pathlib
 from collections.abc import AsyncIterator
 
+import httpx2
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api.routes import events, history, jobs, simulator, status, vms
+from blacksmith_mini.api.routes import events, history, jobs, simulator, status, vms, webhooks
 from blacksmith_mini.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,21 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         allow_headers=["authorization", "content-type", "last-event-id"],
     )
     _add_token_check(app, settings)
-    for router in (status.router, vms.router, jobs.router, events.router, history.router):
+    routers = (
+        status.router,
+        vms.router,
+        jobs.router,
+        events.router,
+        history.router,
+        webhooks.router,
+    )
+    for router in routers:
         app.include_router(router)
     if settings.simulate:
         app.include_router(simulator.router)
         assert runtime.simulation is not None
-        app.mount("/_sim", runtime.simulation.app)
+        app.mount("/_sim", runtime.simulation.api)
+        runtime.attach_app(httpx2.ASGITransport(app=app))
 
     @app.api_route(
         "/api/{path:path}",

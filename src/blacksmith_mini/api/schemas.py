@@ -211,5 +211,9 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+class WebhookAnswer(BaseModel):
+    detail: str
+
+
 VmDetail.model_rebuild()
 JobDetail.model_rebuild()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from blacksmith_mini.control import acts, rates, view
 from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain import jobs as domain_jobs
 from blacksmith_mini.domain import labels, model, planner
-from blacksmith_mini.github import errors, port
+from blacksmith_mini.github import errors, port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 
@@ -59,6 +60,9 @@ class Reconciler:
         self.driver = driver
         self.config = config
         self.clock = clock
+        self.repositories: tuple[str, ...] = tuple(
+            scope for scope in policy.scopes if not scope.startswith("org:")
+        )  # polled for jobs; at organization scope, filled in by the runtime
         self.jobs: dict[int, model.Job] = {}
         self.vms: dict[int, model.Vm] = {}
         self.gone: list[model.Vm] = []
@@ -70,6 +74,7 @@ class Reconciler:
         self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
         self.data_since: float | None = None
         self._wake = asyncio.Event()
+        self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
         self._github_due = True
         self._next_github_poll = 0.0
         self._next_sample = 0.0
@@ -82,6 +87,7 @@ class Reconciler:
         self._loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
         self.acts = acts.Acts(self)
+        self.config = config
         self.view: view.View = self._build_view(clock())
 
     # --- start-up and shutdown -------------------------------------------------------------
@@ -138,6 +144,11 @@ class Reconciler:
             self._github_due = True
         self._wake.set()
 
+    def deliveries_arrived(self) -> None:
+        """A webhook delivery was persisted: process it on the next tick, now."""
+        self._deliveries_due = True
+        self._wake.set()
+
     def subscribe(self) -> asyncio.Event:
         """An event set whenever a new view is published (for the live stream)."""
         event = asyncio.Event()
@@ -175,6 +186,9 @@ class Reconciler:
 
     async def tick(self) -> None:
         now = self.clock()
+        if self._deliveries_due:
+            self._deliveries_due = False
+            await self.process_deliveries()
         if self._github_due or now >= self._next_github_poll:
             self._github_due = False
             self._next_github_poll = now + self.config.github_poll_interval
@@ -206,20 +220,51 @@ class Reconciler:
                 vm_id=vm_id,
             )
 
+    # --- webhook deliveries ----------------------------------------------------------------
+
+    async def process_deliveries(self) -> None:
+        """Fold persisted, unprocessed ``workflow_job`` deliveries into our state.
+
+        Deliveries only move jobs forward (``jobs.merge``), so duplicates, late and reordered
+        ones are harmless; the REST poll stays the source of truth.
+        """
+        pending = await self.store.pending_deliveries()
+        seen: list[model.Job] = []
+        for delivery_id, event, payload in pending:
+            if event != "workflow_job":
+                continue
+            try:
+                job = webhooks.workflow_job(json.loads(payload))
+            except ValueError as exc:
+                log.warning("webhook delivery %s ignored: %s", delivery_id, exc)
+                continue
+            if job is not None:
+                seen.append(job)
+        await self.merge_jobs(seen)
+        await self.store.mark_processed([d[0] for d in pending], at=self.clock())
+        if len(pending) >= 500:
+            self._deliveries_due = True
+
     # --- observing GitHub ------------------------------------------------------------------
 
     async def _observe_github(self) -> None:
         seen: list[model.Job] = []
         try:
-            repositories = [s for s in self.policy.scopes if not s.startswith("org:")]
-            for repository_name in repositories:
+            for repository_name in self.repositories:
                 seen.extend(await self.github.open_jobs(repository_name))
             seen_ids = {job.id for job in seen}
-            stale = [job for job in self.jobs.values() if job.id not in seen_ids][
-                :MAX_SINGLE_JOB_REFRESH
-            ]
+            served = {repository_name.lower() for repository_name in self.repositories}
+            stale = [
+                job
+                for job in self.jobs.values()
+                if job.id not in seen_ids and job.repository.lower() in served
+            ][:MAX_SINGLE_JOB_REFRESH]
             for job in stale:
-                refreshed = await self.github.job(job.repository, job.id)
+                try:
+                    refreshed = await self.github.job(job.repository, job.id)
+                except errors.NotFound:
+                    log.warning("job %s is gone from GitHub; keeping what we know", job.id)
+                    continue
                 if refreshed is not None:
                     seen.append(refreshed)
             runners: list[model.RunnerInfo] = []

@@ -11,7 +11,8 @@ def merge(known: model.Job | None, seen: model.Job) -> model.Job:
     """Combine what we knew of a job with a new observation (REST poll or webhook).
 
     Observations arrive late, twice and out of order. A status never moves backwards (a late
-    ``in_progress`` never undoes ``completed``); an observation of an older ``run_attempt`` is
+    ``in_progress`` never undoes ``completed``, and the first completion of an attempt stands);
+    an observation of an older ``run_attempt`` is
     ignored and a newer attempt replaces the job. Timestamps already known are kept; our own
     (``vm_requested_at``, ``vm_ready_at``, ``vm_id``) survive every merge.
     """
@@ -26,7 +27,12 @@ def merge(known: model.Job | None, seen: model.Job) -> model.Job:
     }
     if seen.run_attempt > known.run_attempt:
         return dataclasses.replace(seen, **ours)  # type: ignore[arg-type]
-    forward = model.JOB_STATUS_ORDER[seen.status] >= model.JOB_STATUS_ORDER[known.status]
+    rank_seen = model.JOB_STATUS_ORDER[seen.status]
+    rank_known = model.JOB_STATUS_ORDER[known.status]
+    # completed is final: a second completion of the same attempt does not rewrite it
+    forward = rank_seen > rank_known or (
+        rank_seen == rank_known and known.status is not model.JobStatus.COMPLETED
+    )
     newest = seen if forward else known
     return dataclasses.replace(
         newest,

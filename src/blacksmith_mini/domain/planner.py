@@ -37,7 +37,8 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     vms = _apply(snapshot.vms, transitions, now)
     stops = list(_deadlines(vms, policy.timeouts, now))
     stopped = frozenset(stop.vm_id for stop in stops)
-    scale = list(_scale(snapshot.jobs, vms, policy, now, stopped=stopped))
+    linked = {name for name in jobs_by_runner if name}
+    scale = list(_scale(snapshot.jobs, vms, policy, now, stopped=stopped, linked=linked))
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -201,15 +202,23 @@ def _scale(
     now: float,
     *,
     stopped: frozenset[int],
+    linked: set[str],
 ) -> Iterable[act.Action]:
-    """VMs being stopped still hold capacity until they are gone, but supply nothing."""
+    """VMs being stopped still hold capacity until they are gone, but supply nothing.
+
+    A busy VM whose job we do not know yet (its runner said "Running job" before GitHub's
+    job status reached us) has taken one of the queued jobs of its key: it covers one.
+    """
     counts, oldest = queued_demand(jobs, policy)
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
+    unlinked: dict[DemandKey, int] = collections.Counter()
     for vm in vms:
         active_per_pool[vm.pool] += 1
         if vm.state in SUPPLY_STATES and vm.vm_id not in stopped:
             supply[(vm.pool, vm.scope)].append(vm)
+        elif vm.state is S.BUSY and vm.job_id is None and vm.name not in linked:
+            unlinked[(vm.pool, vm.scope)] += 1
     pools = {pool.name: pool for pool in policy.pools}
     wanted: dict[DemandKey, int] = {}
     keys = set(counts) | set(supply)
@@ -221,7 +230,8 @@ def _scale(
             continue
         held = policy.draining or found.name in policy.paused_pools
         warm = 0 if held else found.min_idle
-        wanted[key] = counts.get(key, 0) + warm - len(supply.get(key, ()))
+        queued = max(0, counts.get(key, 0) - unlinked.get(key, 0))
+        wanted[key] = queued + warm - len(supply.get(key, ()))
     yield from _surplus(wanted, supply, now)
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
     yield from _starts(

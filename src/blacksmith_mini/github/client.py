@@ -17,7 +17,7 @@ import httpx2
 from gidgethub import httpx as gh_httpx
 
 from blacksmith_mini.domain import model
-from blacksmith_mini.github import errors, parse, transport
+from blacksmith_mini.github import auth, errors, parse, transport
 
 log = logging.getLogger(__name__)
 API_VERSION = "2022-11-28"
@@ -62,7 +62,7 @@ class GitHubClient:
     def __init__(
         self,
         *,
-        token: str,
+        token: str | auth.TokenSource,
         api_url: str,
         inner_transport: httpx2.AsyncBaseTransport | None = None,
         mutation_spacing: float = 1.0,
@@ -73,10 +73,10 @@ class GitHubClient:
             mutation_spacing=mutation_spacing,
         )
         self._http = httpx2.AsyncClient(transport=self.guard, timeout=timeout)
+        self.tokens: auth.TokenSource = auth.StaticToken(token) if isinstance(token, str) else token
         self._gh = gh_httpx.GitHubAPI(
             self._http,
             "blacksmith-mini",
-            oauth_token=token,
             cache=BoundedCache(maxsize=2048),
             base_url=api_url.rstrip("/"),
         )
@@ -90,9 +90,18 @@ class GitHubClient:
         await self._http.aclose()
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        """One call; after a 401 the token is refreshed and the call made once more."""
+        try:
+            return await self._call_once(method, url, **kwargs)
+        except errors.BadCredentials:
+            self.tokens.invalidate()
+            return await self._call_once(method, url, **kwargs)
+
+    async def _call_once(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
             function = getattr(self._gh, method)
-            return await function(url, extra_headers=self._headers, **kwargs)
+            token = await self.tokens.token()
+            return await function(url, extra_headers=self._headers, oauth_token=token, **kwargs)
         except errors.GitHubError:
             raise
         except gidgethub.RateLimitExceeded as exc:
@@ -105,9 +114,19 @@ class GitHubClient:
             raise errors.GitHubUnavailable(f"GitHub unreachable on {url}: {exc}") from exc
 
     async def _iterate(self, url: str, key: str) -> list[dict[str, Any]]:
+        try:
+            return await self._iterate_once(url, key)
+        except errors.BadCredentials:
+            self.tokens.invalidate()
+            return await self._iterate_once(url, key)
+
+    async def _iterate_once(self, url: str, key: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         try:
-            async for item in self._gh.getiter(url, extra_headers=self._headers, iterable_key=key):
+            token = await self.tokens.token()
+            async for item in self._gh.getiter(
+                url, extra_headers=self._headers, iterable_key=key, oauth_token=token
+            ):
                 items.append(item)
         except errors.GitHubError:
             raise
@@ -178,6 +197,40 @@ class GitHubClient:
         return Registration(
             runner_id=config.runner.id, encoded_jit_config=config.encoded_jit_config
         )
+
+    async def runner_group_id(self, organization: str, name: str) -> int:
+        """The id of an organization's runner group, by name (case-insensitive)."""
+        groups = await self._iterate(
+            f"/orgs/{organization}/actions/runner-groups?per_page=100", "runner_groups"
+        )
+        for group in groups:
+            if str(group.get("name", "")).lower() == name.lower():
+                return int(group["id"])
+        names = ", ".join(sorted(str(g.get("name")) for g in groups)) or "none"
+        raise errors.NotFound(
+            f"organization {organization} has no runner group named {name!r} (it has: {names});"
+            " create it or fix github.runner_group"
+        )
+
+    async def organization_repositories(self, organization: str) -> list[str]:
+        """Repositories whose jobs we serve at org scope: the App installation's repositories
+        when authenticated as an App, else every repository of the organization."""
+        if isinstance(self.tokens, auth.AppInstallation):
+            items = await self._iterate("/installation/repositories?per_page=100", "repositories")
+        else:
+            items = await self._iterate(f"/orgs/{organization}/repos?per_page=100", "")
+        return sorted(
+            str(item["full_name"])
+            for item in items
+            if str(item.get("full_name", "")).lower().startswith(organization.lower() + "/")
+            and not item.get("archived", False)
+        )
+
+    async def repository(self, repository: str) -> dict[str, Any]:
+        return dict(await self._call("getitem", f"/repos/{repository}"))
+
+    async def rate_limit(self) -> dict[str, Any]:
+        return dict(await self._call("getitem", "/rate_limit"))
 
     async def delete_runner(self, scope: str, runner_id: int) -> bool:
         """Delete a runner; False if it was already gone. Raises ``RunnerBusy`` on 422."""

@@ -34,7 +34,7 @@ class WorkflowJob(BaseModel):
     labels: list[str]
     runner_name: str | None = None
     runner_id: int | None = None
-    created_at: str
+    created_at: str | None = None  # some real webhook payloads omit it
     started_at: str | None = None
     completed_at: str | None = None
     name: str | None = None
@@ -48,7 +48,7 @@ class WorkflowJob(BaseModel):
         status = model.JobStatus(self.status)
         if status is model.JobStatus.QUEUED and self.runner_name:
             status = model.JobStatus.ASSIGNED
-        created = epoch(self.created_at) or 0.0
+        created = epoch(self.created_at) or epoch(self.started_at) or 0.0
         started = epoch(self.started_at) if status is not model.JobStatus.QUEUED else None
         return model.Job(
             id=self.id,

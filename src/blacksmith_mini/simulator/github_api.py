@@ -18,10 +18,12 @@ import secrets
 import time
 from typing import Any
 
+import jwt
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from blacksmith_mini.simulator import formats, state
+from blacksmith_mini.github import parse
+from blacksmith_mini.simulator import formats, state, webhook_sender
 
 DOCS = "https://docs.github.com/rest"
 
@@ -34,6 +36,53 @@ class Faults:
     rate_limits: int = 0
     rate_limit_status: int = 403
     retry_after: int | None = 60
+
+
+@dataclasses.dataclass
+class SimApp:
+    """A simulated GitHub App: its id, public key, one installation, and the tokens it issued."""
+
+    app_id: str
+    public_key_pem: str
+    installation_id: int = 1
+    token_ttl_seconds: float = 3600.0
+    tokens: dict[str, float] = dataclasses.field(default_factory=dict)  # token -> expires at
+    issued: int = 0
+
+    def check_jwt(self, token: str, now: float) -> str | None:
+        """None when the JWT is acceptable, else GitHub's complaint."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key_pem,
+                algorithms=["RS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "require": ["iat", "exp", "iss"],
+                },
+            )
+        except jwt.PyJWTError as exc:
+            return f"A JSON web token could not be decoded ({exc})"
+        if str(claims["iss"]) != self.app_id:
+            return "'Issuer' claim ('iss') must be the App's id or client id"
+        if claims["iat"] > now + 60:
+            return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+        if claims["exp"] <= now:
+            return "'Expiration time' claim ('exp') is in the past"
+        if claims["exp"] - claims["iat"] > 600:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        return None
+
+    def issue(self, now: float) -> tuple[str, float]:
+        self.issued += 1
+        token = f"ghs_{self.app_id}_{secrets.token_urlsafe(24)}"
+        self.tokens[token] = now + self.token_ttl_seconds
+        return token, self.tokens[token]
+
+    def token_valid(self, token: str, now: float) -> bool:
+        expires = self.tokens.get(token)
+        return expires is not None and now < expires
 
 
 @dataclasses.dataclass
@@ -63,12 +112,27 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     )
 
 
-def create_app(sim: state.SimState, *, token: str, faults: Faults | None = None) -> FastAPI:
+JWT_PATHS = ("/app", "/app/")
+
+
+def _needs_jwt(path: str) -> bool:
+    return path == "/app" or path.startswith("/app/") or path.endswith("/installation")
+
+
+def create_app(
+    sim: state.SimState,
+    *,
+    token: str,
+    faults: Faults | None = None,
+    sim_app: SimApp | None = None,
+    sender: webhook_sender.WebhookSender | None = None,
+) -> FastAPI:
     """The fake GitHub (REST at ``/``, broker at ``/broker``)."""
     app = FastAPI(title="Simulated GitHub", docs_url=None, redoc_url=None, openapi_url=None)
     budget = Budget()
     app.state.faults = faults or Faults()
     app.state.budget = budget
+    app.state.sender = sender
 
     @app.middleware("http")
     async def github_rules(request: Request, call_next: Any) -> Response:
@@ -78,7 +142,20 @@ def create_app(sim: state.SimState, *, token: str, faults: Faults | None = None)
         now = time.time()
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not secrets.compare_digest(given, token):
+        if scheme.lower() not in ("bearer", "token"):
+            return _error(401, "Requires authentication")
+        if _needs_jwt(relative):
+            problem = (
+                "this simulated GitHub has no App"
+                if sim_app is None
+                else (sim_app.check_jwt(given, now))
+            )
+            if problem is not None:
+                return _error(401, problem)
+        elif not (
+            secrets.compare_digest(given, token)
+            or (sim_app is not None and sim_app.token_valid(given, now))
+        ):
             return _error(401, "Bad credentials")
         injected: Faults = app.state.faults
         if injected.server_errors > 0:
@@ -249,8 +326,130 @@ def create_app(sim: state.SimState, *, token: str, faults: Faults | None = None)
         }
         return JSONResponse({"resources": {"core": core}, "rate": core})
 
+    _org_routes(app, sim, sim_app)
     _broker_routes(app, sim)
     return app
+
+
+def _org_routes(app: FastAPI, sim: state.SimState, sim_app: SimApp | None) -> None:
+    """Installations, organizations, runner groups and the App's webhook delivery log."""
+
+    def installation() -> dict[str, Any]:
+        assert sim_app is not None
+        return {
+            "id": sim_app.installation_id,
+            "app_id": int(sim_app.app_id),
+            "target_type": "Organization",
+            "permissions": {
+                "administration": "write",
+                "organization_self_hosted_runners": "write",
+                "actions": "read",
+                "metadata": "read",
+            },
+        }
+
+    @app.get("/app")
+    async def get_app() -> Response:
+        assert sim_app is not None
+        return JSONResponse(
+            {
+                "id": int(sim_app.app_id),
+                "slug": "blacksmith-mini-sim",
+                "name": "Blacksmith Mini (simulated)",
+            }
+        )
+
+    @app.post("/app/installations/{installation_id}/access_tokens")
+    async def access_token(installation_id: int) -> Response:
+        assert sim_app is not None
+        if installation_id != sim_app.installation_id:
+            return _error(404, "Not Found")
+        token, expires = sim_app.issue(time.time())
+        return JSONResponse(
+            {
+                "token": token,
+                "expires_at": parse.iso(expires),
+                "permissions": installation()["permissions"],
+                "repository_selection": "all",
+            },
+            status_code=201,
+        )
+
+    @app.get("/repos/{owner}/{repo}/installation")
+    async def repo_installation(owner: str, repo: str) -> Response:
+        if f"{owner}/{repo}".lower() not in sim.repositories:
+            return _error(404, "Not Found")
+        return JSONResponse(installation())
+
+    @app.get("/orgs/{org}/installation")
+    async def org_installation(org: str) -> Response:
+        if not any(r.startswith(org.lower() + "/") for r in sim.repositories):
+            return _error(404, "Not Found")
+        return JSONResponse(installation())
+
+    def repos_of(org: str | None) -> list[dict[str, Any]]:
+        return [
+            formats.repository(name)
+            for name in sim.repositories
+            if org is None or name.startswith(org.lower() + "/")
+        ]
+
+    @app.get("/installation/repositories")
+    async def installation_repositories() -> Response:
+        repos = repos_of(None)
+        return JSONResponse({"total_count": len(repos), "repositories": repos})
+
+    @app.get("/orgs/{org}/repos")
+    async def org_repos(org: str) -> Response:
+        return JSONResponse(repos_of(org))
+
+    @app.get("/repos/{owner}/{repo}")
+    async def get_repo(owner: str, repo: str) -> Response:
+        name = f"{owner}/{repo}".lower()
+        if name not in sim.repositories:
+            return _error(404, "Not Found")
+        return JSONResponse(formats.repository(name))
+
+    @app.get("/orgs/{org}/actions/runner-groups")
+    async def runner_groups(org: str) -> Response:
+        if not any(r.startswith(org.lower() + "/") for r in sim.repositories):
+            return _error(404, "Not Found")
+        groups = [
+            {
+                "id": gid,
+                "name": name,
+                "visibility": "all",
+                "default": gid == 1,
+                "runners_url": "",
+                "inherited": False,
+                "allows_public_repositories": False,
+            }
+            for gid, name in sorted(sim.group_ids.items())
+        ]
+        return JSONResponse({"total_count": len(groups), "runner_groups": groups})
+
+    @app.get("/app/hook/deliveries")
+    async def deliveries(request: Request) -> Response:
+        sender: webhook_sender.WebhookSender | None = app.state.sender
+        log = [] if sender is None else sender.log
+        per_page = min(100, int(request.query_params.get("per_page", "30")))
+        cursor = int(request.query_params.get("cursor", "0") or 0)
+        newest_first = sorted(log, key=lambda d: d.id, reverse=True)
+        if cursor:
+            newest_first = [d for d in newest_first if d.id < cursor]
+        chunk = newest_first[:per_page]
+        headers = {}
+        if len(newest_first) > per_page:
+            following = request.url.include_query_params(cursor=chunk[-1].id)
+            headers["link"] = f'<{following}>; rel="next"'
+        return JSONResponse([d.as_github() for d in chunk], headers=headers)
+
+    @app.post("/app/hook/deliveries/{delivery_id}/attempts")
+    async def redeliver(delivery_id: int) -> Response:
+        sender: webhook_sender.WebhookSender | None = app.state.sender
+        if sender is None or not sender.redeliver(delivery_id):
+            return _error(404, "Not Found")
+        return JSONResponse({}, status_code=202)
 
 
 def _jit_problems(body: Any) -> str:

@@ -1,0 +1,354 @@
+"use client";
+/**
+ * SystemOverview: the headline figures (active VMs, queue, spawn and death rates, saturation,
+ * success rate) with a one-hour trend each, and the health of GitHub, its rate-limit budget and
+ * the reconcile loop.
+ */
+import { useQuery } from "@tanstack/react-query";
+import { Activity, Cpu, Gauge, GitBranch, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
+import type { ReactNode } from "react";
+import { NoData } from "@/components/NoData";
+import { Sparkline } from "@/components/Sparkline";
+import { HEALTH_GRID, OVERVIEW_GRID, SIZES, SystemOverviewSkeleton } from "@/components/skeletons";
+import { Badge } from "@/components/ui/badge";
+import { Card } from "@/components/ui/card";
+import { useNow } from "@/hooks/useNow";
+import { historyQueryOptions } from "@/lib/api/queries";
+import type {
+  GitHubHealth,
+  HistoryResponse,
+  LoopHealth,
+  Pool,
+  StatusResponse,
+} from "@/lib/api/types";
+import { formatAgo, formatClock, formatDuration, formatNumber, formatPercent } from "@/lib/format";
+import { cn } from "@/lib/utils";
+
+export interface SystemOverviewProps {
+  status: StatusResponse | undefined;
+  isLoading: boolean;
+  error?: Error | null;
+}
+
+function StatTile({
+  label,
+  icon,
+  value,
+  unit,
+  caption,
+  trend,
+  testId,
+}: {
+  label: string;
+  icon: ReactNode;
+  value: string | null;
+  unit?: string;
+  caption: ReactNode;
+  trend: ReactNode;
+  testId: string;
+}) {
+  return (
+    <Card className={cn(SIZES.statTile, "justify-between gap-1 p-3")} data-testid={testId}>
+      <div className="flex items-center gap-1.5 text-xs text-muted-foreground">
+        {icon}
+        <h3 className="truncate font-medium">{label}</h3>
+      </div>
+      <div className="flex items-baseline gap-1">
+        <span className="text-2xl font-semibold tabular-nums" data-testid={`${testId}-value`}>
+          {value === null ? <NoData /> : value}
+        </span>
+        {value !== null && unit ? (
+          <span className="text-xs text-muted-foreground">{unit}</span>
+        ) : null}
+      </div>
+      <div className="text-muted-foreground/80">{trend}</div>
+      <div className="truncate text-[0.7rem] text-muted-foreground">{caption}</div>
+    </Card>
+  );
+}
+
+/** "default 3/10 · large 0/2": active VMs of each pool against its own cap. */
+export function poolsCaption(pools: readonly Pool[]): string {
+  return pools
+    .map((pool) => {
+      const active = Object.entries(pool.vms_by_status)
+        .filter(([status]) => status !== "gone")
+        .reduce((sum, [, count]) => sum + count, 0);
+      return `${pool.name} ${active}/${pool.max_vms}`;
+    })
+    .join(" · ");
+}
+
+function perMinute(value: number | null, stepSeconds: number): number | null {
+  return value === null ? null : value / Math.max(stepSeconds / 60, 1 / 60);
+}
+
+function HealthTile({
+  title,
+  icon,
+  badge,
+  children,
+  testId,
+}: {
+  title: string;
+  icon: ReactNode;
+  badge: ReactNode;
+  children: ReactNode;
+  testId: string;
+}) {
+  return (
+    <Card className={cn(SIZES.healthTile, "gap-1.5 overflow-hidden p-3")} data-testid={testId}>
+      <div className="flex items-center justify-between gap-2">
+        <div className="flex items-center gap-1.5 text-xs text-muted-foreground">
+          {icon}
+          <h3 className="font-medium">{title}</h3>
+        </div>
+        {badge}
+      </div>
+      <div className="flex min-h-0 flex-col gap-0.5 text-xs text-muted-foreground">{children}</div>
+    </Card>
+  );
+}
+
+function GitHubTile({ github, now }: { github: GitHubHealth | undefined; now: number }) {
+  let badge: ReactNode = <Badge variant="outline">no data</Badge>;
+  if (github?.reachable === true) badge = <Badge variant="success">reachable</Badge>;
+  else if (github?.reachable === false) badge = <Badge variant="danger">unreachable</Badge>;
+  else if (github) badge = <Badge variant="outline">not contacted yet</Badge>;
+  return (
+    <HealthTile
+      title="GitHub"
+      icon={<GitBranch className="size-3.5" />}
+      badge={badge}
+      testId="github-health"
+    >
+      <span>
+        Last OK:{" "}
+        <span className="text-foreground">
+          {github?.last_ok_at ? formatAgo(github.last_ok_at * 1000, now) : "never"}
+        </span>
+      </span>
+      {github?.blocked_until && github.blocked_until * 1000 > now ? (
+        <span className="text-amber-400">
+          Paused by rate limit until {formatClock(github.blocked_until)}
+        </span>
+      ) : null}
+      {github?.last_error ? (
+        <span className="truncate text-red-400" title={github.last_error}>
+          {github.last_error}
+        </span>
+      ) : (
+        <span>No errors</span>
+      )}
+    </HealthTile>
+  );
+}
+
+function RateLimitTile({ github, now }: { github: GitHubHealth | undefined; now: number }) {
+  const remaining = github?.rate_limit_remaining ?? null;
+  const limit = github?.rate_limit_limit ?? null;
+  const fraction = remaining !== null && limit ? remaining / limit : null;
+  const tone =
+    fraction === null
+      ? "bg-muted"
+      : fraction < 0.1
+        ? "bg-red-500"
+        : fraction < 0.3
+          ? "bg-amber-400"
+          : "bg-emerald-500";
+  return (
+    <HealthTile
+      title="Rate-limit budget"
+      icon={<Gauge className="size-3.5" />}
+      testId="rate-limit"
+      badge={
+        <span className="text-sm font-semibold text-foreground tabular-nums">
+          {remaining === null ? <NoData /> : formatNumber(remaining)}
+          {limit !== null ? (
+            <span className="font-normal text-muted-foreground"> / {formatNumber(limit)}</span>
+          ) : null}
+        </span>
+      }
+    >
+      <div className="my-1 h-1.5 w-full overflow-hidden rounded-full bg-muted" aria-hidden="true">
+        <div
+          className={cn("h-full rounded-full", tone)}
+          style={{ width: `${(fraction ?? 0) * 100}%` }}
+        />
+      </div>
+      <span>
+        {github?.rate_limit_reset_at
+          ? `Resets ${github.rate_limit_reset_at * 1000 > now ? `in ${formatDuration(github.rate_limit_reset_at - now / 1000)}` : "now"}`
+          : "No GitHub calls counted yet"}
+      </span>
+    </HealthTile>
+  );
+}
+
+function LoopTile({ loop, now }: { loop: LoopHealth | undefined; now: number }) {
+  let badge: ReactNode = <Badge variant="outline">no data</Badge>;
+  if (loop?.stuck) badge = <Badge variant="danger">stuck</Badge>;
+  else if (loop?.last_error) badge = <Badge variant="warning">errors</Badge>;
+  else if (loop?.last_tick_at) badge = <Badge variant="success">healthy</Badge>;
+  else if (loop) badge = <Badge variant="outline">starting</Badge>;
+  return (
+    <HealthTile
+      title="Reconcile loop"
+      icon={<Activity className="size-3.5" />}
+      badge={badge}
+      testId="loop-health"
+    >
+      <span>
+        Last tick:{" "}
+        <span className="text-foreground">
+          {loop?.last_tick_at ? formatAgo(loop.last_tick_at * 1000, now) : "never"}
+        </span>
+        {loop?.last_tick_duration_ms != null
+          ? ` · took ${formatNumber(loop.last_tick_duration_ms, 0)} ms`
+          : ""}
+      </span>
+      <span>{formatNumber(loop?.ticks ?? null)} ticks</span>
+      {loop?.last_error ? (
+        <span className="truncate text-red-400" title={loop.last_error}>
+          {loop.last_error}
+        </span>
+      ) : null}
+    </HealthTile>
+  );
+}
+
+export function SystemOverview({ status, isLoading, error }: SystemOverviewProps) {
+  const now = useNow(1_000);
+  const history = useQuery(historyQueryOptions("1h"));
+  if (isLoading && !status) return <SystemOverviewSkeleton />;
+
+  const h: HistoryResponse | undefined = history.data;
+  const step = h?.step_seconds ?? 60;
+  const points = h?.points ?? [];
+  const maxVms = status?.max_vms ?? null;
+  const metrics = status?.metrics;
+  const byStatus = (s: string) => status?.vms.filter((vm) => vm.status === s).length ?? 0;
+  const unmatched = status?.unmatched_jobs.length ?? 0;
+  const completed = status?.completed_jobs_total ?? null;
+  const success = metrics?.success_rate_percent ?? null;
+
+  return (
+    <section
+      className="flex flex-col gap-3"
+      aria-label="System overview"
+      data-testid="system-overview"
+    >
+      {error && !status ? (
+        <p className="sr-only" role="status">
+          System figures unavailable: {error.message}
+        </p>
+      ) : null}
+      <div className={OVERVIEW_GRID}>
+        <StatTile
+          testId="stat-active-vms"
+          label="Active VMs"
+          icon={<Cpu className="size-3.5" />}
+          value={status ? `${status.active_vms_count}` : null}
+          unit={maxVms !== null ? `of ${maxVms}` : undefined}
+          caption={
+            status
+              ? `${byStatus("busy")} busy · ${byStatus("idle")} idle · ${byStatus("booting") + byStatus("pending")} starting`
+              : "no data yet"
+          }
+          trend={<Sparkline label="Active VMs" values={points.map((p) => p.active_vms)} />}
+        />
+        <StatTile
+          testId="stat-queued-jobs"
+          label="Queued jobs"
+          icon={<ListTodo className="size-3.5" />}
+          value={status ? `${status.queued_jobs_count}` : null}
+          caption={
+            unmatched > 0 ? (
+              <span className="text-amber-400">{unmatched} no pool can run</span>
+            ) : (
+              "waiting for a VM"
+            )
+          }
+          trend={<Sparkline label="Queued jobs" values={points.map((p) => p.queued_jobs)} />}
+        />
+        <StatTile
+          testId="stat-spawn-rate"
+          label="Spawn rate"
+          icon={<Sparkles className="size-3.5" />}
+          value={
+            metrics?.spawn_rate_per_min == null ? null : formatNumber(metrics.spawn_rate_per_min, 1)
+          }
+          unit="/min"
+          caption="VMs started, last 5 min"
+          trend={
+            <Sparkline label="Spawn rate" values={points.map((p) => perMinute(p.spawns, step))} />
+          }
+        />
+        <StatTile
+          testId="stat-death-rate"
+          label="Death rate"
+          icon={<Skull className="size-3.5" />}
+          value={
+            metrics?.death_rate_per_min == null ? null : formatNumber(metrics.death_rate_per_min, 1)
+          }
+          unit="/min"
+          caption="VMs gone, last 5 min"
+          trend={
+            <Sparkline label="Death rate" values={points.map((p) => perMinute(p.deaths, step))} />
+          }
+        />
+        <StatTile
+          testId="stat-saturation"
+          label="Pool saturation"
+          icon={<Gauge className="size-3.5" />}
+          value={
+            metrics?.pool_saturation_percent == null
+              ? null
+              : formatPercent(metrics.pool_saturation_percent)
+          }
+          caption={
+            status?.pools.length ? (
+              <span title={`of ${maxVms} VMs in all; per pool: ${poolsCaption(status.pools)}`}>
+                {poolsCaption(status.pools)}
+              </span>
+            ) : maxVms !== null ? (
+              `of ${maxVms} VMs in use`
+            ) : (
+              "no data yet"
+            )
+          }
+          trend={
+            <Sparkline
+              label="Pool saturation"
+              values={points.map((p) =>
+                p.active_vms === null || !maxVms ? null : (p.active_vms / maxVms) * 100,
+              )}
+            />
+          }
+        />
+        <StatTile
+          testId="stat-success-rate"
+          label="Success rate"
+          icon={<Timer className="size-3.5" />}
+          value={success === null ? null : formatPercent(success)}
+          caption={completed !== null ? `${formatNumber(completed)} jobs completed` : "no data yet"}
+          trend={
+            <div className="flex h-7 items-center">
+              <div className="h-1.5 w-full overflow-hidden rounded-full bg-muted">
+                <div
+                  className="h-full rounded-full bg-emerald-500"
+                  style={{ width: `${success ?? 0}%` }}
+                />
+              </div>
+            </div>
+          }
+        />
+      </div>
+      <div className={HEALTH_GRID}>
+        <GitHubTile github={status?.github} now={now} />
+        <RateLimitTile github={status?.github} now={now} />
+        <LoopTile loop={status?.loop} now={now} />
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,72 @@
+"""``POST /api/webhooks/github``: GitHub's ``workflow_job`` deliveries.
+
+Verified (HMAC-SHA256 over the raw body, constant-time) before anything is parsed; a missing
+or bad signature is 401, an empty or unhandled event 400, a body over 5 MB 413. A delivery is
+persisted before it is acknowledged with 202 and processed by the loop right after, so an
+acknowledged delivery survives a crash. A repeated ``X-GitHub-Delivery`` is acknowledged and
+ignored. The endpoint answers 404 until ``github.webhook_secret`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from blacksmith_mini.api import schemas
+from blacksmith_mini.api.deps import RuntimeDep
+from blacksmith_mini.github import webhooks
+
+router = APIRouter(tags=["webhooks"])
+log = logging.getLogger(__name__)
+
+
+@router.post(
+    "/api/webhooks/github",
+    status_code=202,
+    response_model=schemas.WebhookAnswer,
+    responses={
+        200: {"model": schemas.WebhookAnswer, "description": "ping, or a repeated delivery"},
+        400: {"model": schemas.ErrorResponse},
+        401: {"model": schemas.ErrorResponse},
+        404: {"model": schemas.ErrorResponse},
+        413: {"model": schemas.ErrorResponse},
+    },
+)
+async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONResponse:
+    """Receive one GitHub webhook delivery."""
+    secret = runtime.settings.github.webhook_secret
+    if secret is None:
+        return _answer(404, "webhooks are off: set github.webhook_secret to receive them")
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > webhooks.MAX_BODY_BYTES:
+        return _answer(413, "body too large (over 5 MB) or without a valid Content-Length")
+    body = await request.body()
+    if len(body) > webhooks.MAX_BODY_BYTES:
+        return _answer(413, "body too large (over 5 MB)")
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    try:
+        delivery = webhooks.verify(body=body, headers=headers, secret=secret.get_secret_value())
+    except webhooks.Rejected as exc:
+        log.warning("webhook rejected (%d): %s", exc.status, exc)
+        return _answer(exc.status, str(exc))
+    if delivery.event == "ping":
+        return _answer(200, "pong")
+    fresh = await runtime.store.record_delivery(
+        delivery_id=delivery.delivery_id,
+        event=delivery.event,
+        action=delivery.action,
+        payload=json.dumps(delivery.payload),
+        at=time.time(),
+    )
+    if not fresh:
+        return _answer(200, f"delivery {delivery.delivery_id} already received; ignored")
+    runtime.loop.deliveries_arrived()
+    return _answer(202, f"delivery {delivery.delivery_id} accepted")
+
+
+def _answer(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
