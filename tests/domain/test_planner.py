@@ -332,13 +332,38 @@ def test_covers_every_queued_matching_job_when_capacity_allows(
         supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     for start in starts(plan):
         supply[(start.pool, start.scope)] = supply.get((start.pool, start.scope), 0) + 1
+    # A runner that took a job GitHub has not told us of covers one queued job (see _scale).
     linked = {job.runner_name for job in snap.jobs if job.runner_name}
     for vm in snap.vms:
-        state = after.get(vm.vm_id, vm.state)
-        busy = state is S.BUSY and vm.vm_id not in gone and vm.name not in linked
-        if busy and vm.job_id is None:  # a runner that took a job GitHub has not told us of
+        moved = dataclasses.replace(vm, state=after.get(vm.vm_id, vm.state))
+        if vm.vm_id not in gone and planner._ran_unknown_job(moved, linked, None):
             supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     demand, _ = planner.queued_demand(snap.jobs, policy)
     for key, count in demand.items():
         assert supply.get(key, 0) >= count, (key, count, supply)
     assert all(labels.match(j.labels, policy.pools).pool is None or True for j in snap.jobs)
+
+
+def test_gone_vm_that_ran_an_unlinked_job_covers_one_queued_job() -> None:
+    # Its job's in_progress/completed news was lost; the job still looks queued.
+    gone = dataclasses.replace(
+        builders.vm(1, state=S.GONE), ran_job=True, death_reason=model.DeathReason.JOB_FINISHED
+    )
+    snap = model.Snapshot(
+        jobs=(builders.job(1), builders.job(2)), vms=(), facts={}, consumed=(gone,)
+    )
+    assert len(starts(planner.plan(snap, builders.policy(), 1))) == 1
+
+
+def test_unlinked_vm_stops_covering_after_a_complete_poll() -> None:
+    gone = dataclasses.replace(
+        builders.vm(1, state=S.GONE),
+        ran_job=True,
+        ended_at=5.0,
+        death_reason=model.DeathReason.JOB_FINISHED,
+    )
+    jobs = (builders.job(1),)
+    before = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), confirmed_at=4.0)
+    after = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), confirmed_at=6.0)
+    assert starts(planner.plan(before, builders.policy(), 7)) == []
+    assert len(starts(planner.plan(after, builders.policy(), 7))) == 1

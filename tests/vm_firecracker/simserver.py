@@ -233,8 +233,9 @@ class NetnsServer(Server):
         return sorted(p.name for p in vms.iterdir()) if vms.is_dir() else []
 
     def completed(self, job_id: int) -> dict[str, Any] | None:
-        job = self.job(job_id)
-        return job if job["status"] == "completed" else None
+        """The job once completed (None before, including before the loop has seen it)."""
+        status, job = self.get(f"/api/jobs/{job_id}")
+        return dict(job) if status == 200 and job["status"] == "completed" else None
 
 
 class SimEnv:
@@ -297,7 +298,7 @@ def assert_nothing_left(
     """
 
     def facts() -> dict[str, Any]:
-        found = {
+        found: dict[str, Any] = {
             "interfaces": server.netns.interfaces(),
             "nft elements": server.netns.nft_elements(),
             "vm dirs": server.vm_dirs(),

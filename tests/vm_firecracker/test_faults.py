@@ -40,7 +40,9 @@ def event_text(detail: dict[str, Any]) -> str:
 
 def ran_once_after_a_failed_vm(server: NetnsServer, job_id: int) -> dict[str, Any]:
     """The job completed successfully on a VM other than VM 1, and GitHub saw one run."""
-    done = wait_for(lambda: server.completed(job_id), timeout=40, what="the job to complete")
+    done: dict[str, Any] = wait_for(
+        lambda: server.completed(job_id), timeout=40, what="the job to complete"
+    )
     assert done["conclusion"] == "success", done
     assert done["vm_id"] not in (None, 1), done
     sim = server.sim_job(job_id)
@@ -50,7 +52,7 @@ def ran_once_after_a_failed_vm(server: NetnsServer, job_id: int) -> dict[str, An
 
 
 def first_vm_failed(server: NetnsServer) -> dict[str, Any]:
-    first = wait_for(lambda: gone(server, 1), timeout=20, what="VM 1 to be gone")
+    first: dict[str, Any] = wait_for(lambda: gone(server, 1), timeout=20, what="VM 1 to be gone")
     assert first["job_id"] is None, first  # it never took the job
     return first
 
@@ -69,7 +71,6 @@ def test_vmm_dies_during_boot(sim_env: SimEnv) -> None:
     job = server.queue(duration_seconds=1, conclusion="success")
     first = first_vm_failed(server)
     assert first["death_reason"] == "crashed", first
-    assert "Linux version" in first["console_tail"] or first["console_tail"] == ""
     ran_once_after_a_failed_vm(server, job)
     assert_nothing_left(server)
 
@@ -105,7 +106,11 @@ def test_guest_hangs_at_stop_and_is_killed(sim_env: SimEnv, tmp_path: Path) -> N
     run_sh.write_text("#!/bin/sh\nexec sleep 600\n")
     run_sh.chmod(0o755)
     knobs = once(sim_env, FAKE_FC_IGNORE_CTRL_ALT_DEL="1", FAKE_FC_RUNNER_DIR=str(runner_dir))
-    server = sim_env.server(BLACKSMITH_VM__TIMEOUTS__BOOT="3", **knobs).start()
+    server = sim_env.server(
+        BLACKSMITH_VM__TIMEOUTS__BOOT="3",
+        BLACKSMITH_VM__FIRECRACKER__STOP_GRACE_SECONDS="2",  # time to see the guest hang
+        **knobs,
+    ).start()
     job = server.queue(duration_seconds=1, conclusion="success")
     wait_for(
         lambda: "guest ignores ctrl-alt-del" in vm(server, 1)["console_tail"],
@@ -117,7 +122,7 @@ def test_guest_hangs_at_stop_and_is_killed(sim_env: SimEnv, tmp_path: Path) -> N
     first = first_vm_failed(server)
     assert first["death_reason"] == "boot_timeout", first
     # The driver escalated to SIGKILL after stop_grace_seconds (no exit code: killed).
-    assert f"vm {first['name']}: no exit 1s after SendCtrlAltDel, killing" in server.log_text()
+    assert f"vm {first['name']}: no exit 2s after SendCtrlAltDel, killing" in server.log_text()
     assert "exited with code" not in event_text(first), first["events"]
     ran_once_after_a_failed_vm(server, job)
     assert_nothing_left(server)

@@ -9,7 +9,7 @@ runs the simulated runner, which takes the job from the simulator's broker over 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import time
 
 import pytest
 
@@ -32,47 +32,64 @@ def planned_lease(guest_ip: str) -> naming.NetLease:
     return lease
 
 
-def running_vms_with_ip(server: NetnsServer, count: int) -> list[dict[str, Any]]:
-    vms = [vm for vm in server.get("/api/vms")[1]["vms"] if vm["ip"]]
-    return vms if len(vms) >= count else []
+def network_of(server: NetnsServer, lease: naming.NetLease) -> str | None:
+    """What is missing of the VM's host networking in the server's namespace (None: all there)."""
+    addresses = server.netns.run("ip", "-br", "addr", "show", "dev", lease.tap, check=False)
+    if f"{lease.host_ip}/30" not in addresses:
+        return f"tap {lease.tap} with {lease.host_ip}/30 (found {addresses.strip()!r})"
+    if f'"{lease.tap}" . {lease.guest_ip}' not in server.netns.nft_elements():
+        return f"nft element of {lease.tap}"
+    return None
+
+
+def watch_vms(server: NetnsServer, job_ids: list[int], timeout: float) -> dict[int, str]:
+    """Until the jobs complete: every VM with an address, checked while it is alive.
+
+    Returns {vm_id: guest ip}; fails if a live VM's address is not from the /30 plan, or its
+    tap (the host end, ``.1``) or anti-spoofing element is missing from the server's namespace.
+    """
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while not all(server.completed(job) for job in job_ids):
+        assert time.monotonic() < deadline, f"jobs not completed after {timeout}s: {seen}"
+        for vm in server.get("/api/vms")[1]["vms"]:
+            if not vm["ip"] or vm["vm_id"] in seen:
+                continue
+            lease = planned_lease(vm["ip"])
+            missing = network_of(server, lease)
+            if missing is not None:
+                now = server.get(f"/api/vms/{vm['vm_id']}")[1]["status"]
+                assert now == "gone", f"VM {vm['vm_id']} ({now}) lacks its {missing}"
+                continue  # it ended in between: nothing to check any more
+            assert server.get(f"/api/vms/{vm['vm_id']}")[1]["ip"] == vm["ip"]
+            seen[vm["vm_id"]] = vm["ip"]
+        time.sleep(0.05)
+    return seen
 
 
 def test_jobs_run_end_to_end_through_the_firecracker_driver(sim_env: SimEnv) -> None:
     server = sim_env.server().start()
     ok = server.queue(duration_seconds=1, conclusion="success")
     bad = server.queue(duration_seconds=1, conclusion="failure")
+    seen = watch_vms(server, [ok, bad], timeout=40)
 
-    # While they run: each VM shows its guest address from the /30 plan, and its tap (the
-    # host end, .1) and anti-spoofing element exist in the server's namespace.
-    vms = wait_for(lambda: running_vms_with_ip(server, 2), timeout=20, what="two VMs with an IP")
-    seen: dict[int, str] = {}
-    for vm in vms:
-        lease = planned_lease(vm["ip"])
-        detail = server.get(f"/api/vms/{vm['vm_id']}")[1]
-        assert detail["ip"] == vm["ip"]
-        seen[vm["vm_id"]] = vm["ip"]
-        addresses = server.netns.run("ip", "-br", "addr", "show", "dev", lease.tap)
-        assert f"{lease.host_ip}/30" in addresses, addresses
-        assert f'"{lease.tap}" . {lease.guest_ip}' in server.netns.nft_elements()
-    assert len(set(seen.values())) == 2
-
-    done_ok = wait_for(lambda: server.completed(ok), timeout=30, what="the success job")
-    done_bad = wait_for(lambda: server.completed(bad), timeout=30, what="the failure job")
+    done_ok, done_bad = server.job(ok), server.job(bad)
     assert done_ok["conclusion"] == "success"
     assert done_bad["conclusion"] == "failure"
-    assert {done_ok["vm_id"], done_bad["vm_id"]} == set(seen)
+    assert done_ok["vm_id"] in seen and done_bad["vm_id"] in seen, (done_ok, done_bad, seen)
+    assert seen[done_ok["vm_id"]] != seen[done_bad["vm_id"]]  # two VMs at once: two /30s
     for job in (done_ok, done_bad):
         detail = server.get(f"/api/vms/{job['vm_id']}")[1]
         assert detail["ip"] == seen[job["vm_id"]]
         assert detail["name"] == job["runner_name"]
-    # At the simulated GitHub each job ran once, on the runner of its VM.
-    for job in (done_ok, done_bad):
+        # At the simulated GitHub each job ran once, on the runner of its VM.
         sim = server.sim_job(job["id"])
         assert sim["status"] == "completed" and sim["runner_name"] == job["runner_name"]
 
     assert_nothing_left(server)
-    gone = server.get(f"/api/vms/{done_ok['vm_id']}")[1]
-    assert gone["status"] == "gone" and gone["death_reason"] == "job_finished", gone
+    for job in (done_ok, done_bad):
+        gone = server.get(f"/api/vms/{job['vm_id']}")[1]
+        assert gone["status"] == "gone" and gone["death_reason"] == "job_finished", gone
     assert server.stop() < 10
 
 

@@ -29,6 +29,7 @@ RECENT_GONE_VMS = 50
 MAX_SINGLE_JOB_REFRESH = 25
 STUCK_AFTER_SECONDS = 15.0
 HEARTBEAT_SECONDS = 5.0
+CONSUMED_MEMORY_SECONDS = 600.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,7 @@ class Reconciler:
         self.deaths = rates.EventRate()
         self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
         self.data_since: float | None = None
+        self.confirmed_at: float | None = None  # start of the last complete REST poll
         self._wake = asyncio.Event()
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
         self._github_due = True
@@ -199,6 +201,8 @@ class Reconciler:
             vms=tuple(self.vms.values()),
             runners=self.runners,
             facts={vm_id: _facts(obs) for vm_id, obs in self.facts.items()},
+            consumed=self._consumed(now),
+            confirmed_at=self.confirmed_at,
         )
         self.runners = None  # act on a runner listing once
         for action in planner.plan(snapshot, self.policy, now):
@@ -209,6 +213,16 @@ class Reconciler:
                 await self._record_failure(action, exc)
         if now >= self._next_sample:
             await self._sample(now)
+
+    def _consumed(self, now: float) -> tuple[model.Vm, ...]:
+        """Recently gone VMs that ran a job we have not linked to them yet."""
+        return tuple(
+            vm
+            for vm in self.gone
+            if vm.job_id is None
+            and (vm.ran_job or vm.death_reason is model.DeathReason.JOB_FINISHED)
+            and (vm.ended_at or 0.0) > now - CONSUMED_MEMORY_SECONDS
+        )
 
     async def _record_failure(self, action: object, exc: Exception) -> None:
         vm_id = getattr(action, "vm_id", None)
@@ -249,6 +263,7 @@ class Reconciler:
 
     async def _observe_github(self) -> None:
         seen: list[model.Job] = []
+        started = self.clock()
         try:
             for repository_name in self.repositories:
                 seen.extend(await self.github.open_jobs(repository_name))
@@ -271,6 +286,7 @@ class Reconciler:
             for scope in self.policy.scopes:
                 runners.extend(await self.github.runners(scope, prefix=self.config.runner_prefix))
             self.runners = tuple(runners)
+            self.confirmed_at = started
         except errors.NotFound as exc:
             log.warning("GitHub: %s", exc)
         except errors.GitHubError as exc:
@@ -286,7 +302,10 @@ class Reconciler:
             known = self.jobs.get(observed.id) or self._completed(observed.id)
             merged = domain_jobs.merge(known, observed)
             if merged.runner_name in vms_by_name:
-                merged = planner.with_job_stages(merged, vms_by_name[merged.runner_name])
+                vm = vms_by_name[merged.runner_name]
+                merged = planner.with_job_stages(merged, vm)
+                if vm.job_id is None:
+                    await self._link(vm, merged.id)
             if merged == known:
                 continue
             changed.append(merged)
@@ -304,6 +323,15 @@ class Reconciler:
                 self.jobs.pop(merged.id, None)
                 self._remember_completed(merged, first_time=known is None or known.is_open)
         await self.store.save_jobs(changed)
+
+    async def _link(self, vm: model.Vm, job_id: int) -> None:
+        """Record which job a VM ran (GitHub may tell us after the VM is gone)."""
+        linked = dataclasses.replace(vm, job_id=job_id, ran_job=True)
+        if vm.vm_id in self.vms:
+            self.vms[vm.vm_id] = linked
+        else:
+            self.gone = [linked if g.vm_id == vm.vm_id else g for g in self.gone]
+        await self.store.save_vm(linked)
 
     def _completed(self, job_id: int) -> model.Job | None:
         return next((job for job in self.recent_completed if job.id == job_id), None)

@@ -173,3 +173,7 @@ class Snapshot:
     vms: tuple[Vm, ...]
     runners: tuple[RunnerInfo, ...] | None = None  # None: not observed this tick
     facts: Mapping[int, vm_facts.VmFacts] | None = None  # None: driver not observed this tick
+    # Gone VMs that ran a job GitHub has not told us about yet: each consumed one queued job.
+    consumed: tuple[Vm, ...] = ()
+    # When the last complete REST poll began: what it listed as queued was queued then.
+    confirmed_at: float | None = None

@@ -38,7 +38,17 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     stops = list(_deadlines(vms, policy.timeouts, now))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
-    scale = list(_scale(snapshot.jobs, vms, policy, now, stopped=stopped, linked=linked))
+    scale = list(
+        _scale(
+            snapshot.jobs,
+            [*vms, *snapshot.consumed],
+            policy,
+            now,
+            stopped=stopped,
+            linked=linked,
+            confirmed_at=snapshot.confirmed_at,
+        )
+    )
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -203,22 +213,28 @@ def _scale(
     *,
     stopped: frozenset[int],
     linked: set[str],
+    confirmed_at: float | None,
 ) -> Iterable[act.Action]:
     """VMs being stopped still hold capacity until they are gone, but supply nothing.
 
     A busy VM whose job we do not know yet (its runner said "Running job" before GitHub's
-    job status reached us) has taken one of the queued jobs of its key: it covers one.
+    job status reached us) has taken one of the queued jobs of its key: it covers one. So does
+    a gone VM that ran a job we never linked (``Snapshot.consumed``): its job still looks
+    queued only because GitHub's news of it is late or lost. Only until a complete REST poll
+    that began after the VM's last change: that poll lists what is really queued.
     """
     counts, oldest = queued_demand(jobs, policy)
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
     for vm in vms:
+        if _ran_unknown_job(vm, linked, confirmed_at):
+            unlinked[(vm.pool, vm.scope)] += 1
+        if vm.state is S.GONE:
+            continue
         active_per_pool[vm.pool] += 1
         if vm.state in SUPPLY_STATES and vm.vm_id not in stopped:
             supply[(vm.pool, vm.scope)].append(vm)
-        elif vm.state is S.BUSY and vm.job_id is None and vm.name not in linked:
-            unlinked[(vm.pool, vm.scope)] += 1
     pools = {pool.name: pool for pool in policy.pools}
     wanted: dict[DemandKey, int] = {}
     keys = set(counts) | set(supply)
@@ -243,6 +259,21 @@ def _scale(
         active_per_pool=active_per_pool,
         max_vms=policy.max_vms,
     )
+
+
+def _ran_unknown_job(vm: model.Vm, linked: set[str], confirmed_at: float | None) -> bool:
+    """The VM's runner took a job, GitHub has not told us which one yet, and no complete poll
+    has happened since (which would have shown that job as no longer queued)."""
+    if vm.job_id is not None or vm.name in linked:
+        return False
+    last_change = vm.ended_at if vm.ended_at is not None else vm.state_since
+    if confirmed_at is not None and last_change < confirmed_at:
+        return False
+    if vm.state is S.BUSY:
+        return True
+    finished = model.DeathReason.JOB_FINISHED
+    after_job = vm.ran_job or finished in (vm.stop_reason, vm.death_reason)
+    return vm.state in (S.STOPPING, S.GONE) and after_job
 
 
 def _scopes(policy: model.Policy) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def image_build(
         typer.Option(
             "--output-dir",
             help="Where vmlinux and rootfs.ext4 go (default: the directory of "
-            "[vm.firecracker] kernel_path).",
+            "vm.firecracker.kernel_path).",
         ),
     ] = None,
     kernel_version: Annotated[str, typer.Option(help="kernel.org version.")] = "6.1.141",
@@ -143,8 +143,7 @@ def ssh_command(
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Open a shell in a Firecracker VM's guest, as the user `runner` (e.g. a VM kept after a
-    failed job: see keep_on_failure_minutes)."""
+    """Open a shell as `runner` in a Firecracker VM (see keep_on_failure_minutes)."""
     settings = _load(config, data_dir)
     try:
         guest_ip = find_guest_ip(settings, vm_id)
