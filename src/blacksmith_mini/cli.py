@@ -12,6 +12,7 @@ import uvicorn
 
 from blacksmith_mini import logs
 from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.vm.firecracker import commands as firecracker_commands
 
 app = typer.Typer(
     help="Blacksmith Mini: one fresh microVM per GitHub Actions job.",
@@ -109,6 +110,82 @@ def up(
         access_log=False,
     )
     _Server(uv_config).run()
+
+
+@app.command()
+def doctor(
+    config: Annotated[pathlib.Path | None, typer.Option(help="TOML settings file.")] = None,
+    data_dir: Annotated[pathlib.Path | None, typer.Option(help="State directory.")] = None,
+    simulate: Annotated[bool, typer.Option(help="Check against the simulated GitHub.")] = False,
+    firecracker: Annotated[
+        bool, typer.Option(help="Also check the Firecracker host (on by default with it).")
+    ] = False,
+) -> None:
+    """Check credentials, permissions, repositories, runner group and (for Firecracker) this
+    host; print what to fix for each failure. Exits 1 if anything fails."""
+    import asyncio
+
+    overrides: dict[str, object] = {"simulate": True} if simulate else {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        settings = settings_mod.load(config, **overrides)
+    except (settings_mod.ConfigError, ValueError) as exc:
+        fail(str(exc))
+        return
+    results: list[tuple[str, list[object]]] = []
+    try:
+        results.append(("GitHub", list(asyncio.run(_github_checks(settings)))))
+    except settings_mod.ConfigError as exc:
+        results.append(("GitHub", [_failed("configuration", str(exc))]))
+    if firecracker or settings.vm.driver == "firecracker":
+        from blacksmith_mini.vm.firecracker import doctor as fc_doctor
+
+        found = fc_doctor.run_checks(settings.vm.firecracker, data_dir=settings.data_dir)
+        results.append(("Firecracker host", list(found)))
+    failures = 0
+    for section, checks in results:
+        typer.echo(section)
+        for check in checks:
+            ok, name, detail, fix = (getattr(check, k) for k in ("ok", "name", "detail", "fix"))
+            failures += not ok
+            mark = typer.style("ok  " if ok else "FAIL", fg="green" if ok else "red")
+            typer.echo(f"  {mark} {name}: {detail}")
+            if not ok and fix:
+                typer.echo(f"       fix: {fix}")
+    if failures:
+        raise typer.Exit(code=1)
+
+
+def _failed(name: str, detail: str) -> object:
+    from blacksmith_mini.github import doctor as gh_doctor
+
+    return gh_doctor.Check(name=name, ok=False, detail=detail)
+
+
+async def _github_checks(settings: settings_mod.Settings) -> list[object]:
+    from blacksmith_mini import runtime
+    from blacksmith_mini.github import doctor as gh_doctor
+
+    simulation = runtime.Simulation(settings, webhook_secret=None) if settings.simulate else None
+    gh = runtime.github_client_for(settings, simulation)
+    try:
+        github = settings.github
+        repositories = [] if github.organization else list(settings.scopes())
+        return list(
+            await gh_doctor.run_checks(
+                gh,
+                repositories=repositories,
+                organization=github.organization,
+                runner_group=github.runner_group,
+                prefix=github.runner_prefix,
+            )
+        )
+    finally:
+        await gh.close()
+
+
+firecracker_commands.register(app)
 
 
 def main() -> None:

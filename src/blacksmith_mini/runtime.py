@@ -113,14 +113,8 @@ class Runtime:
         self.simulation = (
             Simulation(settings, webhook_secret=self.webhook_secret) if settings.simulate else None
         )
-        self.tokens = self._tokens()
-        self.github = github_client.GitHubClient(
-            token=self.tokens,
-            api_url=self._api_url(),
-            inner_transport=self._github_transport(),
-            mutation_spacing=0.0 if settings.simulate else 1.0,
-            timeout=settings.github.request_timeout,
-        )
+        self.github = github_client_for(settings, self.simulation)
+        self.tokens = self.github.tokens
         self.driver = self._driver()
         github = settings.github
         poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
@@ -141,40 +135,6 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- construction ----------------------------------------------------------------------
-
-    def _api_url(self) -> str:
-        return SIMULATED_API_URL if self.simulation is not None else self.settings.github.api_url
-
-    def _github_transport(self) -> httpx2.AsyncBaseTransport | None:
-        if self.simulation is None:
-            return None
-        return httpx2.ASGITransport(app=self.simulation.api)
-
-    def _tokens(self) -> auth.TokenSource:
-        github = self.settings.github
-        scopes = self.settings.scopes()
-        if self.simulation is not None:
-            if self.simulation.private_key is None:
-                return auth.StaticToken(self.simulation.token)
-            return auth.AppInstallation(
-                issuer=SIMULATED_APP_ID,
-                private_key=self.simulation.private_key,
-                installation_id=None,
-                api_url=SIMULATED_API_URL,
-                transport=self._github_transport(),
-                discover_from=scopes[0] if scopes else None,
-            )
-        if github.uses_app():
-            return auth.AppInstallation(
-                issuer=github.client_id or str(github.app_id),
-                private_key=github.private_key(),
-                installation_id=github.installation_id,
-                api_url=github.api_url,
-                discover_from=scopes[0] if scopes else None,
-            )
-        token = github.resolved_token()
-        assert token is not None
-        return auth.StaticToken(token)
 
     def _driver(self) -> vm_driver.VmDriver:
         vm = self.settings.vm
@@ -263,6 +223,54 @@ class Runtime:
             await self.simulation.stop()
         await self.github.close()
         await self.store.close()
+
+
+def github_client_for(
+    settings: settings_mod.Settings, simulation: Simulation | None
+) -> github_client.GitHubClient:
+    """The GitHub client the settings ask for: the simulator in process, or GitHub itself,
+    authenticated with a token or as a GitHub App installation."""
+    github = settings.github
+    scopes = settings.scopes()
+    discover_from = scopes[0] if scopes else None
+    tokens: auth.TokenSource
+    transport: httpx2.AsyncBaseTransport | None = None
+    if simulation is not None:
+        api_url = SIMULATED_API_URL
+        transport = httpx2.ASGITransport(app=simulation.api)
+        if simulation.private_key is None:
+            tokens = auth.StaticToken(simulation.token)
+        else:
+            tokens = auth.AppInstallation(
+                issuer=SIMULATED_APP_ID,
+                private_key=simulation.private_key,
+                installation_id=None,
+                api_url=api_url,
+                transport=transport,
+                discover_from=discover_from,
+            )
+    elif github.uses_app():
+        api_url = github.api_url
+        tokens = auth.AppInstallation(
+            issuer=github.client_id or str(github.app_id),
+            private_key=github.private_key(),
+            installation_id=github.installation_id,
+            api_url=api_url,
+            discover_from=discover_from,
+        )
+    else:
+        api_url = github.api_url
+        token = github.resolved_token()
+        if token is None:
+            raise settings_mod.ConfigError("no GitHub credentials: set GITHUB_TOKEN")
+        tokens = auth.StaticToken(token)
+    return github_client.GitHubClient(
+        token=tokens,
+        api_url=api_url,
+        inner_transport=transport,
+        mutation_spacing=0.0 if simulation is not None else 1.0,
+        timeout=github.request_timeout,
+    )
 
 
 def _rsa_pair(path: os.PathLike[str]) -> tuple[str, str]:
