@@ -129,6 +129,7 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
         max_vms: 5,
         queued_jobs: 0,
         vms_by_status: { busy: 1 },
+        paused: false,
       },
     ],
     github: {
@@ -139,6 +140,8 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
       rate_limit_limit: 5000,
       rate_limit_reset_at: NOW + 1800,
       blocked_until: null,
+      requests_total: 120,
+      not_modified_total: 90,
     },
     loop: {
       last_tick_at: NOW - 1,
@@ -151,6 +154,7 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
     simulate: true,
     completed_jobs_total: 17,
     snapshot_version: 1,
+    draining: false,
     ...overrides,
   };
 }

@@ -73,18 +73,18 @@ def up(
         fail(f"invalid settings: {exc}")
         return
     server = settings.server
-    if not _is_loopback(server.host) and server.api_token is None:
+    if not _is_loopback(server.host) and server.resolved_api_token() is None:
         fail(
             f"refusing to bind {server.host} without an API token: set server.api_token "
             "(BLACKSMITH_SERVER__API_TOKEN) or bind 127.0.0.1"
         )
     secrets = [
-        s.get_secret_value()
+        s
         for s in (
-            settings.github.token,
-            settings.github.webhook_secret,
-            server.api_token,
-            server.admin_token,
+            settings.github.resolved_token(),
+            settings.github.resolved_webhook_secret(),
+            server.resolved_api_token(),
+            server.resolved_admin_token(),
         )
         if s
     ]

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+VM_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("vm_id", default=None)
+JOB_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
+
+
+@contextlib.contextmanager
+def bound(*, vm_id: int | None = None, job_id: int | None = None) -> Iterator[None]:
+    """Every log line inside carries these ids (``vm_id``, ``job_id``)."""
+    vm_token = VM_ID.set(vm_id)
+    job_token = JOB_ID.set(job_id)
+    try:
+        yield
+    finally:
+        VM_ID.reset(vm_token)
+        JOB_ID.reset(job_token)
+
+
+class ContextIds(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "vm_id"):
+            record.vm_id = VM_ID.get()
+        if not hasattr(record, "job_id"):
+            record.job_id = JOB_ID.get()
+        return True
 
 
 class SecretMask(logging.Filter):
@@ -33,9 +59,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("vm_id", "job_id"):
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
+        entry["vm_id"] = getattr(record, "vm_id", None)
+        entry["job_id"] = getattr(record, "job_id", None)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -46,9 +71,12 @@ def configure(*, level: str, json_format: bool, secrets: Iterable[str] = ()) -> 
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s [vm=%(vm_id)s job=%(job_id)s]: %(message)s"
+        )
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
+    handler.addFilter(ContextIds())
     handler.addFilter(SecretMask(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -21,7 +21,7 @@ from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.control import reconciler
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
-from blacksmith_mini.simulator import github_api, state, webhook_sender, workload
+from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
@@ -46,7 +46,9 @@ class Simulation:
         repositories = (
             list(config.repositories) if settings.github.organization else list(settings.scopes())
         )
-        self.token = secrets.token_urlsafe(24)
+        # A configured GITHUB_TOKEN is what the simulated GitHub accepts (and what tests look
+        # for in logs and VMs); otherwise a random one.
+        self.token = settings.github.resolved_token() or secrets.token_urlsafe(24)
         self.state = state.SimState(
             repositories=repositories,
             broker_url=f"http://{reachable}:{settings.server.port}/_sim/broker",
@@ -115,7 +117,11 @@ class Runtime:
         )
         self.github = github_client_for(settings, self.simulation)
         self.tokens = self.github.tokens
-        self.driver = self._driver()
+        self.driver: vm_driver.VmDriver = self._driver()
+        if settings.simulate and settings.simulator.vm_start_failure_every:
+            self.driver = faults.FlakyDriver(
+                self.driver, every=settings.simulator.vm_start_failure_every
+            )
         github = settings.github
         poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
         self.loop = reconciler.Reconciler(
@@ -130,6 +136,8 @@ class Runtime:
                 runner_group_id=github.runner_group_id,
                 ssh_public_key=_ssh_key(settings),
                 simulate=settings.simulate,
+                on_shutdown=settings.server.on_shutdown,
+                drain_seconds=settings.server.drain_seconds,
             ),
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -182,9 +182,23 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
-    api_token: SecretStr | None = None
-    admin_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(default=None, description="Read access to /api.")
+    api_token_file: pathlib.Path | None = None
+    admin_token: SecretStr | None = Field(default=None, description="Operator actions.")
+    admin_token_file: pathlib.Path | None = None
     dashboard_dir: pathlib.Path | None = None
+    on_shutdown: Literal["drain", "leave"] = Field(
+        default="drain",
+        description="drain: stop idle VMs, give busy ones drain_seconds to finish, then stop "
+        "them; leave: keep every VM running for the next start to adopt.",
+    )
+    drain_seconds: float = Field(default=4.0, ge=0, le=3600)
+
+    def resolved_api_token(self) -> str | None:
+        return _secret(self.api_token, self.api_token_file, "server.api_token_file")
+
+    def resolved_admin_token(self) -> str | None:
+        return _secret(self.admin_token, self.admin_token_file, "server.admin_token_file")
 
 
 class SimulatorSettings(BaseModel):
@@ -199,6 +213,9 @@ class SimulatorSettings(BaseModel):
     webhook_duplicate_ratio: float = Field(default=0.0, ge=0, le=1)
     webhook_max_delay: float = Field(default=0.0, ge=0, description="Seconds; reorders.")
     app_auth: bool = Field(default=False, description="Authenticate as a simulated GitHub App.")
+    vm_start_failure_every: int = Field(
+        default=0, ge=0, description="Fault injection: every N-th VM start fails (0: never)."
+    )
     token_ttl_seconds: float = Field(default=3600.0, gt=0)
     label_mix: list[list[str]] = Field(
         default_factory=lambda: (
@@ -321,6 +338,17 @@ class Settings(BaseSettings):
                 'command, e.g. runner_command = ["/opt/actions-runner/run.sh", "--jitconfig", '
                 '"{jitconfig}"] under [vm]'
             )
+
+
+def _secret(value: SecretStr | None, path: pathlib.Path | None, name: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"{name} {path} cannot be read ({exc.strerror})") from exc
 
 
 class SeedEnvSource(PydanticBaseSettingsSource):

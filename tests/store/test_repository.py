@@ -89,3 +89,48 @@ async def test_samples(store: repository.Store) -> None:
 async def test_migrations_are_idempotent(store: repository.Store) -> None:
     await store.open()
     assert await store.ping()
+
+
+async def test_control_state_round_trip(store: repository.Store) -> None:
+    await store.set_control_state("draining", {"on": True, "actor": "alice"}, at=1.0)
+    await store.set_control_state("draining", {"on": False, "actor": "bob"}, at=2.0)
+    assert await store.control_state() == {"draining": {"on": False, "actor": "bob"}}
+
+
+async def test_samples_are_rolled_up_and_old_events_pruned(store: repository.Store) -> None:
+    day = 86400.0
+    now = 100 * day
+    for minute in range(30):  # 30 raw samples, 3 days old, within one 15-minute... two buckets
+        await store.add_sample(
+            repository.Sample(
+                at=now - 3 * day + minute * 60,
+                step_seconds=60,
+                active_vms=2,
+                queued_jobs=4,
+                spawns=1,
+                deaths=1,
+                queue_to_start_p50=float(minute),
+                queue_to_start_p95=60.0,
+            )
+        )
+    await store.add_sample(
+        repository.Sample(
+            at=now - 100,
+            step_seconds=60,
+            active_vms=1,
+            queued_jobs=0,
+            spawns=0,
+            deaths=0,
+            queue_to_start_p50=None,
+            queue_to_start_p95=None,
+        )
+    )
+    await store.add_event(kind="old", message="x", at=now - 40 * day)
+    await store.add_event(kind="new", message="y", at=now - 1)
+    removed = await store.prune(now=now)
+    samples = await store.samples(since=0)
+    rolled = [s for s in samples if s.step_seconds == 900]
+    assert sum(s.spawns for s in rolled) == 30 and {s.active_vms for s in rolled} == {2}
+    assert [s.step_seconds for s in samples if s.at > now - day] == [60]
+    assert len(samples) < 31 and removed["events"] == 1
+    assert [e.kind for e in await store.events()] == ["new"]

@@ -237,6 +237,11 @@ export interface components {
             last_error: string | null;
             /** Last Ok At */
             last_ok_at: number | null;
+            /**
+             * Not Modified Total
+             * @description Of those, answered 304 (free).
+             */
+            not_modified_total: number;
             /** Rate Limit Limit */
             rate_limit_limit: number | null;
             /** Rate Limit Remaining */
@@ -248,6 +253,11 @@ export interface components {
              * @description Null before the first call.
              */
             reachable: boolean | null;
+            /**
+             * Requests Total
+             * @description REST requests sent since start-up.
+             */
+            requests_total: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -466,6 +476,8 @@ export interface components {
             min_idle: number;
             /** Name */
             name: string;
+            /** Paused */
+            paused: boolean;
             /** Queued Jobs */
             queued_jobs: number;
             /** Vcpus */
@@ -519,6 +531,8 @@ export interface components {
             active_vms_count: number;
             /** Completed Jobs Total */
             completed_jobs_total: number;
+            /** Draining */
+            draining: boolean;
             /** Driver */
             driver: string;
             github: components["schemas"]["GitHubHealth"];

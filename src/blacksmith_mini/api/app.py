@@ -14,9 +14,18 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api.routes import events, history, jobs, simulator, status, vms, webhooks
+from blacksmith_mini.api.routes import (
+    events,
+    history,
+    jobs,
+    simulator,
+    status,
+    vms,
+    webhooks,
+)
 from blacksmith_mini.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,7 +72,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["authorization", "content-type", "last-event-id"],
     )
-    _add_token_check(app, settings)
+    _add_access_control(app, settings)
     routers = (
         status.router,
         vms.router,
@@ -79,6 +88,12 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         assert runtime.simulation is not None
         app.mount("/_sim", runtime.simulation.api)
         runtime.attach_app(httpx2.ASGITransport(app=app))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus exposition of the loop's metrics."""
+        body = generate_latest(runtime.loop.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.api_route(
         "/api/{path:path}",
@@ -104,29 +119,57 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     return app
 
 
-def _add_token_check(app: FastAPI, settings: settings_mod.Settings) -> None:
-    """When an API token is configured, every /api call but health and webhooks needs it."""
-    read = settings.server.api_token
-    admin = settings.server.admin_token
-    if read is None and admin is None:
-        return
-    accepted = [t.get_secret_value() for t in (read, admin) if t is not None]
+MAX_API_BODY_BYTES = 1024 * 1024
+ACTOR_HEADER = "x-blacksmith-actor"
+
+
+def _add_access_control(app: FastAPI, settings: settings_mod.Settings) -> None:
+    """Who may do what under /api.
+
+    - No token configured (the loopback default): everything, as the local operator.
+    - ``server.api_token``: reading (GET) needs it or the admin token.
+    - ``server.admin_token``: changing anything (POST/PATCH/...: operator actions, the
+      simulator's job control) needs it; with only a read token, changes are refused.
+    Webhooks and health are public (webhooks carry their own signature). Tokens come as
+    ``Authorization: Bearer ...`` or, for EventSource, ``?access_token=``.
+    """
+    read = settings.server.resolved_api_token()
+    admin = settings.server.resolved_admin_token()
 
     @app.middleware("http")
-    async def require_token(request: Request, call_next: object) -> Response:
+    async def access(request: Request, call_next: object) -> Response:
         path = request.url.path
-        if (
-            request.method == "OPTIONS"
-            or not path.startswith("/api/")
-            or path.startswith(PUBLIC_PATHS)
-        ):
+        guarded = path.startswith(("/api/", "/_sim/faults")) or path == "/metrics"
+        if request.method == "OPTIONS" or not guarded or path.startswith(PUBLIC_PATHS):
             return await call_next(request)  # type: ignore[operator,no-any-return]
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_API_BODY_BYTES):
+            return JSONResponse({"detail": "request body too large (limit 1 MB)"}, status_code=413)
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         given = given or request.query_params.get("access_token", "")
-        if not any(hmac.compare_digest(given, token) for token in accepted):
+        is_admin = admin is not None and hmac.compare_digest(given, admin)
+        is_reader = is_admin or (read is not None and hmac.compare_digest(given, read))
+        writing = request.method not in ("GET", "HEAD")
+        if read is None and admin is None:
+            who = "local operator"
+        elif writing and admin is None:
             return JSONResponse(
-                {"detail": "missing or wrong API token: send 'Authorization: Bearer <token>'"},
+                {
+                    "detail": "changes are disabled: set server.admin_token to allow operator "
+                    "actions"
+                },
+                status_code=403,
+            )
+        elif (writing and not is_admin) or not is_reader:
+            needed = "admin token" if writing else "API token"
+            return JSONResponse(
+                {"detail": f"missing or wrong {needed}: send 'Authorization: Bearer <token>'"},
                 status_code=401,
                 headers={"www-authenticate": "Bearer"},
             )
+        else:
+            who = "admin token" if is_admin else "read token"
+        name = request.headers.get(ACTOR_HEADER, "").strip()[:64]
+        clean = "".join(ch for ch in name if ch.isprintable())
+        request.state.actor = f"{clean} ({who})" if clean else who
         return await call_next(request)  # type: ignore[operator,no-any-return]

@@ -63,6 +63,12 @@ def job_out(job: model.Job, *, policy: model.Policy, waiting: str | None = None)
     )
 
 
+def pool_limits(pool: model.Pool, *, paused: bool) -> schemas.PoolLimits:
+    return schemas.PoolLimits(
+        name=pool.name, min_idle=pool.min_idle, max_vms=pool.max_vms, paused=paused
+    )
+
+
 def event_out(event: repository.Event) -> schemas.EventOut:
     return schemas.EventOut(
         id=event.id,
@@ -84,6 +90,8 @@ def github_health(view: view_mod.View) -> schemas.GitHubHealth:
         rate_limit_limit=g.rate_limit_limit,
         rate_limit_reset_at=g.rate_limit_reset_at,
         blocked_until=g.blocked_until,
+        requests_total=g.requests,
+        not_modified_total=g.not_modified,
     )
 
 
@@ -134,6 +142,7 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
                 max_vms=pool.max_vms,
                 queued_jobs=queued_per_pool.get(pool.name, 0),
                 vms_by_status=dict(per_pool.get(pool.name, {})),
+                paused=pool.name in policy.paused_pools,
             )
             for pool in policy.pools
         ],
@@ -143,4 +152,5 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
         simulate=view.simulate,
         completed_jobs_total=view.completed_jobs_total,
         snapshot_version=view.version,
+        draining=policy.draining,
     )

@@ -96,6 +96,7 @@ class PoolOut(BaseModel):
     max_vms: int
     queued_jobs: int
     vms_by_status: dict[str, int]
+    paused: bool
 
 
 class GitHubHealth(BaseModel):
@@ -106,6 +107,8 @@ class GitHubHealth(BaseModel):
     rate_limit_limit: int | None
     rate_limit_reset_at: float | None
     blocked_until: float | None = Field(description="No calls until then (rate limit back-off).")
+    requests_total: int = Field(description="REST requests sent since start-up.")
+    not_modified_total: int = Field(description="Of those, answered 304 (free).")
 
 
 class LoopHealth(BaseModel):
@@ -137,6 +140,7 @@ class StatusResponse(BaseModel):
     simulate: bool
     completed_jobs_total: int
     snapshot_version: int
+    draining: bool
 
 
 class VmListResponse(BaseModel):
@@ -213,6 +217,34 @@ class ErrorResponse(BaseModel):
 
 class WebhookAnswer(BaseModel):
     detail: str
+
+
+class OperatorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500, description="Why; recorded with the event.")
+
+
+class StopVmRequest(OperatorRequest):
+    force: bool = Field(default=False, description="Stop even a busy VM (its job fails).")
+
+
+class PoolLimitsRequest(OperatorRequest):
+    min_idle: int | None = Field(default=None, ge=0, le=10_000)
+    max_vms: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class PoolLimits(BaseModel):
+    name: str
+    min_idle: int
+    max_vms: int
+    paused: bool
+
+
+class ControlState(BaseModel):
+    draining: bool
+    paused_pools: list[str]
+    pools: list[PoolLimits]
 
 
 VmDetail.model_rebuild()

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from blacksmith_mini import logs
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import lifecycle, model
 from blacksmith_mini.github import client, errors
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 S = model.VmState
-SHUTDOWN_GRACE_SECONDS = 4.0
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 class Acts:
@@ -31,6 +32,13 @@ class Acts:
         self.loop = loop
 
     async def perform(self, action: act.Action, *, now: float) -> None:
+        vm_id = getattr(action, "vm_id", None)
+        job_id = getattr(action, "job_id", None)
+        vm = self.loop.vms.get(vm_id) if vm_id is not None else None
+        with logs.bound(vm_id=vm_id, job_id=job_id or (vm.job_id if vm else None)):
+            await self._perform(action, now=now)
+
+    async def _perform(self, action: act.Action, *, now: float) -> None:
         match action:
             case act.StartVm():
                 await self.start_vm(action, now=now)
@@ -55,6 +63,7 @@ class Acts:
         )
         loop.vms[vm.vm_id] = vm
         loop.spawns.add(now)
+        loop.metrics.vm_starts.labels(vm.pool).inc()
         await loop.store.add_event(
             kind="vm.requested",
             message=f"VM {vm.vm_id} ({vm.name}) requested in pool {pool.name}: {action.reason}",
@@ -144,10 +153,7 @@ class Acts:
             log.error("refusing to stop busy VM %s", vm.vm_id)  # the planner never asks this
             return
         if vm.state is S.PENDING:
-            if vm.runner_id is not None:
-                await self._delete_runner_quietly(vm.scope, vm.runner_id)
-            await loop.driver.stop(vm.vm_id, force=True)
-            await self._finish(vm, reason=action.reason, now=now)
+            await self.stop_vm_now(vm, reason=action.reason)
             return
         if vm.state in (S.BOOTING, S.IDLE) and not action.force:
             fresh = (await loop.driver.observe()).get(vm.vm_id)
@@ -175,24 +181,37 @@ class Acts:
             log.info("GitHub unreachable; stopping VM %s whose runner never came online", vm.vm_id)
         return True
 
-    async def stop_all(self, *, reason: model.DeathReason) -> None:
-        """Shutdown: stop every VM, wait a little, kill what remains, record them gone."""
+    async def stop_all(self, *, reason: model.DeathReason, drain_seconds: float = 0.0) -> None:
+        """Shutdown: stop VMs without a job at once, give busy ones ``drain_seconds`` to
+        finish, then stop the rest (SIGKILL after a short grace) and record them gone."""
         loop = self.loop
-        active = [vm for vm in loop.vms.values() if vm.state is not S.PENDING]
-        for vm in active:
+        busy = {vm.vm_id for vm in loop.vms.values() if vm.state is S.BUSY}
+        for vm in loop.vms.values():
+            if vm.vm_id not in busy and vm.state is not S.PENDING:
+                with contextlib.suppress(Exception):
+                    await loop.driver.stop(vm.vm_id, force=False)
+        await self._wait_exits(busy, seconds=drain_seconds)
+        for vm_id in busy:
             with contextlib.suppress(Exception):
-                await loop.driver.stop(vm.vm_id, force=False)
-        deadline = loop.clock() + SHUTDOWN_GRACE_SECONDS
-        while loop.clock() < deadline:
-            alive = [o for o in (await loop.driver.observe()).values() if o.alive]
-            if not alive:
-                break
-            await asyncio.sleep(0.1)
+                await loop.driver.stop(vm_id, force=False)
+        await self._wait_exits(set(loop.vms), seconds=SHUTDOWN_GRACE_SECONDS)
+        finished = {
+            vm_id for vm_id, seen in (await loop.driver.observe()).items() if seen.job_finished
+        }
         for vm in list(loop.vms.values()):
             with contextlib.suppress(Exception):
                 await loop.driver.stop(vm.vm_id, force=True)
+            why = model.DeathReason.JOB_FINISHED if vm.vm_id in finished else reason
             with contextlib.suppress(Exception):
-                await self._finish(vm, reason=reason, now=loop.clock(), github_timeout=2.0)
+                await self._finish(vm, reason=why, now=loop.clock(), github_timeout=2.0)
+
+    async def _wait_exits(self, vm_ids: set[int], *, seconds: float) -> None:
+        deadline = self.loop.clock() + seconds
+        while vm_ids and self.loop.clock() < deadline:
+            seen = await self.loop.driver.observe()
+            if not any(seen[v].alive for v in vm_ids if v in seen):
+                return
+            await asyncio.sleep(0.1)
 
     # --- recording -------------------------------------------------------------------------
 
@@ -236,6 +255,8 @@ class Acts:
         loop.gone.insert(0, gone)
         del loop.gone[100:]
         loop.deaths.add(now)
+        reason_label = gone.death_reason.value if gone.death_reason else "unknown"
+        loop.metrics.vm_deaths.labels(vm.pool, reason_label).inc()
         await loop.store.save_vm(gone)
         reason_text = gone.death_reason.value if gone.death_reason else "unknown"
         await loop.store.add_event(
@@ -246,7 +267,20 @@ class Acts:
             job_id=vm.job_id,
         )
 
+    async def stop_vm_now(self, vm: model.Vm, *, reason: model.DeathReason) -> None:
+        """Stop a pending VM at once (nothing boots yet): drop its runner, record it gone."""
+        if vm.runner_id is not None:
+            await self._delete_runner_quietly(vm.scope, vm.runner_id)
+        await self.loop.driver.stop(vm.vm_id, force=True)
+        await self._finish(vm, reason=reason, now=self.loop.clock())
+
+    async def save(self, vm: model.Vm, *, note: str) -> None:
+        await self._save(vm, note=note)
+
     async def _save(self, vm: model.Vm, *, note: str) -> None:
+        before = self.loop.vms.get(vm.vm_id)
+        if vm.ready_at is not None and (before is None or before.ready_at is None):
+            self.loop.metrics.boot.observe(max(0.0, vm.ready_at - vm.created_at))
         self.loop.vms[vm.vm_id] = vm
         await self.loop.store.save_vm(vm)
         await self.loop.store.add_event(

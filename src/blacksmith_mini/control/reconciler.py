@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 
 from blacksmith_mini.control import acts, rates, view
+from blacksmith_mini.control import metrics as metrics_mod
+from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain import jobs as domain_jobs
 from blacksmith_mini.domain import labels, model, planner
@@ -41,7 +43,9 @@ class LoopConfig:
     runner_group_id: int = 1
     ssh_public_key: str | None = None
     simulate: bool = False
-    stop_on_shutdown: bool = True
+    on_shutdown: str = "drain"  # "drain" or "leave" (VMs keep running for adoption)
+    drain_seconds: float = 4.0
+    prune_interval: float = 3600.0
 
 
 class Reconciler:
@@ -55,7 +59,9 @@ class Reconciler:
         config: LoopConfig,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.base_policy = policy  # as configured; operator decisions apply on top
         self.policy = policy
+        self.lock = asyncio.Lock()  # a tick and an operator action never interleave
         self.store = store
         self.github = github
         self.driver = driver
@@ -80,6 +86,7 @@ class Reconciler:
         self._github_due = True
         self._next_github_poll = 0.0
         self._next_sample = 0.0
+        self._next_prune = 0.0
         self._sample_spawns_mark = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -88,15 +95,19 @@ class Reconciler:
         self._content_at = 0.0
         self._loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
+        self.metrics = metrics_mod.Metrics()
         self.acts = acts.Acts(self)
+        self.operator = operator_mod.Operator(self)
         self.config = config
         self.view: view.View = self._build_view(clock())
+        self.metrics.watch(lambda: self.view)
 
     # --- start-up and shutdown -------------------------------------------------------------
 
     async def start(self) -> None:
         """Load state, adopt or clean up what the driver holds, and start the loop task."""
         now = self.clock()
+        await self.operator.load()
         self.vms = {vm.vm_id: vm for vm in await self.store.active_vms()}
         self.jobs = {job.id: job for job in await self.store.open_jobs()}
         self.recent_completed = [
@@ -135,8 +146,12 @@ class Reconciler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.config.stop_on_shutdown:
-            await self.acts.stop_all(reason=model.DeathReason.SHUTDOWN)
+        if self.config.on_shutdown == "drain":
+            await self.acts.stop_all(
+                reason=model.DeathReason.SHUTDOWN, drain_seconds=self.config.drain_seconds
+            )
+        else:
+            log.info("leaving %d VM(s) running for the next start to adopt", len(self.vms))
         await self.driver.close()
 
     # --- waking and subscribing ------------------------------------------------------------
@@ -171,12 +186,14 @@ class Reconciler:
             started = time.monotonic()
             error = None
             try:
-                await self.tick()
+                async with self.lock:
+                    await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad tick never kills the loop
                 log.exception("reconcile tick failed")
                 error = f"{type(exc).__name__}: {exc}"
+            self.metrics.tick.observe(time.monotonic() - started)
             self._loop_health = dataclasses.replace(
                 self._loop_health,
                 last_tick_at=self.clock(),
@@ -210,9 +227,15 @@ class Reconciler:
                 await self.acts.perform(action, now=self.clock())
             except Exception as exc:
                 log.warning("act %s failed: %s", action, exc)
+                self.metrics.act_failures.labels(type(action).__name__).inc()
                 await self._record_failure(action, exc)
         if now >= self._next_sample:
             await self._sample(now)
+        if now >= self._next_prune:
+            self._next_prune = now + self.config.prune_interval
+            removed = await self.store.prune(now=now)
+            if any(removed.values()):
+                log.info("retention: removed %s", removed)
 
     def _consumed(self, now: float) -> tuple[model.Vm, ...]:
         """Recently gone VMs that ran a job we have not linked to them yet."""
@@ -309,6 +332,7 @@ class Reconciler:
             if merged == known:
                 continue
             changed.append(merged)
+            self._observe_latencies(known, merged)
             if known is None or known.status is not merged.status:
                 await self.store.add_event(
                     kind=f"job.{merged.status.value}",
@@ -323,6 +347,14 @@ class Reconciler:
                 self.jobs.pop(merged.id, None)
                 self._remember_completed(merged, first_time=known is None or known.is_open)
         await self.store.save_jobs(changed)
+
+    def _observe_latencies(self, known: model.Job | None, merged: model.Job) -> None:
+        if merged.started_at is not None and (known is None or known.started_at is None):
+            self.metrics.queued_to_started.observe(max(0.0, merged.started_at - merged.created_at))
+        if merged.vm_ready_at is not None and (known is None or known.vm_ready_at is None):
+            self.metrics.queued_to_vm_ready.observe(
+                max(0.0, merged.vm_ready_at - merged.created_at)
+            )
 
     async def _link(self, vm: model.Vm, job_id: int) -> None:
         """Record which job a VM ran (GitHub may tell us after the VM is gone)."""
@@ -341,6 +373,7 @@ class Reconciler:
         self.recent_completed.insert(0, job)
         del self.recent_completed[RECENT_JOBS:]
         if first_time:
+            self.metrics.jobs_completed.labels(job.conclusion or "unknown").inc()
             rated = job.conclusion not in repository.UNRATED_CONCLUSIONS
             self.counters = repository.Counters(
                 completed_jobs=self.counters.completed_jobs + 1,

@@ -36,6 +36,8 @@ class Faults:
     rate_limits: int = 0
     rate_limit_status: int = 403
     retry_after: int | None = 60
+    delay_seconds: float = 0.0  # every REST answer waits this long (time-outs)
+    until: float = 0.0  # while now < until, every REST call answers 5xx (an outage)
 
 
 @dataclasses.dataclass
@@ -137,7 +139,7 @@ def create_app(
     @app.middleware("http")
     async def github_rules(request: Request, call_next: Any) -> Response:
         relative = request.url.path.removeprefix(request.scope.get("root_path", ""))
-        if relative.startswith("/broker"):
+        if relative.startswith(("/broker", "/faults")):
             return await call_next(request)  # type: ignore[no-any-return]
         now = time.time()
         auth = request.headers.get("authorization", "")
@@ -158,6 +160,10 @@ def create_app(
         ):
             return _error(401, "Bad credentials")
         injected: Faults = app.state.faults
+        if injected.delay_seconds:
+            await asyncio.sleep(injected.delay_seconds)
+        if now < injected.until:
+            return _error(503, "Service Unavailable (simulated outage)")
         if injected.server_errors > 0:
             injected.server_errors -= 1
             return _error(502, "Server Error")
@@ -328,6 +334,7 @@ def create_app(
 
     _org_routes(app, sim, sim_app)
     _broker_routes(app, sim)
+    _fault_routes(app)
     return app
 
 
@@ -469,6 +476,27 @@ def _jit_problems(body: Any) -> str:
     if unknown:
         problems.append(f"unexpected fields: {sorted(unknown)}")
     return "; ".join(problems)
+
+
+def _fault_routes(app: FastAPI) -> None:
+    """``POST /faults`` (under ``/_sim``): change the injected faults; ``GET`` shows them."""
+
+    @app.get("/faults")
+    async def show_faults() -> Response:
+        return JSONResponse(dataclasses.asdict(app.state.faults))
+
+    @app.post("/faults")
+    async def set_faults(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            current: Faults = app.state.faults
+            changes = {k: v for k, v in body.items() if k in dataclasses.asdict(current)}
+            if "outage_seconds" in body:
+                changes["until"] = time.time() + float(body["outage_seconds"])
+            app.state.faults = dataclasses.replace(current, **changes)
+        except (ValueError, TypeError, AttributeError) as exc:
+            return _error(422, f"bad faults: {exc}")
+        return JSONResponse(dataclasses.asdict(app.state.faults))
 
 
 def _broker_routes(app: FastAPI, sim: state.SimState) -> None:

@@ -94,3 +94,13 @@ class WebhookDeliveryRow(Base):
     received_at: Mapped[float] = mapped_column(Float, index=True)
     processed_at: Mapped[float | None] = mapped_column(Float, index=True)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class ControlStateRow(Base):
+    """Operator decisions that outlive a restart: draining, paused pools, pool limits."""
+
+    __tablename__ = "control_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)

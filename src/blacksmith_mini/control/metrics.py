@@ -1,0 +1,139 @@
+"""Prometheus metrics: counters and histograms the loop updates as things happen, and gauges
+read from the published view at scrape time (so a scrape never waits for the loop)."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from blacksmith_mini.control import view as view_mod
+from blacksmith_mini.domain import labels
+
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.vm_starts = Counter("blacksmith_vm_starts", "VMs requested.", ["pool"], registry=r)
+        self.vm_deaths = Counter(
+            "blacksmith_vm_deaths", "VMs gone, by reason.", ["pool", "reason"], registry=r
+        )
+        self.jobs_completed = Counter(
+            "blacksmith_jobs_completed",
+            "Jobs completed, by conclusion.",
+            ["conclusion"],
+            registry=r,
+        )
+        self.act_failures = Counter(
+            "blacksmith_act_failures",
+            "Actions that failed (retried later).",
+            ["action"],
+            registry=r,
+        )
+        self.queued_to_vm_ready = Histogram(
+            "blacksmith_job_queued_to_vm_ready_seconds",
+            "From a job queued at GitHub to a runner online for it.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queued_to_started = Histogram(
+            "blacksmith_job_queued_to_started_seconds",
+            "From a job queued at GitHub to the job starting.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.boot = Histogram(
+            "blacksmith_vm_boot_seconds",
+            "From a VM requested to its runner online.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tick = Histogram(
+            "blacksmith_loop_tick_seconds",
+            "Duration of one reconcile tick.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+
+    def watch(self, current_view: Callable[[], view_mod.View]) -> None:
+        self.registry.register(ViewCollector(current_view))
+
+
+class ViewCollector(Collector):
+    """Gauges computed from the latest published view."""
+
+    def __init__(self, current_view: Callable[[], view_mod.View]) -> None:
+        self.current_view = current_view
+
+    def collect(self) -> Iterator[Metric]:
+        v = self.current_view()
+        queued = GaugeMetricFamily(
+            "blacksmith_queue_depth",
+            "Queued jobs, by pool ('' when no pool matches).",
+            labels=["pool"],
+        )
+        depth: collections.Counter[str] = collections.Counter()
+        for job in v.open_jobs:
+            if job.status.value == "queued":
+                found = labels.match(job.labels, v.policy.pools).pool
+                depth[found.name if found else ""] += 1
+        for pool in v.policy.pools:
+            depth.setdefault(pool.name, 0)
+        for pool_name, count in sorted(depth.items()):
+            queued.add_metric([pool_name], count)
+        yield queued
+        vms = GaugeMetricFamily(
+            "blacksmith_vms", "VMs, by state and pool.", labels=["state", "pool"]
+        )
+        states: collections.Counter[tuple[str, str]] = collections.Counter(
+            (vm.state.value, vm.pool) for vm in v.active_vms
+        )
+        for (state, pool_name), count in sorted(states.items()):
+            vms.add_metric([state, pool_name], count)
+        yield vms
+        yield _gauge("blacksmith_max_vms", "The max_vms limit.", v.policy.max_vms)
+        yield _gauge("blacksmith_draining", "1 while draining.", int(v.policy.draining))
+        g = v.github
+        if g.rate_limit_remaining is not None:
+            yield _gauge(
+                "blacksmith_github_rate_limit_remaining",
+                "Requests left in GitHub's window.",
+                g.rate_limit_remaining,
+            )
+        if g.rate_limit_reset_at is not None:
+            yield _gauge(
+                "blacksmith_github_rate_limit_reset_timestamp_seconds",
+                "When GitHub's window resets.",
+                g.rate_limit_reset_at,
+            )
+        yield _gauge(
+            "blacksmith_github_blocked_until_timestamp_seconds",
+            "No GitHub calls until then (0: not blocked).",
+            g.blocked_until or 0,
+        )
+        requests = CounterMetricFamily(
+            "blacksmith_github_requests", "GitHub REST requests sent.", labels=["answer"]
+        )
+        requests.add_metric(["not_modified"], g.not_modified)
+        requests.add_metric(["other"], g.requests - g.not_modified)
+        yield requests
+        if v.loop.last_tick_at is not None:
+            yield _gauge(
+                "blacksmith_loop_last_tick_timestamp_seconds", "Last tick end.", v.loop.last_tick_at
+            )
+            yield _gauge(
+                "blacksmith_loop_lag_seconds",
+                "Seconds since the last tick ended.",
+                max(0.0, time.time() - v.loop.last_tick_at),
+            )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
