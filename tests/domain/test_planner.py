@@ -367,3 +367,13 @@ def test_unlinked_vm_stops_covering_after_a_complete_poll() -> None:
     after = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), confirmed_at=6.0)
     assert starts(planner.plan(before, builders.policy(), 7)) == []
     assert len(starts(planner.plan(after, builders.policy(), 7))) == 1
+
+
+def test_waiting_reason_names_githubs_rate_limit_or_outage() -> None:
+    note = "GitHub rate limit: no runner can be registered until 12:00:00 UTC (60s)"
+    job = builders.job(1)
+    policy = builders.policy()
+    assert planner.waiting_reason(job, policy=policy, vms=[], now=0, github_note=note) == note
+    pending = [builders.vm(1, state=S.PENDING, state_since=0)]
+    found = planner.waiting_reason(job, policy=policy, vms=pending, now=9, github_note=note)
+    assert found == f"VM requested 9s ago; {note}"

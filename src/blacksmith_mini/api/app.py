@@ -21,6 +21,7 @@ from blacksmith_mini.api.routes import (
     events,
     history,
     jobs,
+    operator,
     simulator,
     status,
     vms,
@@ -80,6 +81,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         events.router,
         history.router,
         webhooks.router,
+        operator.router,
     )
     for router in routers:
         app.include_router(router)

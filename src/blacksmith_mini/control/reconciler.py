@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain import jobs as domain_jobs
 from blacksmith_mini.domain import labels, model, planner
-from blacksmith_mini.github import errors, port, webhooks
+from blacksmith_mini.github import errors, port, transport, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 
@@ -423,11 +424,14 @@ class Reconciler:
         open_jobs = tuple(sorted(self.jobs.values(), key=lambda job: job.created_at))
         unmatched: dict[int, str] = {}
         waiting: dict[int, str] = {}
+        note = github_note(self.github.rate, now)
         for job in open_jobs:
             found = labels.match(job.labels, self.policy.pools)
             if found.pool is None and found.unmatched_reason:
                 unmatched[job.id] = found.unmatched_reason
-            reason = planner.waiting_reason(job, policy=self.policy, vms=active, now=now)
+            reason = planner.waiting_reason(
+                job, policy=self.policy, vms=active, now=now, github_note=note
+            )
             if reason:
                 waiting[job.id] = reason
         rate = self.github.rate
@@ -477,6 +481,20 @@ class Reconciler:
         last = self._loop_health.last_tick_at or self._loop_health.started_at
         limit = max(STUCK_AFTER_SECONDS, 5 * self.config.tick_interval)
         return self._task is None or self._task.done() or now - last > limit
+
+
+def github_note(rate: transport.RateState, now: float) -> str | None:
+    """Why GitHub cannot be asked for runners right now, if it cannot."""
+    if rate.blocked_until and rate.blocked_until > now:
+        until = datetime.datetime.fromtimestamp(rate.blocked_until, datetime.UTC)
+        return (
+            f"GitHub rate limit: no runner can be registered until {until:%H:%M:%S} UTC "
+            f"({rate.blocked_until - now:.0f}s)"
+        )
+    if rate.last_error and (rate.last_ok_at is None or now - rate.last_ok_at > 5):
+        since = f" since {now - rate.last_ok_at:.0f}s" if rate.last_ok_at else ""
+        return f"GitHub unreachable{since} ({rate.last_error}); retrying"
+    return None
 
 
 def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:

@@ -351,9 +351,18 @@ def _runners(snapshot: model.Snapshot, active_vms: Sequence[model.Vm]) -> Iterab
 
 
 def waiting_reason(
-    job: model.Job, *, policy: model.Policy, vms: Sequence[model.Vm], now: float
+    job: model.Job,
+    *,
+    policy: model.Policy,
+    vms: Sequence[model.Vm],
+    now: float,
+    github_note: str | None = None,
 ) -> str | None:
-    """Why a queued job is still waiting, in words, or None when it is not queued."""
+    """Why a queued job is still waiting, in words, or None when it is not queued.
+
+    ``github_note`` says why GitHub cannot be asked for a runner right now (rate limited
+    until when, unreachable since when); it explains a job that would otherwise get a VM.
+    """
     if job.status is not model.JobStatus.QUEUED:
         return None
     found = labels.match(job.labels, policy.pools)
@@ -375,12 +384,14 @@ def waiting_reason(
     booting = [vm for vm in mine if vm.state in (S.PENDING, S.BOOTING)]
     if booting:
         since = min(vm.state_since for vm in booting)
+        if github_note and all(vm.state is S.PENDING for vm in booting):
+            return f"VM requested {now - since:.0f}s ago; {github_note}"
         return f"VM booting for {now - since:.0f}s"
     if sum(1 for vm in vms if vm.pool == pool.name and vm.is_active) >= pool.max_vms:
         return f"pool '{pool.name}' is at its limit of {pool.max_vms} VMs"
     if sum(1 for vm in vms if vm.is_active) >= policy.max_vms:
         return f"at max_vms ({policy.max_vms}); waiting for a VM to finish"
-    return "a VM will be requested on the next tick"
+    return github_note or "a VM will be requested on the next tick"
 
 
 def with_job_stages(job: model.Job, vm: model.Vm | None) -> model.Job:

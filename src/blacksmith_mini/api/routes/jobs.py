@@ -46,7 +46,9 @@ async def get_job(runtime: RuntimeDep, job_id: int = Path(ge=1, le=2**63 - 1)) -
         job = await runtime.store.job(job_id)
     if job is None:
         raise HTTPException(status_code=404, detail=f"no job with id {job_id}")
-    waiting = planner.waiting_reason(job, policy=view.policy, vms=view.active_vms, now=view.at)
+    waiting = view.waiting.get(job_id) or planner.waiting_reason(
+        job, policy=view.policy, vms=view.active_vms, now=view.at
+    )
     out = convert.job_out(job, policy=view.policy, waiting=waiting)
     events = await runtime.store.events(job_id=job_id, limit=100)
     return schemas.JobDetail(
