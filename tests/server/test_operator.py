@@ -89,7 +89,7 @@ def test_operator_actions_are_audited_refused_when_unsafe_and_survive_restart(
         assert state["draining"] is True
         queued = call(server, "POST", "/api/simulator/jobs", {"duration_seconds": 1})[1]
         waiting = wait_for(
-            lambda: (j := call(server, "GET", f"/api/jobs/{queued['id']}", token=READ)[1]).get(
+            lambda: call(server, "GET", f"/api/jobs/{queued['id']}", token=READ)[1].get(
                 "waiting_reason"
             ),
             timeout=10,
