@@ -43,7 +43,9 @@ test: lint typecheck pytest frontend-test e2e
 
 bench: setup
 	$(UV) run python bench/planner_bench.py
-	$(UV) run python bench/status_bench.py
+	$(UV) run python bench/github_bench.py
+	$(UV) run python bench/load_bench.py
+	@if [ -f bench/fault_report.py ]; then $(UV) run python bench/fault_report.py; fi
 
 clean:
 	rm -rf .venv .tools frontend/out frontend/node_modules .blacksmith
