@@ -17,29 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import sys
 import tempfile
 import time
 
 import uvicorn
+from common import free_port, pct
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api.app import create_app
 
 JOBS = 20
 TARGET_MS = 50.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run_mode(mode: str, seed: int) -> dict[str, float]:

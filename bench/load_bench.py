@@ -16,30 +16,19 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx2
+from common import free_port, pct
 
 ROOT = Path(__file__).resolve().parents[1]
 VMS = 1000
 CLIENTS = 100
 REQUESTS_PER_CLIENT = 20
 SSE_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def status_run(base: str, *, clients: int, per_client: int) -> dict[str, float]:
