@@ -17,7 +17,11 @@ setup: .venv/.synced
 web: setup
 	bash scripts/build-frontend.sh
 
-run: setup web
+# The API starts at once; the dashboard is built beside it and served as soon as it exists.
+run: setup
+	@mkdir -p .blacksmith
+	@(bash scripts/build-frontend.sh > .blacksmith/web-build.log 2>&1 \
+	  && echo "dashboard built" || echo "dashboard build failed: see .blacksmith/web-build.log") &
 	$(UV) run blacksmith-mini up --simulate --port $(PORT)
 
 lint: setup

@@ -113,3 +113,26 @@ async def test_history_windows(client: httpx2.AsyncClient) -> None:
         body = (await client.get(f"/api/history?window={window}")).json()
         assert body["window"] == window and body["points"]  # the first sample is taken at once
     assert (await client.get("/api/history?window=2h")).status_code == 422
+
+
+async def test_dashboard_is_served_once_built(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pathlib
+
+    from blacksmith_mini import settings as settings_mod
+    from blacksmith_mini.api.app import create_app
+
+    out = pathlib.Path(tmp_path) / "out"
+    settings = settings_mod.load(simulate=True, data_dir=pathlib.Path(tmp_path) / "d")
+    settings.server.dashboard_dir = out
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert "not built yet" in (await client.get("/")).text
+            out.mkdir()
+            (out / "index.html").write_text("<h1>dashboard</h1>")
+            (out / "404.html").write_text("missing")
+            assert (await client.get("/")).text == "<h1>dashboard</h1>"
+            assert (await client.get("/nope/")).status_code == 404
+            assert (await client.get("/../../etc/passwd")).status_code == 404
+            assert (await client.get("/api/nope")).json() == {"detail": "no API route /api/nope"}

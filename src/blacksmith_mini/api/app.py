@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx2
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -109,16 +109,37 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     if built is not None:
         app.frontend("/", directory=built)
     else:
-
-        @app.get("/", include_in_schema=False)
-        async def no_dashboard() -> HTMLResponse:
-            return HTMLResponse(
-                "<h1>Blacksmith Mini</h1><p>The dashboard is not built: run <code>make run</code>"
-                " (or <code>bash scripts/build-frontend.sh</code>). The API is at "
-                "<a href='/docs'>/docs</a> and <a href='/api/status'>/api/status</a>.</p>"
-            )
-
+        _serve_dashboard_when_built(app, settings.server.dashboard_dir or REPO_DASHBOARD)
     return app
+
+
+NOT_BUILT = """<!doctype html><meta http-equiv="refresh" content="5"><title>Blacksmith Mini</title>
+<body style="font-family:sans-serif;background:#0b0d10;color:#d8dee9;padding:2rem">
+<h1>Blacksmith Mini</h1><p>The dashboard is not built yet. <code>make run</code> builds it in
+the background (log: <code>.blacksmith/web-build.log</code>); this page reloads by itself.
+To build it by hand: <code>bash scripts/build-frontend.sh</code>.</p>
+<p>The API is live: <a href="/api/status">/api/status</a>, <a href="/docs">/docs</a>.</p>"""
+
+
+def _serve_dashboard_when_built(app: FastAPI, directory: pathlib.Path) -> None:
+    """Serve the exported dashboard from ``directory`` once it exists (it may be built while
+    the server runs); until then a page that says so and reloads."""
+    root = directory.resolve()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def dashboard(path: str) -> Response:
+        if not (root / "index.html").is_file():
+            return HTMLResponse(NOT_BUILT)
+        target = (root / path).resolve()
+        if root not in (target, *target.parents):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file() and target.with_suffix(".html").is_file():
+            target = target.with_suffix(".html")
+        if target.is_file():
+            return FileResponse(target)
+        return FileResponse(root / "404.html", status_code=404)
 
 
 MAX_API_BODY_BYTES = 1024 * 1024
