@@ -162,3 +162,26 @@ def test_event_stream_pushes_a_new_vm_within_a_second(data_dir: pathlib.Path) ->
     finally:
         stop.set()
         server.stop()
+
+
+def test_the_github_token_never_reaches_a_vm(data_dir: pathlib.Path) -> None:
+    import os
+
+    token = "ghp_" + os.urandom(12).hex()
+    server = Server(data_dir, GITHUB_TOKEN=token).start()
+    try:
+        server.queue(duration_seconds=30)
+        busy = wait_for(
+            lambda: [v for v in server.get("/api/vms")[1]["vms"] if v["status"] == "busy"],
+            timeout=20,
+            what="a busy VM",
+        )
+        assert busy
+        pids = processes_under(data_dir)
+        assert pids
+        for pid in pids:
+            environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes()
+            assert token.encode() not in environ and b"GITHUB_TOKEN" not in environ
+            assert b"BLACKSMITH_" not in environ
+    finally:
+        server.stop()

@@ -28,6 +28,31 @@ from blacksmith_mini.vm import console, driver, procs
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.2
+# What a runner inherits from the control plane's environment: nothing secret (never
+# GITHUB_TOKEN or BLACKSMITH_* settings), just enough to run.
+INHERITED_ENV = (
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "VIRTUAL_ENV",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+def runner_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment a VM's runner starts with."""
+    found = {
+        key: value
+        for key, value in os.environ.items()
+        if key in INHERITED_ENV or key.startswith("LC_")
+    }
+    return {**found, **extra}
 
 
 class LocalDriver:
@@ -101,7 +126,7 @@ class LocalDriver:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **self.environment},
+                env=runner_environment(self.environment),
             )
         except OSError as exc:
             secret.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "RUNNER_ALLOW_RUNASROOT": "1"},
+                # (the supervisor itself was started with runner_environment(): no secrets)
             )
         except OSError as exc:
             console.write(f"blacksmith: cannot start the runner: {exc}\n".encode())
