@@ -8,6 +8,7 @@ import { useMemo } from "react";
 import { ApiConnectionError } from "@/components/ApiConnectionError";
 import { ApiTokenDialog } from "@/components/ApiTokenDialog";
 import { ConnectionIndicator } from "@/components/ConnectionIndicator";
+import { DrainControl, DrainingBanner } from "@/components/DrainControl";
 import { HistoryCharts } from "@/components/HistoryCharts";
 import { JobDetails } from "@/components/JobDetails";
 import { JobRunsTimeline } from "@/components/JobRunsTimeline";
@@ -42,8 +43,10 @@ export default function OverviewPage() {
             {status?.simulate ? <Badge variant="warning">simulate</Badge> : null}
           </div>
         </div>
+        <DrainingBanner draining={status?.draining} />
         <div className="flex items-center gap-3">
           {status?.simulate ? <SimulatorControl /> : null}
+          <DrainControl draining={status?.draining} />
           <ConnectionIndicator mode={mode} lastUpdatedAt={lastUpdatedAt} />
         </div>
       </header>

@@ -1,13 +1,14 @@
 "use client";
 /**
  * SystemOverview: the headline figures (active VMs, queue, spawn and death rates, saturation,
- * success rate) with a one-hour trend each, and the health of GitHub, its rate-limit budget and
- * the reconcile loop.
+ * success rate) with a one-hour trend each, the health of GitHub, its rate-limit budget and the
+ * reconcile loop, and the pools with their operator controls (pause, resume, limits).
  */
 import { useQuery } from "@tanstack/react-query";
 import { Activity, Cpu, Gauge, GitBranch, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
 import type { ReactNode } from "react";
 import { NoData } from "@/components/NoData";
+import { PoolsTile } from "@/components/PoolsPanel";
 import { Sparkline } from "@/components/Sparkline";
 import { HEALTH_GRID, OVERVIEW_GRID, SIZES, SystemOverviewSkeleton } from "@/components/skeletons";
 import { Badge } from "@/components/ui/badge";
@@ -348,6 +349,7 @@ export function SystemOverview({ status, isLoading, error }: SystemOverviewProps
         <GitHubTile github={status?.github} now={now} />
         <RateLimitTile github={status?.github} now={now} />
         <LoopTile loop={status?.loop} now={now} />
+        <PoolsTile pools={status?.pools} draining={status?.draining} />
       </div>
     </section>
   );

@@ -5,7 +5,8 @@
  */
 import { useQuery } from "@tanstack/react-query";
 import { AlertTriangle, Server } from "lucide-react";
-import { type ReactNode, useEffect, useRef } from "react";
+import { type ReactNode, useEffect, useRef, useState } from "react";
+import { StopVmControl } from "@/components/StopVmControl";
 import { SIZES, VmDetailsSkeleton, VmListSkeleton } from "@/components/skeletons";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
@@ -149,13 +150,28 @@ function VmDetails({
   const uptime = isActive(current)
     ? current.uptime_seconds + Math.max(0, (nowMs - fetchedAt) / 1000)
     : current.uptime_seconds;
+  const [stopNote, setStopNote] = useState<string | null>(null);
   return (
     <div className="flex min-w-0 flex-col gap-3" data-testid="vm-details">
-      <div className="flex flex-wrap items-center gap-2">
-        <h3 className="text-base font-semibold tabular-nums">VM {current.vm_id}</h3>
+      <div className="flex min-h-7 items-center gap-2">
+        <h3 className="shrink-0 text-base font-semibold tabular-nums">VM {current.vm_id}</h3>
         <VmStatusBadge status={current.status} />
-        <span className="truncate font-mono text-xs text-muted-foreground" title={current.name}>
+        <span
+          className="min-w-0 truncate font-mono text-xs text-muted-foreground"
+          title={current.name}
+        >
           {current.name}
+        </span>
+        <span className="ml-auto flex shrink-0 items-center gap-2">
+          <span className="sr-only" aria-live="polite">
+            {stopNote ?? ""}
+          </span>
+          {isActive(current) ? (
+            <StopVmControl
+              vm={current}
+              onStopped={(stopped) => setStopNote(`Stop requested for VM ${stopped.vm_id}`)}
+            />
+          ) : null}
         </span>
       </div>
       <dl className="grid grid-cols-2 gap-x-4 gap-y-2 sm:grid-cols-3">

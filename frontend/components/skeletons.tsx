@@ -23,7 +23,9 @@ export const HEALTH_TILE_COUNT = 3;
 export const CHART_COUNT = 4;
 
 export const OVERVIEW_GRID = "grid grid-cols-2 gap-3 md:grid-cols-3 xl:grid-cols-6";
-export const HEALTH_GRID = "grid grid-cols-1 gap-3 md:grid-cols-3";
+export const HEALTH_GRID = "grid grid-cols-1 gap-3 md:grid-cols-3 xl:grid-cols-5";
+/** The pools tile: its own row beside nothing on medium screens, two columns of five on wide. */
+export const POOLS_TILE_SPAN = "md:col-span-3 xl:col-span-2";
 export const CHART_GRID = "grid grid-cols-1 gap-3 md:grid-cols-2 2xl:grid-cols-4";
 
 export function StatTileSkeleton() {
@@ -36,9 +38,9 @@ export function StatTileSkeleton() {
   );
 }
 
-export function HealthTileSkeleton() {
+export function HealthTileSkeleton({ className }: { className?: string }) {
   return (
-    <Card className={cn(SIZES.healthTile, "gap-2 p-3")}>
+    <Card className={cn(SIZES.healthTile, "gap-2 p-3", className)}>
       <Skeleton className="h-3 w-24" />
       <Skeleton className="h-5 w-32" />
       <Skeleton className="h-3 w-40" />
@@ -58,6 +60,7 @@ export function SystemOverviewSkeleton() {
         {Array.from({ length: HEALTH_TILE_COUNT }, (_, i) => (
           <HealthTileSkeleton key={i} />
         ))}
+        <HealthTileSkeleton className={POOLS_TILE_SPAN} />
       </div>
     </div>
   );

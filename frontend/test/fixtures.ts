@@ -1,5 +1,6 @@
 /** Typed API payloads for tests. Built from the generated types, so they break with the API. */
 import type {
+  ControlState,
   HistoryResponse,
   Job,
   JobDetail,
@@ -188,6 +189,15 @@ export function makeHistory(overrides: Partial<HistoryResponse> = {}): HistoryRe
       queue_to_start_p50: 2 + i / 10,
       queue_to_start_p95: 5 + i / 5,
     })),
+    ...overrides,
+  };
+}
+
+export function makeControl(overrides: Partial<ControlState> = {}): ControlState {
+  return {
+    draining: false,
+    paused_pools: [],
+    pools: [{ name: "default", min_idle: 0, max_vms: 5, paused: false }],
     ...overrides,
   };
 }

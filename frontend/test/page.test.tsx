@@ -62,4 +62,27 @@ describe("OverviewPage", () => {
     expect(within(details).getByRole("link", { name: /Run #9001/ })).toBeInTheDocument();
     expect(window.location.search).toBe("?job=101");
   });
+
+  it("shows the draining banner and Resume as soon as a snapshot says draining", async () => {
+    mockApi({
+      "/api/status": makeStatus(),
+      "/api/history": makeHistory(),
+      "/api/jobs": { jobs: [makeJob()] },
+      "/api/vms": { vms: makeStatus().vms },
+      "/api/vms/1": makeVmDetail(),
+    });
+    renderWithClient(<OverviewPage />);
+    await waitFor(() => expect(screen.getByRole("button", { name: /^Drain$/ })).toBeEnabled());
+    expect(screen.queryByTestId("draining-banner")).not.toBeInTheDocument();
+    expect(
+      within(screen.getByTestId("vm-details")).getByRole("button", { name: /Stop VM/ }),
+    ).toBeInTheDocument();
+    act(() => {
+      FakeEventSource.latest().open();
+      FakeEventSource.latest().push("status", makeStatus({ draining: true, snapshot_version: 2 }));
+    });
+    expect(await screen.findByTestId("draining-banner")).toHaveTextContent("Draining: no new VMs");
+    expect(screen.getByRole("button", { name: /^Resume$/ })).toBeInTheDocument();
+    expect(screen.getByTestId("pools-panel")).toHaveTextContent("draining");
+  });
 });

@@ -141,3 +141,32 @@ export class FakeEventSource {
 export function fakeEventSourceFactory() {
   return (url: string) => new FakeEventSource(url) as unknown as EventSource;
 }
+
+/** A promise to settle by hand: keeps a request pending until the test says so. */
+export function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** The calls `fetchMock` received for a path and method, with their parsed JSON bodies. */
+export function callsTo(
+  fetchMock: ReturnType<typeof mockApi>,
+  path: string,
+  method = "POST",
+): { body: unknown; headers: Headers }[] {
+  return fetchMock.mock.calls
+    .map(([input, init]) => ({
+      url: new URL(String(input), "http://localhost"),
+      init: (init ?? {}) as RequestInit,
+    }))
+    .filter(({ url, init }) => url.pathname === path && (init.method ?? "GET") === method)
+    .map(({ init }) => ({
+      body: init.body ? JSON.parse(String(init.body)) : undefined,
+      headers: new Headers(init.headers),
+    }));
+}

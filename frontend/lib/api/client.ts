@@ -4,15 +4,20 @@
  * Base URL: `NEXT_PUBLIC_API_URL` when set at build or dev time; otherwise the same origin in the
  * exported build (the backend serves it) and http://localhost:8000 under `next dev`.
  */
-import { getToken, markAuthRequired } from "./token";
+import { getActor, getToken, markAuthRequired } from "./token";
 import type {
+  ControlState,
   HistoryResponse,
   HistoryWindow,
   JobDetail,
   JobListResponse,
+  OperatorRequest,
+  PoolLimitsRequest,
   SimulatedJobRequest,
   SimulatedJobResponse,
   StatusResponse,
+  StopVmRequest,
+  Vm,
   VmDetail,
   VmListResponse,
 } from "./types";
@@ -54,17 +59,48 @@ export function isUnauthorized(error: unknown): boolean {
   return error instanceof ApiError && error.status === 401;
 }
 
+/** FastAPI's request-validation errors (422): `[{loc: [...], msg}]` in words. */
+function validationText(detail: unknown): string | null {
+  if (!Array.isArray(detail)) return null;
+  const parts = detail.map((item: unknown) => {
+    if (!item || typeof item !== "object") return String(item);
+    const { loc, msg } = item as { loc?: unknown; msg?: unknown };
+    const field = Array.isArray(loc) ? loc.filter((part) => part !== "body").join(".") : "";
+    const text = typeof msg === "string" ? msg : JSON.stringify(item);
+    return field ? `${field}: ${text}` : text;
+  });
+  return parts.length ? parts.join("; ") : null;
+}
+
 async function readDetail(response: Response): Promise<string | null> {
   try {
     const body: unknown = await response.json();
     if (body && typeof body === "object" && "detail" in body) {
       const { detail } = body as { detail: unknown };
-      return typeof detail === "string" ? detail : JSON.stringify(detail);
+      if (typeof detail === "string") return detail;
+      return validationText(detail) ?? JSON.stringify(detail);
     }
   } catch {
     // Not JSON: fall through.
   }
   return null;
+}
+
+export const CHANGES_DISABLED_MESSAGE =
+  "operator actions are disabled on this server: set server.admin_token";
+
+/** What to tell the operator when an action failed, by the API's answer. */
+export function operatorErrorMessage(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 401) {
+      return "This action needs the admin token: enter it in the token form, then try again.";
+    }
+    if (error.status === 403) return CHANGES_DISABLED_MESSAGE;
+    if (error.detail) return error.detail;
+    return `The API answered HTTP ${error.status}.`;
+  }
+  if (error instanceof Error) return `Could not reach the API: ${error.message}`;
+  return "Something went wrong.";
 }
 
 export async function apiFetch<T>(
@@ -76,6 +112,10 @@ export async function apiFetch<T>(
   headers.set("Accept", "application/json");
   const token = getToken();
   if (token) headers.set("Authorization", `Bearer ${token}`);
+  const method = (rest.method ?? "GET").toUpperCase();
+  const writing = method !== "GET" && method !== "HEAD";
+  const actor = writing ? getActor() : null;
+  if (actor) headers.set("X-Blacksmith-Actor", actor);
   let body = rest.body;
   if (json !== undefined) {
     headers.set("Content-Type", "application/json");
@@ -83,7 +123,7 @@ export async function apiFetch<T>(
   }
   const response = await fetch(apiUrl(path), { ...rest, headers, body, cache: "no-store" });
   if (!response.ok) {
-    if (response.status === 401) markAuthRequired();
+    if (response.status === 401) markAuthRequired(writing ? "admin" : "read");
     throw new ApiError(response.status, await readDetail(response), path);
   }
   return (await response.json()) as T;
@@ -102,4 +142,27 @@ export const api = {
     apiFetch<HistoryResponse>(`/api/history?window=${encodeURIComponent(window)}`, { signal }),
   simulateJob: (request: SimulatedJobRequest) =>
     apiFetch<SimulatedJobResponse>("/api/simulator/jobs", { method: "POST", json: request }),
+  // Operator actions (admin). Each answers with what is in force afterwards.
+  control: (signal?: AbortSignal) => apiFetch<ControlState>("/api/control", { signal }),
+  drain: (request: OperatorRequest) =>
+    apiFetch<ControlState>("/api/control/drain", { method: "POST", json: request }),
+  resume: (request: OperatorRequest) =>
+    apiFetch<ControlState>("/api/control/resume", { method: "POST", json: request }),
+  pausePool: (name: string, request: OperatorRequest) =>
+    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}/pause`, {
+      method: "POST",
+      json: request,
+    }),
+  resumePool: (name: string, request: OperatorRequest) =>
+    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}/resume`, {
+      method: "POST",
+      json: request,
+    }),
+  setPoolLimits: (name: string, request: PoolLimitsRequest) =>
+    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}`, {
+      method: "PATCH",
+      json: request,
+    }),
+  stopVm: (vmId: number, request: StopVmRequest) =>
+    apiFetch<Vm>(`/api/vms/${encodeURIComponent(vmId)}/stop`, { method: "POST", json: request }),
 };

@@ -2,9 +2,9 @@
  * TanStack Query definitions: every fetch the dashboard makes goes through one of these
  * `queryOptions` factories, so keys and fetchers stay in one place.
  */
-import { queryOptions } from "@tanstack/react-query";
+import { type QueryClient, queryOptions } from "@tanstack/react-query";
 import { api, isUnauthorized } from "./client";
-import type { HistoryWindow } from "./types";
+import type { ControlState, HistoryWindow, StatusResponse } from "./types";
 
 export const queryKeys = {
   status: ["status"] as const,
@@ -13,6 +13,7 @@ export const queryKeys = {
   jobs: (limit: number) => ["jobs", limit] as const,
   job: (jobId: number) => ["job", jobId] as const,
   history: (window: HistoryWindow) => ["history", window] as const,
+  control: ["control"] as const,
 };
 
 /** Keys refreshed whenever a new status snapshot arrives (their data moves with it). */
@@ -72,3 +73,41 @@ export const historyQueryOptions = (window: HistoryWindow) =>
     refetchInterval: window === "1h" ? 30_000 : 120_000,
     refetchIntervalInBackground: true,
   });
+
+/** The status snapshot with an operator action's answer applied (until the next snapshot). */
+export function withControlState(status: StatusResponse, control: ControlState): StatusResponse {
+  const paused = new Set(control.paused_pools);
+  const limits = new Map(control.pools.map((pool) => [pool.name, pool]));
+  return {
+    ...status,
+    draining: control.draining,
+    pools: status.pools.map((pool) => {
+      const current = limits.get(pool.name);
+      return {
+        ...pool,
+        paused: paused.has(pool.name),
+        min_idle: current?.min_idle ?? pool.min_idle,
+        max_vms: current?.max_vms ?? pool.max_vms,
+      };
+    }),
+  };
+}
+
+/**
+ * After an operator action: show its answer at once, then fetch the status again right away
+ * (the event stream pushes it too, once the loop has acted on it).
+ */
+export function applyControlState(client: QueryClient, control: ControlState): void {
+  client.setQueryData(queryKeys.control, control);
+  client.setQueryData<StatusResponse>(queryKeys.status, (old) =>
+    old ? withControlState(old, control) : old,
+  );
+  void client.invalidateQueries({ queryKey: queryKeys.status, exact: true });
+}
+
+/** After a VM was stopped: refresh the status and every view listing VMs. */
+export function refreshAfterVmChange(client: QueryClient, vmId: number): void {
+  void client.invalidateQueries({ queryKey: queryKeys.status, exact: true });
+  void client.invalidateQueries({ queryKey: queryKeys.vms });
+  void client.invalidateQueries({ queryKey: queryKeys.vm(vmId) });
+}
