@@ -127,6 +127,11 @@ def test_operator_actions_are_audited_refused_when_unsafe_and_survive_restart(
     try:
         control = call(again, "GET", "/api/control", token=READ)[1]
         assert control["draining"] is True and control["paused_pools"] == ["large"]
+        assert control["draining_by"] == "bob (admin token)"
+        assert control["draining_reason"] == "maintenance"
+        audit = call(again, "GET", "/api/audit", token=READ)[1]["events"]
+        assert [e["kind"] for e in audit][:1] == ["operator.vm_stop"]
+        assert {e["actor"] for e in audit} == {"bob (admin token)"}
         large = next(p for p in control["pools"] if p["name"] == "large")
         assert large["max_vms"] == 1
         assert cli(again, "resume").returncode == 0

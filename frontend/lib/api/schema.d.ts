@@ -5,6 +5,26 @@
  */
 
 export interface paths {
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Audit
+         * @description Operator actions, newest first: who did what, when and why.
+         */
+        get: operations["operator-get_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/control": {
         parameters: {
             query?: never;
@@ -346,10 +366,27 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AuditResponse */
+        AuditResponse: {
+            /** Events */
+            events: components["schemas"]["EventOut"][];
+        };
         /** ControlState */
         ControlState: {
             /** Draining */
             draining: boolean;
+            /**
+             * Draining By
+             * @description Who drained (or resumed) last.
+             */
+            draining_by: string | null;
+            /** Draining Reason */
+            draining_reason: string | null;
+            /**
+             * Draining Since
+             * @description Epoch seconds of the last drain/resume.
+             */
+            draining_since: number | null;
             /** Paused Pools */
             paused_pools: string[];
             /** Pools */
@@ -362,6 +399,11 @@ export interface components {
         };
         /** EventOut */
         EventOut: {
+            /**
+             * Actor
+             * @default system
+             */
+            actor: string;
             /** At */
             at: number;
             /** Id */
@@ -915,6 +957,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "operator-get_audit": {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "operator-get_control": {
         parameters: {
             query?: never;

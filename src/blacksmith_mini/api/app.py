@@ -71,7 +71,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.server.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["authorization", "content-type", "last-event-id"],
+        allow_headers=["authorization", "content-type", "last-event-id", "x-blacksmith-actor"],
     )
     _add_access_control(app, settings)
     routers = (

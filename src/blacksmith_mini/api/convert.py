@@ -77,6 +77,7 @@ def event_out(event: repository.Event) -> schemas.EventOut:
         vm_id=event.vm_id,
         job_id=event.job_id,
         message=event.message,
+        actor=event.actor,
     )
 
 

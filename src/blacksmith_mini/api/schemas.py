@@ -159,6 +159,7 @@ class EventOut(BaseModel):
     vm_id: int | None
     job_id: int | None
     message: str
+    actor: str = "system"
 
 
 class JobListResponse(BaseModel):
@@ -243,9 +244,17 @@ class PoolLimits(BaseModel):
 
 class ControlState(BaseModel):
     draining: bool
+    draining_since: float | None = Field(description="Epoch seconds of the last drain/resume.")
+    draining_by: str | None = Field(description="Who drained (or resumed) last.")
+    draining_reason: str | None
     paused_pools: list[str]
     pools: list[PoolLimits]
 
 
+class AuditResponse(BaseModel):
+    events: list[EventOut]
+
+
+AuditResponse.model_rebuild()
 VmDetail.model_rebuild()
 JobDetail.model_rebuild()

@@ -76,7 +76,7 @@ class Operator:
         async with self.loop.lock:
             await self._save(
                 "draining",
-                {"on": True},
+                {"on": True, "by": actor, "reason": reason, "at": self.loop.clock()},
                 kind="drain",
                 message="draining",
                 actor=actor,
@@ -87,7 +87,7 @@ class Operator:
         async with self.loop.lock:
             await self._save(
                 "draining",
-                {"on": False},
+                {"on": False, "by": actor, "reason": reason, "at": self.loop.clock()},
                 kind="resume",
                 message="resumed",
                 actor=actor,

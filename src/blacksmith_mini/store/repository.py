@@ -316,9 +316,16 @@ class Store:
             )
 
     async def events(
-        self, *, vm_id: int | None = None, job_id: int | None = None, limit: int = 200
+        self,
+        *,
+        vm_id: int | None = None,
+        job_id: int | None = None,
+        kind_prefix: str | None = None,
+        limit: int = 200,
     ) -> list[Event]:
         query = select(tables.EventRow).order_by(tables.EventRow.id.desc()).limit(limit)
+        if kind_prefix is not None:
+            query = query.where(tables.EventRow.kind.startswith(kind_prefix, autoescape=True))
         if vm_id is not None:
             query = query.where(tables.EventRow.vm_id == vm_id)
         if job_id is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from blacksmith_mini.api import convert, schemas
 from blacksmith_mini.api.deps import RuntimeDep
@@ -30,8 +30,12 @@ def _actor(request: Request) -> str:
 
 def _control(runtime: RuntimeDep) -> schemas.ControlState:
     policy = runtime.loop.policy
+    last = runtime.loop.operator.state.get("draining", {})
     return schemas.ControlState(
         draining=policy.draining,
+        draining_since=last.get("at"),
+        draining_by=last.get("by"),
+        draining_reason=last.get("reason") or None,
         paused_pools=sorted(policy.paused_pools),
         pools=[
             convert.pool_limits(pool, paused=pool.name in policy.paused_pools)
@@ -44,6 +48,15 @@ def _control(runtime: RuntimeDep) -> schemas.ControlState:
 async def get_control(runtime: RuntimeDep) -> schemas.ControlState:
     """Draining, paused pools and pool limits as in force now."""
     return _control(runtime)
+
+
+@router.get("/api/audit", response_model=schemas.AuditResponse)
+async def get_audit(
+    runtime: RuntimeDep, limit: int = Query(default=100, ge=1, le=1000)
+) -> schemas.AuditResponse:
+    """Operator actions, newest first: who did what, when and why."""
+    events = await runtime.store.events(kind_prefix="operator.", limit=limit)
+    return schemas.AuditResponse(events=[convert.event_out(e) for e in reversed(events)])
 
 
 @router.post("/api/control/drain", response_model=schemas.ControlState, responses=ERRORS)
