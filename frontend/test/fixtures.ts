@@ -47,8 +47,17 @@ export function makeVmDetail(overrides: Partial<VmDetail> = {}): VmDetail {
         vm_id: 1,
         job_id: null,
         message: "VM requested",
+        actor: "system",
       },
-      { id: 2, at: NOW - 115, kind: "vm.ready", vm_id: 1, job_id: null, message: "runner online" },
+      {
+        id: 2,
+        at: NOW - 115,
+        kind: "vm.ready",
+        vm_id: 1,
+        job_id: null,
+        message: "runner online",
+        actor: "system",
+      },
     ],
     ...overrides,
   };
@@ -96,8 +105,24 @@ export function makeJobDetail(overrides: Partial<JobDetail> = {}): JobDetail {
       },
     }),
     events: [
-      { id: 7, at: NOW - 125, kind: "job.queued", vm_id: null, job_id: 101, message: "queued" },
-      { id: 8, at: NOW - 50, kind: "job.completed", vm_id: 1, job_id: 101, message: "success" },
+      {
+        id: 7,
+        at: NOW - 125,
+        kind: "job.queued",
+        vm_id: null,
+        job_id: 101,
+        message: "queued",
+        actor: "system",
+      },
+      {
+        id: 8,
+        at: NOW - 50,
+        kind: "job.completed",
+        vm_id: 1,
+        job_id: 101,
+        message: "success",
+        actor: "system",
+      },
     ],
     ...overrides,
   };
@@ -196,6 +221,9 @@ export function makeHistory(overrides: Partial<HistoryResponse> = {}): HistoryRe
 export function makeControl(overrides: Partial<ControlState> = {}): ControlState {
   return {
     draining: false,
+    draining_since: null,
+    draining_by: null,
+    draining_reason: null,
     paused_pools: [],
     pools: [{ name: "default", min_idle: 0, max_vms: 5, paused: false }],
     ...overrides,
