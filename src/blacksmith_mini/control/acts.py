@@ -251,13 +251,15 @@ class Acts:
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(coroutine, timeout=github_timeout)
+        # Persist first: if the write fails (disk full, database locked) the VM stays active in
+        # memory, the next tick sees it gone again and records it then.
+        await loop.store.save_vm(gone)
         loop.vms.pop(vm.vm_id, None)
         loop.gone.insert(0, gone)
         del loop.gone[100:]
         loop.deaths.add(now)
         reason_label = gone.death_reason.value if gone.death_reason else "unknown"
         loop.metrics.vm_deaths.labels(vm.pool, reason_label).inc()
-        await loop.store.save_vm(gone)
         reason_text = gone.death_reason.value if gone.death_reason else "unknown"
         await loop.store.add_event(
             kind="vm.gone",
@@ -279,10 +281,10 @@ class Acts:
 
     async def _save(self, vm: model.Vm, *, note: str) -> None:
         before = self.loop.vms.get(vm.vm_id)
+        await self.loop.store.save_vm(vm)  # persist first; memory follows only on success
         if vm.ready_at is not None and (before is None or before.ready_at is None):
             self.loop.metrics.boot.observe(max(0.0, vm.ready_at - vm.created_at))
         self.loop.vms[vm.vm_id] = vm
-        await self.loop.store.save_vm(vm)
         await self.loop.store.add_event(
             kind=f"vm.{vm.state.value}",
             message=f"VM {vm.vm_id} {vm.state.value}" + (f": {note}" if note else ""),

@@ -82,6 +82,7 @@ class Reconciler:
         self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
         self.data_since: float | None = None
         self.confirmed_at: float | None = None  # start of the last complete REST poll
+        self.act_error: str | None = None  # the last act that failed this tick, if any
         self._wake = asyncio.Event()
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
         self._github_due = True
@@ -200,7 +201,7 @@ class Reconciler:
                 last_tick_at=self.clock(),
                 last_tick_duration_ms=round((time.monotonic() - started) * 1000, 2),
                 ticks=self._loop_health.ticks + 1,
-                last_error=error,
+                last_error=error or self.act_error,
             )
             self._publish(self.clock())
 
@@ -223,12 +224,14 @@ class Reconciler:
             confirmed_at=self.confirmed_at,
         )
         self.runners = None  # act on a runner listing once
+        self.act_error = None
         for action in planner.plan(snapshot, self.policy, now):
             try:
                 await self.acts.perform(action, now=self.clock())
             except Exception as exc:
                 log.warning("act %s failed: %s", action, exc)
                 self.metrics.act_failures.labels(type(action).__name__).inc()
+                self.act_error = f"{type(action).__name__} failed: {exc}"
                 await self._record_failure(action, exc)
         if now >= self._next_sample:
             await self._sample(now)
@@ -318,22 +321,40 @@ class Reconciler:
         await self.merge_jobs(seen)
 
     async def merge_jobs(self, seen: list[model.Job]) -> None:
-        """Fold job observations (REST or webhook) into our state, forward only."""
-        changed: list[model.Job] = []
+        """Fold job observations (REST or webhook) into our state, forward only.
+
+        The changes are persisted before memory is updated: if the write fails, memory still
+        differs from the next observation and the merge is retried then.
+        """
+        changes: dict[int, tuple[model.Job | None, model.Job]] = {}
         vms_by_name = {vm.name: vm for vm in [*self.vms.values(), *self.gone]}
-        now = self.clock()
+        links: list[tuple[model.Vm, int]] = []
         for observed in seen:
-            known = self.jobs.get(observed.id) or self._completed(observed.id)
+            known = (
+                changes[observed.id][1]
+                if observed.id in changes
+                else self.jobs.get(observed.id) or self._completed(observed.id)
+            )
             merged = domain_jobs.merge(known, observed)
             if merged.runner_name in vms_by_name:
                 vm = vms_by_name[merged.runner_name]
                 merged = planner.with_job_stages(merged, vm)
                 if vm.job_id is None:
-                    await self._link(vm, merged.id)
-            if merged == known:
-                continue
-            changed.append(merged)
+                    links.append((vm, merged.id))
+            if merged != known:
+                first = changes.get(observed.id, (known, merged))[0]
+                changes[observed.id] = (first, merged)
+        await self.store.save_jobs([merged for _, merged in changes.values()])
+        now = self.clock()
+        for vm, job_id in links:  # GitHub may name a VM's job long after the job changed
+            await self._link(vm, job_id)
+        for known, merged in changes.values():
             self._observe_latencies(known, merged)
+            if merged.is_open:
+                self.jobs[merged.id] = merged
+            else:
+                self.jobs.pop(merged.id, None)
+                self._remember_completed(merged, first_time=known is None or known.is_open)
             if known is None or known.status is not merged.status:
                 await self.store.add_event(
                     kind=f"job.{merged.status.value}",
@@ -342,12 +363,6 @@ class Reconciler:
                     job_id=merged.id,
                     vm_id=merged.vm_id,
                 )
-            if merged.is_open:
-                self.jobs[merged.id] = merged
-            else:
-                self.jobs.pop(merged.id, None)
-                self._remember_completed(merged, first_time=known is None or known.is_open)
-        await self.store.save_jobs(changed)
 
     def _observe_latencies(self, known: model.Job | None, merged: model.Job) -> None:
         if merged.started_at is not None and (known is None or known.started_at is None):

@@ -71,6 +71,7 @@ class GitHubClient:
         self.guard = transport.GuardedTransport(
             inner_transport or httpx2.AsyncHTTPTransport(retries=0),
             mutation_spacing=mutation_spacing,
+            timeout=timeout,
         )
         self._http = httpx2.AsyncClient(transport=self.guard, timeout=timeout)
         self.tokens: auth.TokenSource = auth.StaticToken(token) if isinstance(token, str) else token

@@ -45,6 +45,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         *,
         max_concurrency: int = 10,
         mutation_spacing: float = 1.0,
+        timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
@@ -53,6 +54,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         self._spacing = mutation_spacing
         self._last_mutation = 0.0
         self._clock = clock
+        self._timeout = timeout  # enforced here too: not every transport honours httpx's
         self.state = RateState()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -78,7 +80,13 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
             self.state.conditional += 1
         async with self._slots:
             try:
-                response = await self._inner.handle_async_request(request)
+                response = await asyncio.wait_for(
+                    self._inner.handle_async_request(request), timeout=self._timeout
+                )
+            except TimeoutError as exc:
+                self.state.errors += 1
+                self.state.last_error = f"GitHub did not answer within {self._timeout:g}s"
+                raise errors.GitHubUnavailable(self.state.last_error) from exc
             except httpx2.TransportError as exc:
                 self.state.errors += 1
                 self.state.last_error = f"GitHub unreachable: {exc.__class__.__name__}: {exc}"
