@@ -191,3 +191,23 @@ async def test_endpoint_is_off_without_a_secret(tmp_path: pathlib.Path) -> None:
         async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await deliver(client, {"action": "queued"})
     assert response.status_code == 404 and "webhook_secret" in response.json()["detail"]
+
+
+async def test_wrong_content_type_is_rejected_without_side_effects(
+    app: FastAPI, client: httpx2.AsyncClient
+) -> None:
+    # GitHub can be set to send application/x-www-form-urlencoded (payload=...); we take JSON.
+    body = b"payload=%7B%22action%22%3A%22queued%22%7D"
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = await client.post(
+        "/api/webhooks/github",
+        content=body,
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-github-event": "workflow_job",
+            "x-github-delivery": "form-1",
+            "x-hub-signature-256": signature,
+        },
+    )
+    assert response.status_code == 400 and "JSON" in response.json()["detail"]
+    assert await app.state.runtime.store.pending_deliveries() == []
