@@ -334,9 +334,8 @@ def test_covers_every_queued_matching_job_when_capacity_allows(
         supply[(start.pool, start.scope)] = supply.get((start.pool, start.scope), 0) + 1
     # A runner that took a job GitHub has not told us of covers one queued job (see _scale).
     linked = {job.runner_name for job in snap.jobs if job.runner_name}
-    for vm in snap.vms:
-        moved = dataclasses.replace(vm, state=after.get(vm.vm_id, vm.state))
-        if vm.vm_id not in gone and planner._ran_unknown_job(moved, linked, None):
+    for vm in [*planner._apply(snap.vms, transitions(plan), now), *snap.consumed]:
+        if planner._ran_unknown_job(vm, linked, snap.confirmed_at):
             supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     demand, _ = planner.queued_demand(snap.jobs, policy)
     for key, count in demand.items():

@@ -34,14 +34,15 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
         job.runner_name: job for job in snapshot.jobs if job.runner_name
     }
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
-    vms = _apply(snapshot.vms, transitions, now)
+    moved = _apply(snapshot.vms, transitions, now)
+    vms = [vm for vm in moved if vm.is_active]
     stops = list(_deadlines(vms, policy.timeouts, now))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
     scale = list(
         _scale(
             snapshot.jobs,
-            [*vms, *snapshot.consumed],
+            [*moved, *snapshot.consumed],  # VMs gone this tick may have run unlinked jobs
             policy,
             now,
             stopped=stopped,
@@ -131,7 +132,7 @@ def _exit_note(fact: VmFacts | None) -> str:
 
 
 def _apply(vms: Sequence[model.Vm], transitions: list[act.Action], now: float) -> list[model.Vm]:
-    """The VMs as they will be once ``transitions`` are recorded."""
+    """The VMs as they will be once ``transitions`` are recorded (gone ones included)."""
     by_id = {vm.vm_id: vm for vm in vms}
     for change in transitions:
         if isinstance(change, act.Transition) and change.vm_id in by_id:
@@ -141,7 +142,7 @@ def _apply(vms: Sequence[model.Vm], transitions: list[act.Action], now: float) -
             by_id[vm.vm_id] = lifecycle.transition(
                 vm, change.target, now=now, reason=change.reason, job_id=change.job_id
             )
-    return [vm for vm in by_id.values() if vm.is_active]
+    return list(by_id.values())
 
 
 def _deadlines(
@@ -255,7 +256,7 @@ def _scale(
         oldest=oldest,
         pools=pools,
         blocked=blocked,
-        active_total=len(vms),
+        active_total=sum(active_per_pool.values()),  # gone VMs hold no capacity
         active_per_pool=active_per_pool,
         max_vms=policy.max_vms,
     )
