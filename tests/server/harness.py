@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 
 def free_port() -> int:
@@ -40,30 +40,39 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def command(self) -> list[str]:
+        """The server's argv (subclasses wrap it, e.g. in ``ip netns exec``)."""
+        return [
+            sys.executable,
+            "-m",
+            "blacksmith_mini",
+            "up",
+            "--simulate",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
+
+    def start(self, timeout: float = 30.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        output = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "blacksmith_mini",
-                "up",
-                "--simulate",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
-        wait_for(
-            lambda: self.get("/api/health")[0] == 200,
-            timeout=timeout,
-            what=f"server on {self.port} to answer (log: {self.log})",
-        )
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                self.command(), stdout=output, stderr=subprocess.STDOUT, env=self.env
+            )
+        try:
+            wait_for(
+                lambda: (
+                    self.process is not None
+                    and self.process.poll() is None
+                    and self.get("/api/health")[0] == 200
+                ),
+                timeout=timeout,
+                what=f"server on {self.port} to answer (log: {self.log})",
+            )
+        except AssertionError as exc:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}\n--- server log ---\n{tail}") from exc
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> float:

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from server.harness import Server, free_port, wait_for
+from server.harness import Server, free_port
 
 FAKE_FIRECRACKER = Path(__file__).resolve().parents[1] / "fakes" / "fake_firecracker.py"
 CLONE_NEWNET = 0x40000000
@@ -147,43 +146,8 @@ class NetnsServer(Server):
         self.netns = netns
         self._thread: NetnsThread | None = None
 
-    def start(self, timeout: float = 30.0) -> NetnsServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        output = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.netns.name,
-                sys.executable,
-                "-m",
-                "blacksmith_mini",
-                "up",
-                "--simulate",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
-        output.close()
-        try:
-            wait_for(
-                lambda: (
-                    self.process is not None
-                    and self.process.poll() is None
-                    and self.get("/api/health")[0] == 200
-                ),
-                timeout=timeout,
-                what=f"server on {self.port} in {self.netns.name} (log: {self.log})",
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- server log ---\n{self.log_text()[-3000:]}") from exc
-        return self
+    def command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns.name, *super().command()]
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         if self._thread is None:

@@ -46,7 +46,3 @@ def merge(known: model.Job | None, seen: model.Job) -> model.Job:
         workflow_name=newest.workflow_name or known.workflow_name,
         **ours,  # type: ignore[arg-type]
     )
-
-
-def changed(before: model.Job | None, after: model.Job) -> bool:
-    return before != after

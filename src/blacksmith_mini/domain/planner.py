@@ -159,17 +159,13 @@ def _deadlines(
             continue
         if vm.state is S.STOPPING:
             yield act.StopVm(
-                vm_id=vm.vm_id, reason=vm.stop_reason or _stopping_reason(), force=True
+                vm_id=vm.vm_id, reason=vm.stop_reason or model.DeathReason.SCALED_DOWN, force=True
             )
             continue
         reason = reasons[vm.state]
         if vm.state is S.IDLE and now >= vm.created_at + timeouts.max_lifetime:
             reason = model.DeathReason.MAX_LIFETIME
         yield act.StopVm(vm_id=vm.vm_id, reason=reason)
-
-
-def _stopping_reason() -> model.DeathReason:
-    return model.DeathReason.SCALED_DOWN
 
 
 def demand_key(job: model.Job, pool: model.Pool, policy: model.Policy) -> DemandKey | None:

@@ -1,9 +1,8 @@
-"""Fault injection for simulate mode: a driver wrapper that fails some VM starts, and the
-control endpoint ``POST /_sim/faults`` that makes the simulated GitHub misbehave."""
+"""Fault injection for simulate mode: a driver wrapper that fails some VM starts (the
+simulated GitHub's faults are set through ``POST /_sim/faults``, in ``github_api``)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
 from blacksmith_mini.vm import driver
@@ -50,9 +49,3 @@ class FlakyDriver:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-async def delay(seconds: float) -> None:
-    """The simulated GitHub answering slowly (longer than the client's timeout: a time-out)."""
-    if seconds > 0:
-        await asyncio.sleep(seconds)

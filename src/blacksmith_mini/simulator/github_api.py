@@ -114,9 +114,6 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     )
 
 
-JWT_PATHS = ("/app", "/app/")
-
-
 def _needs_jwt(path: str) -> bool:
     return path == "/app" or path.startswith("/app/") or path.endswith("/installation")
 
