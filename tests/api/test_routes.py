@@ -136,3 +136,22 @@ async def test_dashboard_is_served_once_built(tmp_path, monkeypatch) -> None:  #
             assert (await client.get("/nope/")).status_code == 404
             assert (await client.get("/../../etc/passwd")).status_code == 404
             assert (await client.get("/api/nope")).json() == {"detail": "no API route /api/nope"}
+
+
+async def test_two_apps_in_one_process_do_not_share_their_status(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pathlib
+
+    from blacksmith_mini import settings as settings_mod
+    from blacksmith_mini.api.app import create_app
+
+    bodies = []
+    for name, max_vms in (("a", 3), ("b", 7)):
+        settings = settings_mod.load(simulate=True, data_dir=pathlib.Path(tmp_path) / name)
+        settings.simulator.rate_per_min = 0
+        settings.vm.max_vms = max_vms
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+                bodies.append((await client.get("/api/status")).json()["max_vms"])
+    assert bodies == [3, 7]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from blacksmith_mini.api.deps import RuntimeDep
-from blacksmith_mini.api.routes.status import RENDERED
+from blacksmith_mini.api.routes.status import rendered_status
 
 router = APIRouter(tags=["events"])
 COALESCE_SECONDS = 0.1
@@ -28,11 +28,12 @@ LARGE_BYTES = 128 * 1024
 @router.get("/api/events", response_class=EventSourceResponse)
 async def stream_events(runtime: RuntimeDep, request: Request) -> AsyncIterator[ServerSentEvent]:
     """A live stream of ``status`` events (see the module docstring)."""
+    cache = rendered_status(request)
     changed = runtime.loop.subscribe()
     try:
         sent = -1
         while True:
-            rendered = RENDERED.get(runtime)
+            rendered = cache.get(runtime)
             if rendered.content_version != sent:
                 sent = rendered.content_version
                 yield ServerSentEvent(
