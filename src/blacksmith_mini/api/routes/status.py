@@ -1,9 +1,8 @@
 """``GET /api/status`` (the seed's payload) and ``GET /api/health``.
 
 The status JSON is rendered once per published view and kept with a gzip copy, per app, so a
-hundred
-dashboards polling cost one render and a memory copy each (588 KB of JSON for 1,000 VMs
-travels as about 40 KB).
+hundred dashboards polling cost one render and a memory copy each (588 KB of JSON for 1,000
+VMs travels as about 40 KB).
 """
 
 from __future__ import annotations
