@@ -335,7 +335,7 @@ def test_covers_every_queued_matching_job_when_capacity_allows(
     # A runner that took a job GitHub has not told us of covers one queued job (see _scale).
     linked = {job.runner_name for job in snap.jobs if job.runner_name}
     for vm in [*planner._apply(snap.vms, transitions(plan), now), *snap.consumed]:
-        if planner._ran_unknown_job(vm, linked, snap.confirmed_at):
+        if planner._ran_unknown_job(vm, linked, now=now, lag_allowance=snap.lag_allowance):
             supply[(vm.pool, vm.scope)] = supply.get((vm.pool, vm.scope), 0) + 1
     demand, _ = planner.queued_demand(snap.jobs, policy)
     for key, count in demand.items():
@@ -354,7 +354,9 @@ def test_gone_vm_that_ran_an_unlinked_job_covers_one_queued_job() -> None:
     assert len(starts(planner.plan(snap, builders.policy(), 1))) == 1
 
 
-def test_unlinked_vm_stops_covering_after_a_complete_poll() -> None:
+def test_unlinked_vm_covers_through_a_lagging_poll_until_the_lag_allowance() -> None:
+    # GitHub's REST answers lag the runner: a complete poll after the VM's job still lists
+    # the job as queued. The cover lasts until GitHub names the job or the allowance ends.
     gone = dataclasses.replace(
         builders.vm(1, state=S.GONE),
         ran_job=True,
@@ -362,10 +364,16 @@ def test_unlinked_vm_stops_covering_after_a_complete_poll() -> None:
         death_reason=model.DeathReason.JOB_FINISHED,
     )
     jobs = (builders.job(1),)
-    before = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), confirmed_at=4.0)
-    after = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), confirmed_at=6.0)
-    assert starts(planner.plan(before, builders.policy(), 7)) == []
-    assert len(starts(planner.plan(after, builders.policy(), 7))) == 1
+    lagging = model.Snapshot(jobs=jobs, vms=(), facts={}, consumed=(gone,), lag_allowance=60.0)
+    assert starts(planner.plan(lagging, builders.policy(), 25)) == []
+    assert len(starts(planner.plan(lagging, builders.policy(), 66))) == 1
+
+
+def test_a_linked_vm_stops_covering_at_once() -> None:
+    busy = builders.vm(1, state=S.BUSY, state_since=5.0)
+    jobs = (builders.job(1), builders.job(2, status=J.IN_PROGRESS, runner_name=busy.name))
+    snap = model.Snapshot(jobs=jobs, vms=(busy,), facts={1: ONLINE})
+    assert len(starts(planner.plan(snap, builders.policy(), 6))) == 1
 
 
 def test_waiting_reason_names_githubs_rate_limit_or_outage() -> None:

@@ -54,6 +54,11 @@ class VmOut(BaseModel):
     ready_at: float | None
     ended_at: float | None
     death_reason: str | None
+    kept_until: float | None = Field(
+        default=None,
+        description="The job failed and the VM is kept for `blacksmith-mini ssh` until then "
+        "(epoch seconds; keep_on_failure_minutes).",
+    )
 
 
 class JobStages(BaseModel):
@@ -87,6 +92,15 @@ class JobOut(BaseModel):
     waiting_reason: str | None = Field(description="Why a queued job is still waiting, if it is.")
 
 
+class StartBackoff(BaseModel):
+    """Starts in a pool keep failing: no VM is started there before ``next_try_at``."""
+
+    failures: int = Field(description="Consecutive failed starts or registrations.")
+    reason: str = Field(description="The last failure, with its fix.")
+    next_try_at: float = Field(description="Epoch seconds of the next attempt.")
+    since: float = Field(description="Epoch seconds of the first failure in this series.")
+
+
 class PoolOut(BaseModel):
     name: str
     labels: list[str]
@@ -97,6 +111,19 @@ class PoolOut(BaseModel):
     queued_jobs: int
     vms_by_status: dict[str, int]
     paused: bool
+    start_backoff: StartBackoff | None = Field(
+        default=None, description="Set while starts in this pool keep failing."
+    )
+
+
+class RepositoryHealth(BaseModel):
+    """One polled repository: healthy, or what is wrong with it and the fix."""
+
+    name: str = Field(description="`owner/repo` as configured.")
+    healthy: bool
+    error: str | None = Field(description="Why it cannot be polled (404, 403, ...), with the fix.")
+    moved_to: str | None = Field(description="Its new name when GitHub answered 301.")
+    last_polled_at: float | None
 
 
 class GitHubHealth(BaseModel):
@@ -109,6 +136,12 @@ class GitHubHealth(BaseModel):
     blocked_until: float | None = Field(description="No calls until then (rate limit back-off).")
     requests_total: int = Field(description="REST requests sent since start-up.")
     not_modified_total: int = Field(description="Of those, answered 304 (free).")
+    rate_limit_kind: Literal["primary", "secondary"] | None = Field(
+        default=None, description="Which limit blocks us while blocked_until is set."
+    )
+    repositories: list[RepositoryHealth] = Field(
+        default_factory=list, description="Each polled repository's health."
+    )
 
 
 class LoopHealth(BaseModel):

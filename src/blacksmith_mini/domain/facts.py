@@ -16,3 +16,4 @@ class VmFacts:
     exit_code: int | None = None
     pid: int | None = None
     ip: str | None = None
+    kept_until: float | None = None  # a failed job's VM kept for inspection until then

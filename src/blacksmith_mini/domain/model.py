@@ -6,6 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 
+from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import facts as vm_facts
 
 
@@ -152,6 +153,8 @@ class Policy:
     org_scope: bool = False  # True: every repository's jobs are served by runners of scopes[0]
     paused_pools: frozenset[str] = frozenset()
     draining: bool = False
+    # At organization scope: lower-cased repository -> why the runner group does not serve it.
+    unserved: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -175,5 +178,8 @@ class Snapshot:
     facts: Mapping[int, vm_facts.VmFacts] | None = None  # None: driver not observed this tick
     # Gone VMs that ran a job GitHub has not told us about yet: each consumed one queued job.
     consumed: tuple[Vm, ...] = ()
-    # When the last complete REST poll began: what it listed as queued was queued then.
-    confirmed_at: float | None = None
+    # Pools whose starts keep failing: no start there before their next try.
+    backoff: Mapping[str, pool_backoff.PoolBackoff] = dataclasses.field(default_factory=dict)
+    # How long GitHub may take to show that a runner took a job (its ``busy`` flag and the
+    # job's status lag): a VM whose runner says it took a job covers one queued job that long.
+    lag_allowance: float = 60.0

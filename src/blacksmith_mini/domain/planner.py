@@ -15,17 +15,19 @@ Three passes, each a small function:
 from __future__ import annotations
 
 import collections
-import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
-from blacksmith_mini.domain import labels, lifecycle, model
+from blacksmith_mini.domain import backoff as pool_backoff
+from blacksmith_mini.domain import lifecycle, model
+from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
+from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 
 S = model.VmState
 SUPPLY_STATES = frozenset({S.PENDING, S.BOOTING, S.IDLE})
 SURPLUS_IDLE_GRACE_SECONDS = 30.0
-DemandKey = tuple[str, str]  # (pool name, scope)
+__all__ = ["DemandKey", "demand_key", "plan", "queued_demand", "waiting_reason", "with_job_stages"]
 
 
 def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act.Action]:
@@ -36,7 +38,7 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
     moved = _apply(snapshot.vms, transitions, now)
     vms = [vm for vm in moved if vm.is_active]
-    stops = list(_deadlines(vms, policy.timeouts, now))
+    stops = list(_deadlines(vms, policy.timeouts, now, facts=snapshot.facts or {}))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
     scale = list(
@@ -47,7 +49,8 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
             now,
             stopped=stopped,
             linked=linked,
-            confirmed_at=snapshot.confirmed_at,
+            lag_allowance=snapshot.lag_allowance,
+            backoff=snapshot.backoff,
         )
     )
     cleanup = list(_runners(snapshot, vms))
@@ -66,7 +69,12 @@ def _lifecycle(
         if not vm.is_active:
             continue
         yield from _observe_vm(
-            vm, snapshot.facts.get(vm.vm_id), jobs_by_runner.get(vm.name), policy.timeouts, now
+            vm,
+            snapshot.facts.get(vm.vm_id),
+            jobs_by_runner.get(vm.name),
+            policy.timeouts,
+            now,
+            held=snapshot.backoff.get(vm.pool),
         )
 
 
@@ -76,12 +84,18 @@ def _observe_vm(
     job: model.Job | None,
     timeouts: model.Timeouts,
     now: float,
+    *,
+    held: pool_backoff.PoolBackoff | None = None,
 ) -> Iterable[act.Action]:
-    """Transitions implied by the driver's facts and the job GitHub says the runner took."""
+    """Transitions implied by the driver's facts and the job GitHub says the runner took.
+
+    "Busy" comes from the VM's own report or from GitHub naming the VM's runner on a job;
+    nothing here concludes "idle" from GitHub, whose ``busy`` flag and job status lag.
+    """
     if vm.state is S.PENDING:
         if fact is not None:  # started by an attempt that was cut short before recording it
             yield act.Transition(vm_id=vm.vm_id, target=S.BOOTING, note="found running")
-        elif now < vm.state_since + timeouts.pending:
+        elif now < vm.state_since + timeouts.pending and not (held and held.blocks(now)):
             yield act.ResumeStart(vm_id=vm.vm_id)
         return
     if fact is None or not fact.alive:
@@ -146,8 +160,14 @@ def _apply(vms: Sequence[model.Vm], transitions: list[act.Action], now: float) -
 
 
 def _deadlines(
-    vms: Iterable[model.Vm], timeouts: model.Timeouts, now: float
+    vms: Iterable[model.Vm],
+    timeouts: model.Timeouts,
+    now: float,
+    *,
+    facts: Mapping[int, VmFacts],
 ) -> Iterable[act.StopVm]:
+    """Stops for VMs past their state's deadline. A stopping VM whose failed job is kept for
+    inspection (``kept_until``) is left alone until then; a busy VM never."""
     reasons = {
         S.PENDING: model.DeathReason.START_FAILED,
         S.BOOTING: model.DeathReason.BOOT_TIMEOUT,
@@ -158,6 +178,9 @@ def _deadlines(
         if vm.state is S.BUSY or limit is None or now < limit:
             continue
         if vm.state is S.STOPPING:
+            kept = facts[vm.vm_id].kept_until if vm.vm_id in facts else None
+            if kept is not None and now < kept:
+                continue
             yield act.StopVm(
                 vm_id=vm.vm_id, reason=vm.stop_reason or model.DeathReason.SCALED_DOWN, force=True
             )
@@ -168,40 +191,6 @@ def _deadlines(
         yield act.StopVm(vm_id=vm.vm_id, reason=reason)
 
 
-def demand_key(job: model.Job, pool: model.Pool, policy: model.Policy) -> DemandKey | None:
-    """The (pool, scope) whose runners can take ``job``; None when no scope serves its repo."""
-    if policy.org_scope:
-        return (pool.name, policy.scopes[0]) if policy.scopes else None
-    repo = job.repository.lower()
-    for scope in policy.scopes:
-        if scope.lower() == repo:
-            return (pool.name, scope)
-    return None
-
-
-def queued_demand(
-    jobs: Iterable[model.Job], policy: model.Policy
-) -> tuple[dict[DemandKey, int], dict[DemandKey, float]]:
-    """Queued jobs per (pool, scope), and the oldest queued time per key."""
-    cache: dict[tuple[str, ...], labels.Match] = {}
-    counts: dict[DemandKey, int] = collections.Counter()
-    oldest: dict[DemandKey, float] = {}
-    for job in jobs:
-        if job.status is not model.JobStatus.QUEUED:
-            continue
-        found = cache.get(job.labels)
-        if found is None:
-            found = cache[job.labels] = labels.match(job.labels, policy.pools)
-        if found.pool is None:
-            continue
-        key = demand_key(job, found.pool, policy)
-        if key is None:
-            continue
-        counts[key] += 1
-        oldest[key] = min(oldest.get(key, job.created_at), job.created_at)
-    return counts, oldest
-
-
 def _scale(
     jobs: Sequence[model.Job],
     vms: Sequence[model.Vm],
@@ -210,22 +199,25 @@ def _scale(
     *,
     stopped: frozenset[int],
     linked: set[str],
-    confirmed_at: float | None,
+    lag_allowance: float,
+    backoff: Mapping[str, pool_backoff.PoolBackoff],
 ) -> Iterable[act.Action]:
     """VMs being stopped still hold capacity until they are gone, but supply nothing.
 
     A busy VM whose job we do not know yet (its runner said "Running job" before GitHub's
     job status reached us) has taken one of the queued jobs of its key: it covers one. So does
     a gone VM that ran a job we never linked (``Snapshot.consumed``): its job still looks
-    queued only because GitHub's news of it is late or lost. Only until a complete REST poll
-    that began after the VM's last change: that poll lists what is really queued.
+    queued only because GitHub's news of it is late or lost. GitHub's job status lags the
+    runner by tens of seconds, even in its REST answers, so the cover lasts until GitHub names
+    the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
+    Pools whose starts keep failing get no start before their back-off ends.
     """
     counts, oldest = queued_demand(jobs, policy)
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
     for vm in vms:
-        if _ran_unknown_job(vm, linked, confirmed_at):
+        if _ran_unknown_job(vm, linked, now=now, lag_allowance=lag_allowance):
             unlinked[(vm.pool, vm.scope)] += 1
         if vm.state is S.GONE:
             continue
@@ -247,6 +239,7 @@ def _scale(
         wanted[key] = queued + warm - len(supply.get(key, ()))
     yield from _surplus(wanted, supply, now)
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
+    blocked |= frozenset(name for name, held in backoff.items() if held.blocks(now))
     yield from _starts(
         wanted=wanted,
         oldest=oldest,
@@ -258,13 +251,13 @@ def _scale(
     )
 
 
-def _ran_unknown_job(vm: model.Vm, linked: set[str], confirmed_at: float | None) -> bool:
-    """The VM's runner took a job, GitHub has not told us which one yet, and no complete poll
-    has happened since (which would have shown that job as no longer queued)."""
+def _ran_unknown_job(vm: model.Vm, linked: set[str], *, now: float, lag_allowance: float) -> bool:
+    """The VM's runner took a job, GitHub has not told us which one yet, and it has not been
+    ``lag_allowance`` seconds since the VM's last change (GitHub would have said by then)."""
     if vm.job_id is not None or vm.name in linked:
         return False
     last_change = vm.ended_at if vm.ended_at is not None else vm.state_since
-    if confirmed_at is not None and last_change < confirmed_at:
+    if now - last_change >= lag_allowance:
         return False
     if vm.state is S.BUSY:
         return True
@@ -345,56 +338,3 @@ def _runners(snapshot: model.Snapshot, active_vms: Sequence[model.Vm]) -> Iterab
             scope=runner.scope,
             reason="offline runner with no live VM",
         )
-
-
-def waiting_reason(
-    job: model.Job,
-    *,
-    policy: model.Policy,
-    vms: Sequence[model.Vm],
-    now: float,
-    github_note: str | None = None,
-) -> str | None:
-    """Why a queued job is still waiting, in words, or None when it is not queued.
-
-    ``github_note`` says why GitHub cannot be asked for a runner right now (rate limited
-    until when, unreachable since when); it explains a job that would otherwise get a VM.
-    """
-    if job.status is not model.JobStatus.QUEUED:
-        return None
-    found = labels.match(job.labels, policy.pools)
-    if found.pool is None:
-        return found.unmatched_reason
-    pool = found.pool
-    key = demand_key(job, pool, policy)
-    if key is None:
-        return f"repository {job.repository} is not one of the configured scopes"
-    if policy.draining:
-        return "the control plane is draining: no new VMs are started"
-    if pool.name in policy.paused_pools:
-        return f"pool '{pool.name}' is paused"
-    mine = [vm for vm in vms if (vm.pool, vm.scope) == key and vm.is_active]
-    idle = [vm for vm in mine if vm.state is S.IDLE]
-    if idle:
-        since = min(vm.state_since for vm in idle)
-        return f"runner online and idle for {now - since:.0f}s; waiting for GitHub to assign it"
-    booting = [vm for vm in mine if vm.state in (S.PENDING, S.BOOTING)]
-    if booting:
-        since = min(vm.state_since for vm in booting)
-        if github_note and all(vm.state is S.PENDING for vm in booting):
-            return f"VM requested {now - since:.0f}s ago; {github_note}"
-        return f"VM booting for {now - since:.0f}s"
-    if sum(1 for vm in vms if vm.pool == pool.name and vm.is_active) >= pool.max_vms:
-        return f"pool '{pool.name}' is at its limit of {pool.max_vms} VMs"
-    if sum(1 for vm in vms if vm.is_active) >= policy.max_vms:
-        return f"at max_vms ({policy.max_vms}); waiting for a VM to finish"
-    return github_note or "a VM will be requested on the next tick"
-
-
-def with_job_stages(job: model.Job, vm: model.Vm | None) -> model.Job:
-    """Fill a job's VM stage timestamps from the VM that ran it."""
-    if vm is None:
-        return job
-    requested = job.vm_requested_at or max(vm.created_at, job.created_at)
-    ready = job.vm_ready_at or (max(vm.ready_at, requested) if vm.ready_at else None)
-    return dataclasses.replace(job, vm_id=vm.vm_id, vm_requested_at=requested, vm_ready_at=ready)

@@ -20,6 +20,9 @@ class FlakyDriver:
     async def open(self) -> None:
         await self.inner.open()
 
+    async def preflight(self, spec: driver.VmSpec) -> None:
+        await self.inner.preflight(spec)
+
     async def start(self, spec: driver.VmSpec) -> driver.VmObservation:
         self.starts += 1
         if self.every and self.starts % self.every == 0:

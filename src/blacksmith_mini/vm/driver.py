@@ -50,6 +50,9 @@ class VmObservation:
     exit_signal: int | None = None
     ended_at: float | None = None
     detail: str | None = None  # a short human-readable note (e.g. why the start failed)
+    # The job failed and the VM is kept (for ``blacksmith-mini ssh``) until this epoch time;
+    # the control loop must not force-stop it before then.
+    kept_until: float | None = None
 
 
 class VmStartError(Exception):
@@ -63,6 +66,11 @@ class VmDriver(Protocol):
 
     async def open(self) -> None:
         """Prepare the driver (directories, adoption of VMs left by an earlier process)."""
+
+    async def preflight(self, spec: VmSpec) -> None:
+        """Check, before any runner is registered, that ``spec`` can be started here (images
+        present, disk space, sizes within the hypervisor's limits, network ready). Raises
+        ``VmStartError`` naming the problem and the fix. Cheap; no side effects."""
 
     async def start(self, spec: VmSpec) -> VmObservation:
         """Start the VM for ``spec``. Calling it again for a started ``vm_id`` returns its state."""

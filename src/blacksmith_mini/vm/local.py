@@ -104,6 +104,19 @@ class LocalDriver:
     def on_change(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)
 
+    async def preflight(self, spec: driver.VmSpec) -> None:
+        """The runner command must exist and the data directory must be writable."""
+        program = self.runner_command[0]
+        if "{" not in program and shutil.which(program) is None:
+            raise driver.VmStartError(
+                f"runner command {program!r} is not an executable on this host: install the "
+                "GitHub Actions runner there or fix vm.runner_command"
+            )
+        if not os.access(self.root, os.W_OK):
+            raise driver.VmStartError(
+                f"the VM directory {self.root} is not writable: fix its permissions or data_dir"
+            )
+
     async def start(self, spec: driver.VmSpec) -> driver.VmObservation:
         if spec.vm_id in self._dirs:
             found = self._observe_one(spec.vm_id, self._dirs[spec.vm_id])

@@ -1,0 +1,62 @@
+"""Demand: which (pool, scope) can take a job, and how many queued jobs each key has.
+
+Counted per (pool, scope), not per job, because GitHub does not pin a job to a runner: any
+runner whose labels cover a job may take it. At organization scope, a job from a repository
+the runner group does not serve (``Policy.unserved``) is no one's demand: GitHub would never
+hand it to our runners, so a VM started for it would only idle.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+
+from blacksmith_mini.domain import labels, model
+
+DemandKey = tuple[str, str]  # (pool name, scope)
+
+
+def demand_key(job: model.Job, pool: model.Pool, policy: model.Policy) -> DemandKey | None:
+    """The (pool, scope) whose runners can take ``job``; None when no scope serves its repo."""
+    if policy.org_scope:
+        if not policy.scopes or job.repository.lower() in policy.unserved:
+            return None
+        return (pool.name, policy.scopes[0])
+    repo = job.repository.lower()
+    for scope in policy.scopes:
+        if scope.lower() == repo:
+            return (pool.name, scope)
+    return None
+
+
+def unmatched_reason(job: model.Job, policy: model.Policy, found: labels.Match) -> str | None:
+    """Why no VM of ours will ever take ``job``: no pool carries its labels, or (organization
+    scope) the runner group does not serve its repository."""
+    if found.pool is None:
+        return found.unmatched_reason
+    if policy.org_scope:
+        return policy.unserved.get(job.repository.lower())
+    return None
+
+
+def queued_demand(
+    jobs: Iterable[model.Job], policy: model.Policy
+) -> tuple[dict[DemandKey, int], dict[DemandKey, float]]:
+    """Queued jobs per (pool, scope), and the oldest queued time per key."""
+    cache: dict[tuple[str, ...], labels.Match] = {}
+    counts: dict[DemandKey, int] = collections.Counter()
+    oldest: dict[DemandKey, float] = {}
+    for job in jobs:
+        if job.status is not model.JobStatus.QUEUED:
+            continue
+        found = cache.get(job.labels)
+        if found is None:
+            found = cache[job.labels] = labels.match(job.labels, policy.pools)
+        if found.pool is None:
+            continue
+        key = demand_key(job, found.pool, policy)
+        if key is None:
+            continue
+        counts[key] += 1
+        oldest[key] = min(oldest.get(key, job.created_at), job.created_at)
+    return counts, oldest
