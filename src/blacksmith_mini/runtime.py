@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.control import reconciler
+from blacksmith_mini.domain import groups as domain_groups
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
 from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
@@ -138,6 +139,7 @@ class Runtime:
                 simulate=settings.simulate,
                 on_shutdown=settings.server.on_shutdown,
                 drain_seconds=settings.server.drain_seconds,
+                lag_allowance=settings.github.status_lag_allowance,
             ),
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -201,12 +203,26 @@ class Runtime:
             self.loop.config = dataclasses.replace(self.loop.config, runner_group_id=group_id)
 
     async def _refresh_repositories(self) -> None:
+        """Organization scope: the repositories to poll, and which of them the runner group
+        does not serve (GitHub would never give their jobs to our runners)."""
         organization = self.settings.github.organization
         assert organization is not None
+        group_name = self.settings.github.runner_group or "Default"
         while True:
             try:
                 found = await self.github.organization_repositories(organization)
                 self.loop.repositories = tuple(found)
+                group = await self.github.runner_group(organization, group_name)
+                private = await self.github.organization_repository_visibility(organization)
+                access = domain_groups.GroupAccess(
+                    name=group.name,
+                    visibility=group.visibility,
+                    allows_public_repositories=group.allows_public_repositories,
+                    selected_repositories=group.selected_repositories,
+                )
+                self.loop.set_unserved(
+                    domain_groups.unserved(access, repositories=found, private=private)
+                )
             except errors.GitHubError as exc:
                 log.warning("listing the repositories of %s failed: %s", organization, exc)
             await asyncio.sleep(REPOSITORY_REFRESH_SECONDS)

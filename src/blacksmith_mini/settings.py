@@ -27,6 +27,9 @@ from blacksmith_mini.vm.firecracker import config as fc_config
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
 
 
+MAX_VCPUS = 32
+
+
 class ConfigError(ValueError):
     """A setting is missing or wrong. The message says which and how to fix it."""
 
@@ -34,10 +37,20 @@ class ConfigError(ValueError):
 class PoolSettings(BaseModel):
     name: str = "default"
     labels: list[str] = Field(default_factory=lambda: ["self-hosted", "linux", "x64"])
-    vcpus: int = Field(default=2, ge=1, le=64)
-    memory_mib: int = Field(default=4096, ge=128)
+    vcpus: int = Field(default=2, ge=1, description="1-32 (Firecracker v1.16.1's vcpu_count).")
+    memory_mib: int = Field(default=4096, ge=128, le=1024 * 1024)
     min_idle: int = Field(default=0, ge=0)
     max_vms: int = Field(default=10, ge=0)
+
+    @field_validator("vcpus")
+    @classmethod
+    def _vcpus(cls, value: int) -> int:
+        if value > MAX_VCPUS:
+            raise ValueError(
+                f"vcpus = {value} is more than Firecracker allows (vcpu_count 1-{MAX_VCPUS} in "
+                f"v1.16.1): set vcpus to at most {MAX_VCPUS}"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -86,6 +99,14 @@ class GitHubSettings(BaseModel):
     webhook_secret: SecretStr | None = None
     webhook_secret_file: pathlib.Path | None = None
     request_timeout: float = Field(default=15.0, gt=0)
+    status_lag_allowance: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds GitHub may take to show that a runner took a job (its busy flag "
+        "and job status lag); a VM whose runner took an unnamed job covers one queued job "
+        "that long.",
+    )
 
     def uses_app(self) -> bool:
         return bool((self.app_id or self.client_id) and self.private_key_file)
@@ -188,9 +209,11 @@ class ServerSettings(BaseModel):
     admin_token_file: pathlib.Path | None = None
     dashboard_dir: pathlib.Path | None = None
     on_shutdown: Literal["drain", "leave"] = Field(
-        default="drain",
-        description="drain: stop idle VMs, give busy ones drain_seconds to finish, then stop "
-        "them; leave: keep every VM running for the next start to adopt.",
+        default="leave",
+        description="leave (default, for restarts and upgrades): keep every VM running for "
+        "the next start to adopt, so running jobs are not failed; drain: stop idle VMs, give "
+        "busy ones drain_seconds to finish, then stop them (or run `blacksmith-mini drain` "
+        "first).",
     )
     drain_seconds: float = Field(default=4.0, ge=0, le=3600)
 

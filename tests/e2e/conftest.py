@@ -96,7 +96,12 @@ class Backend:
         return ["uv", "run", "--frozen", "blacksmith-mini", *args]
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, "BLACKSMITH_SIMULATOR__RATE_PER_MIN": "0", **self.env}
+        env = {
+            **os.environ,
+            "BLACKSMITH_SIMULATOR__RATE_PER_MIN": "0",
+            "BLACKSMITH_SERVER__ON_SHUTDOWN": "drain",  # no VM outlives a test
+            **self.env,
+        }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),

@@ -24,15 +24,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: pathlib.Path, *, port: int | None = None, **env: str) -> None:
+    def __init__(
+        self, data_dir: pathlib.Path, *, port: int | None = None, **env: str | None
+    ) -> None:
+        """``env`` overrides settings; a value of None removes the variable (so the setting's
+        own default applies). Tests stop their servers draining unless they say otherwise,
+        so no VM outlives a test."""
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.env = {
+        merged: dict[str, str | None] = {
             **os.environ,
             "BLACKSMITH_SIMULATOR__RATE_PER_MIN": "0",
             "BLACKSMITH_GITHUB__POLL_INTERVAL": "1",
+            "BLACKSMITH_SERVER__ON_SHUTDOWN": "drain",
             **env,
         }
+        self.env = {key: value for key, value in merged.items() if value is not None}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
 

@@ -152,11 +152,13 @@ def test_changes_are_refused_when_only_a_read_token_is_set(tmp_path: pathlib.Pat
         server.stop()
 
 
-def test_shutdown_can_leave_vms_running_for_adoption(tmp_path: pathlib.Path) -> None:
+def test_a_restart_with_default_settings_keeps_running_jobs_running(tmp_path: pathlib.Path) -> None:
+    """An upgrade restart (SIGTERM, start again) on the defaults fails no running job: the
+    busy VM is left running and adopted (on the old default, drain, it was stopped)."""
     data_dir = tmp_path / "data"
-    server = Server(data_dir, BLACKSMITH_SERVER__ON_SHUTDOWN="leave").start()
+    server = Server(data_dir, BLACKSMITH_SERVER__ON_SHUTDOWN=None).start()
     try:
-        job = server.queue(duration_seconds=5)
+        job = server.queue(duration_seconds=12)
         wait_for(
             lambda: any(v["status"] == "busy" for v in server.get("/api/vms")[1]["vms"]),
             timeout=20,
@@ -169,7 +171,7 @@ def test_shutdown_can_leave_vms_running_for_adoption(tmp_path: pathlib.Path) -> 
     try:
         done = wait_for(
             lambda: (j := again.job(job))["status"] == "completed" and j,
-            timeout=40,
+            timeout=60,
             what="the adopted VM's job",
         )
         assert done["conclusion"] == "success"

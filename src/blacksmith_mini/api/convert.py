@@ -7,11 +7,19 @@ import datetime
 
 from blacksmith_mini.api import schemas
 from blacksmith_mini.control import view as view_mod
-from blacksmith_mini.domain import labels, lifecycle, model
+from blacksmith_mini.domain import backoff as pool_backoff
+from blacksmith_mini.domain import demand, labels, lifecycle, model
 from blacksmith_mini.store import repository
 
 
-def vm_out(vm: model.Vm, *, now: float, policy: model.Policy, pid: int | None) -> schemas.VmOut:
+def vm_out(
+    vm: model.Vm,
+    *,
+    now: float,
+    policy: model.Policy,
+    pid: int | None,
+    kept_until: float | None = None,
+) -> schemas.VmOut:
     end = vm.ended_at if vm.ended_at is not None else now
     return schemas.VmOut(
         vm_id=vm.vm_id,
@@ -32,6 +40,7 @@ def vm_out(vm: model.Vm, *, now: float, policy: model.Policy, pid: int | None) -
         ready_at=vm.ready_at,
         ended_at=vm.ended_at,
         death_reason=vm.death_reason.value if vm.death_reason else None,
+        kept_until=kept_until if vm.is_active else None,
     )
 
 
@@ -50,7 +59,7 @@ def job_out(job: model.Job, *, policy: model.Policy, waiting: str | None = None)
         runner_name=job.runner_name,
         vm_id=job.vm_id,
         pool=found.pool.name if found.pool else None,
-        unmatched_reason=found.unmatched_reason,
+        unmatched_reason=demand.unmatched_reason(job, policy, found),
         html_url=job.html_url,
         stages=schemas.JobStages(
             queued=job.created_at,
@@ -93,6 +102,17 @@ def github_health(view: view_mod.View) -> schemas.GitHubHealth:
         blocked_until=g.blocked_until,
         requests_total=g.requests,
         not_modified_total=g.not_modified,
+        rate_limit_kind=g.rate_limit_kind,
+        repositories=[
+            schemas.RepositoryHealth(
+                name=repo.name,
+                healthy=repo.healthy,
+                error=repo.error,
+                moved_to=repo.moved_to,
+                last_polled_at=repo.last_polled_at,
+            )
+            for repo in view.repositories
+        ],
     )
 
 
@@ -123,7 +143,16 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
         active_vms_count=len(active),
         max_vms=policy.max_vms,
         queued_jobs_count=len(queued),
-        vms=[vm_out(vm, now=now, policy=policy, pid=view.pids.get(vm.vm_id)) for vm in active],
+        vms=[
+            vm_out(
+                vm,
+                now=now,
+                policy=policy,
+                pid=view.pids.get(vm.vm_id),
+                kept_until=view.kept.get(vm.vm_id),
+            )
+            for vm in active
+        ],
         queued_jobs=queued,
         metrics=schemas.Metrics(
             spawn_rate_per_min=view.rates.spawn_rate_per_min,
@@ -144,6 +173,7 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
                 queued_jobs=queued_per_pool.get(pool.name, 0),
                 vms_by_status=dict(per_pool.get(pool.name, {})),
                 paused=pool.name in policy.paused_pools,
+                start_backoff=_backoff(view.backoff.get(pool.name)),
             )
             for pool in policy.pools
         ],
@@ -154,4 +184,12 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
         completed_jobs_total=view.completed_jobs_total,
         snapshot_version=view.version,
         draining=policy.draining,
+    )
+
+
+def _backoff(held: pool_backoff.PoolBackoff | None) -> schemas.StartBackoff | None:
+    if held is None:
+        return None
+    return schemas.StartBackoff(
+        failures=held.failures, reason=held.reason, next_try_at=held.next_try_at, since=held.since
     )

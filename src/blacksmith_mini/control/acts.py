@@ -59,7 +59,7 @@ class Acts:
         loop = self.loop
         pool = next(p for p in loop.policy.pools if p.name == action.pool)
         vm = await loop.store.create_vm(
-            pool=pool, scope=action.scope, prefix=loop.config.runner_prefix, now=now
+            pool=pool, scope=action.scope, prefix=loop.runner_prefix, now=now
         )
         loop.vms[vm.vm_id] = vm
         loop.spawns.add(now)
@@ -91,14 +91,14 @@ class Acts:
             return
 
     async def boot(self, vm: model.Vm) -> None:
-        """Register the runner (idempotently, by name) and start the VM."""
+        """Preflight, register the runner (idempotently, by name) and start the VM.
+
+        Nothing is registered before the driver's preflight passes. Any failure (preflight,
+        registration: 403, 404, 422 group full, an outage; the driver's start) ends the VM as
+        ``start_failed`` and backs its pool off, so a start that keeps failing is retried
+        ever later instead of registering a runner every tick.
+        """
         loop = self.loop
-        if vm.runner_id is not None:  # an earlier attempt registered it; its config is lost
-            await self._delete_runner_quietly(vm.scope, vm.runner_id)
-        registration = await self._register(vm)
-        vm = dataclasses.replace(vm, runner_id=registration.runner_id)
-        loop.vms[vm.vm_id] = vm
-        await loop.store.save_vm(vm)
         spec = vm_driver.VmSpec(
             vm_id=vm.vm_id,
             name=vm.name,
@@ -106,20 +106,40 @@ class Acts:
             labels=vm.labels,
             vcpus=vm.vcpus,
             memory_mib=vm.memory_mib,
-            jit_config=registration.encoded_jit_config,
+            jit_config="",
             ssh_public_key=loop.config.ssh_public_key,
         )
         try:
+            await loop.driver.preflight(spec)
+            if vm.runner_id is not None:  # an earlier attempt registered it; its config is lost
+                await self._delete_runner_quietly(vm.scope, vm.runner_id)
+            registration = await self._register(vm)
+        except (vm_driver.VmStartError, errors.GitHubError) as exc:
+            await self._start_failed(vm, exc)
+            return
+        vm = dataclasses.replace(vm, runner_id=registration.runner_id)
+        loop.vms[vm.vm_id] = vm
+        await loop.store.save_vm(vm)
+        spec = dataclasses.replace(spec, jit_config=registration.encoded_jit_config)
+        try:
             observation = await loop.driver.start(spec)
         except vm_driver.VmStartError as exc:
-            await loop.store.add_event(
-                kind="vm.start_failed", message=str(exc), at=loop.clock(), vm_id=vm.vm_id
-            )
-            await self._finish(vm, reason=model.DeathReason.START_FAILED, now=loop.clock())
+            await self._start_failed(vm, exc)
             return
+        loop.start_succeeded(pool=vm.pool)
         booted = lifecycle.transition(vm, S.BOOTING, now=loop.clock())
         booted = dataclasses.replace(booted, pid=observation.pid, ip=observation.ip)
         await self._save(booted, note=f"started (pid {observation.pid})")
+
+    async def _start_failed(self, vm: model.Vm, exc: Exception) -> None:
+        loop = self.loop
+        now = loop.clock()
+        stage = "start" if isinstance(exc, vm_driver.VmStartError) else "runner registration"
+        held = loop.start_failed(pool=vm.pool, reason=f"{stage}: {exc}", now=now)
+        message = held.describe(now)
+        log.warning("%s", message)
+        await loop.store.add_event(kind="vm.start_failed", message=message, at=now, vm_id=vm.vm_id)
+        await self._finish(vm, reason=model.DeathReason.START_FAILED, now=now)
 
     async def _register(self, vm: model.Vm) -> client.Registration:
         loop = self.loop

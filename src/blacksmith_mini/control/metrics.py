@@ -31,6 +31,12 @@ class Metrics:
             ["conclusion"],
             registry=r,
         )
+        self.start_failures = Counter(
+            "blacksmith_vm_start_failures",
+            "VM starts or runner registrations that failed, by pool (each backs the pool off).",
+            ["pool"],
+            registry=r,
+        )
         self.act_failures = Counter(
             "blacksmith_act_failures",
             "Actions that failed (retried later).",
@@ -100,6 +106,23 @@ class ViewCollector(Collector):
         yield vms
         yield _gauge("blacksmith_max_vms", "The max_vms limit.", v.policy.max_vms)
         yield _gauge("blacksmith_draining", "1 while draining.", int(v.policy.draining))
+        backoff = GaugeMetricFamily(
+            "blacksmith_pool_start_backoff_until_timestamp_seconds",
+            "No VM is started in the pool before then (its starts keep failing); 0: not held.",
+            labels=["pool"],
+        )
+        for pool in v.policy.pools:
+            held = v.backoff.get(pool.name)
+            backoff.add_metric([pool.name], held.next_try_at if held else 0)
+        yield backoff
+        unhealthy = GaugeMetricFamily(
+            "blacksmith_github_repository_healthy",
+            "1 when the repository can be polled, 0 when GitHub refuses it (404, 403).",
+            labels=["repository"],
+        )
+        for repo in v.repositories:
+            unhealthy.add_metric([repo.name], int(repo.healthy))
+        yield unhealthy
         g = v.github
         if g.rate_limit_remaining is not None:
             yield _gauge(

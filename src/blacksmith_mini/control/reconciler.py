@@ -10,26 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
-from blacksmith_mini.control import acts, rates, view
+from blacksmith_mini.control import acts, observer, present, rates, view
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
+from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain import jobs as domain_jobs
-from blacksmith_mini.domain import labels, model, planner
-from blacksmith_mini.github import errors, port, transport, webhooks
+from blacksmith_mini.domain import model, planner
+from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 
 log = logging.getLogger(__name__)
 RECENT_JOBS = 200
 RECENT_GONE_VMS = 50
-MAX_SINGLE_JOB_REFRESH = 25
 STUCK_AFTER_SECONDS = 15.0
 HEARTBEAT_SECONDS = 5.0
 CONSUMED_MEMORY_SECONDS = 600.0
@@ -44,9 +44,10 @@ class LoopConfig:
     runner_group_id: int = 1
     ssh_public_key: str | None = None
     simulate: bool = False
-    on_shutdown: str = "drain"  # "drain" or "leave" (VMs keep running for adoption)
+    on_shutdown: str = "leave"  # "leave" (VMs keep running for adoption) or "drain"
     drain_seconds: float = 4.0
     prune_interval: float = 3600.0
+    lag_allowance: float = 60.0  # how long GitHub may lag a runner's news (see Snapshot)
 
 
 class Reconciler:
@@ -81,21 +82,32 @@ class Reconciler:
         self.deaths = rates.EventRate()
         self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
         self.data_since: float | None = None
-        self.confirmed_at: float | None = None  # start of the last complete REST poll
         self.act_error: str | None = None  # the last act that failed this tick, if any
+        self.backoff: dict[str, pool_backoff.PoolBackoff] = {}  # pools whose starts fail
+        # Runner names start with this; set at start-up to ``<runner_prefix>-<installation>``
+        # so cleanup never touches another installation's runners in the same organization.
+        self.runner_prefix = config.runner_prefix
         self._wake = asyncio.Event()
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
-        self._github_due = True
-        self._next_github_poll = 0.0
+        self.observer = observer.GitHubObserver(
+            github=github,
+            repositories=lambda: self.repositories,
+            scopes=lambda: self.policy.scopes,
+            open_jobs=lambda: list(self.jobs.values()),
+            prefix=config.runner_prefix,
+            interval=config.github_poll_interval,
+            on_result=self.wake,
+            clock=clock,
+        )
         self._next_sample = 0.0
         self._next_prune = 0.0
         self._sample_spawns_mark = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._version = 0
-        self._content_version = 0
+        self.version = 0
+        self.content_version = 0
         self._content_at = 0.0
-        self._loop_health = view.LoopHealth(started_at=clock())
+        self.loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
         self.metrics = metrics_mod.Metrics()
         self.acts = acts.Acts(self)
@@ -109,6 +121,8 @@ class Reconciler:
     async def start(self) -> None:
         """Load state, adopt or clean up what the driver holds, and start the loop task."""
         now = self.clock()
+        self.runner_prefix = await self._installation_prefix(now)
+        self.observer.prefix = self.runner_prefix
         await self.operator.load()
         self.vms = {vm.vm_id: vm for vm in await self.store.active_vms()}
         self.jobs = {job.id: job for job in await self.store.open_jobs()}
@@ -138,12 +152,24 @@ class Reconciler:
         if adopted:
             log.info("adopting %d VM(s) left by an earlier run: %s", len(adopted), adopted)
         self._publish(now)
+        self.observer.start()
         self._task = asyncio.create_task(self._run(), name="reconcile-loop")
+
+    async def _installation_prefix(self, now: float) -> str:
+        """``<runner_prefix>-<id>``: the id is made once per installation (per database) and
+        kept, so every runner this installation registers carries it."""
+        saved = (await self.store.control_state()).get("installation", {})
+        installation = str(saved.get("id") or "")
+        if not installation:
+            installation = secrets.token_hex(3)
+            await self.store.set_control_state("installation", {"id": installation}, at=now)
+        return f"{self.config.runner_prefix}-{installation}"
 
     async def stop(self) -> None:
         """Stop the loop; then stop every VM (or leave them for adoption, if configured)."""
         self._stopping = True
         self._wake.set()
+        await self.observer.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,7 +186,7 @@ class Reconciler:
 
     def wake(self, *, github: bool = False) -> None:
         if github:
-            self._github_due = True
+            self.observer.wake()
         self._wake.set()
 
     def deliveries_arrived(self) -> None:
@@ -196,11 +222,11 @@ class Reconciler:
                 log.exception("reconcile tick failed")
                 error = f"{type(exc).__name__}: {exc}"
             self.metrics.tick.observe(time.monotonic() - started)
-            self._loop_health = dataclasses.replace(
-                self._loop_health,
+            self.loop_health = dataclasses.replace(
+                self.loop_health,
                 last_tick_at=self.clock(),
                 last_tick_duration_ms=round((time.monotonic() - started) * 1000, 2),
-                ticks=self._loop_health.ticks + 1,
+                ticks=self.loop_health.ticks + 1,
                 last_error=error or self.act_error,
             )
             self._publish(self.clock())
@@ -210,10 +236,10 @@ class Reconciler:
         if self._deliveries_due:
             self._deliveries_due = False
             await self.process_deliveries()
-        if self._github_due or now >= self._next_github_poll:
-            self._github_due = False
-            self._next_github_poll = now + self.config.github_poll_interval
-            await self._observe_github()
+        seen = self.observer.take()
+        if seen is not None:
+            self.runners = seen.runners
+            await self.merge_jobs(list(seen.jobs), current=True)
         self.facts = dict(await self.driver.observe())
         snapshot = model.Snapshot(
             jobs=tuple(self.jobs.values()),
@@ -221,7 +247,8 @@ class Reconciler:
             runners=self.runners,
             facts={vm_id: _facts(obs) for vm_id, obs in self.facts.items()},
             consumed=self._consumed(now),
-            confirmed_at=self.confirmed_at,
+            backoff=dict(self.backoff),
+            lag_allowance=self.config.lag_allowance,
         )
         self.runners = None  # act on a runner listing once
         self.act_error = None
@@ -286,42 +313,14 @@ class Reconciler:
         if len(pending) >= 500:
             self._deliveries_due = True
 
-    # --- observing GitHub ------------------------------------------------------------------
+    # --- folding in what GitHub says -------------------------------------------------------
 
-    async def _observe_github(self) -> None:
-        seen: list[model.Job] = []
-        started = self.clock()
-        try:
-            for repository_name in self.repositories:
-                seen.extend(await self.github.open_jobs(repository_name))
-            seen_ids = {job.id for job in seen}
-            served = {repository_name.lower() for repository_name in self.repositories}
-            stale = [
-                job
-                for job in self.jobs.values()
-                if job.id not in seen_ids and job.repository.lower() in served
-            ][:MAX_SINGLE_JOB_REFRESH]
-            for job in stale:
-                try:
-                    refreshed = await self.github.job(job.repository, job.id)
-                except errors.NotFound:
-                    log.warning("job %s is gone from GitHub; keeping what we know", job.id)
-                    continue
-                if refreshed is not None:
-                    seen.append(refreshed)
-            runners: list[model.RunnerInfo] = []
-            for scope in self.policy.scopes:
-                runners.extend(await self.github.runners(scope, prefix=self.config.runner_prefix))
-            self.runners = tuple(runners)
-            self.confirmed_at = started
-        except errors.NotFound as exc:
-            log.warning("GitHub: %s", exc)
-        except errors.GitHubError as exc:
-            log.warning("GitHub observation incomplete: %s", exc)
-        await self.merge_jobs(seen)
-
-    async def merge_jobs(self, seen: list[model.Job]) -> None:
+    async def merge_jobs(self, seen: list[model.Job], *, current: bool = False) -> None:
         """Fold job observations (REST or webhook) into our state, forward only.
+
+        ``current``: the observations are a REST poll's, not possibly late webhooks; then an
+        assigned job seen queued again, whose runner (one of our VMs) is gone without having
+        finished a job, was re-queued by GitHub and is served again.
 
         The changes are persisted before memory is updated: if the write fails, memory still
         differs from the next observation and the merge is retried then.
@@ -335,7 +334,11 @@ class Reconciler:
                 if observed.id in changes
                 else self.jobs.get(observed.id) or self._completed(observed.id)
             )
-            merged = domain_jobs.merge(known, observed)
+            merged = domain_jobs.merge(
+                known,
+                observed,
+                runner_gone=current and _runner_gone(known, vms_by_name),
+            )
             if merged.runner_name in vms_by_name:
                 vm = vms_by_name[merged.runner_name]
                 merged = planner.with_job_stages(merged, vm)
@@ -422,94 +425,42 @@ class Reconciler:
     def _publish(self, now: float) -> None:
         """Replace the view; wake stream subscribers when its content changed (or every
         ``HEARTBEAT_SECONDS``, so clocks shown by clients stay fresh)."""
-        self._version += 1
+        self.version += 1
         previous = self.view
         fresh = self._build_view(now)
         if fresh.content() != previous.content() or now - self._content_at >= HEARTBEAT_SECONDS:
-            self._content_version += 1
+            self.content_version += 1
             self._content_at = now
-        self.view = dataclasses.replace(fresh, content_version=self._content_version)
+        self.view = dataclasses.replace(fresh, content_version=self.content_version)
         if self.view.content_version != previous.content_version:
             for subscriber in self._subscribers:
                 subscriber.set()
 
     def _build_view(self, now: float) -> view.View:
-        active = tuple(sorted(self.vms.values(), key=lambda vm: vm.vm_id))
-        vms_by_id = {vm.vm_id: vm for vm in [*active, *self.gone]}
-        open_jobs = tuple(sorted(self.jobs.values(), key=lambda job: job.created_at))
-        unmatched: dict[int, str] = {}
-        waiting: dict[int, str] = {}
-        note = github_note(self.github.rate, now)
-        for job in open_jobs:
-            found = labels.match(job.labels, self.policy.pools)
-            if found.pool is None and found.unmatched_reason:
-                unmatched[job.id] = found.unmatched_reason
-            reason = planner.waiting_reason(
-                job, policy=self.policy, vms=active, now=now, github_note=note
-            )
-            if reason:
-                waiting[job.id] = reason
-        rate = self.github.rate
-        return view.View(
-            version=self._version,
-            content_version=self._content_version,
-            at=now,
-            policy=self.policy,
-            vms=(*active, *self.gone[:RECENT_GONE_VMS]),
-            open_jobs=tuple(
-                planner.with_job_stages(job, vms_by_id.get(job.vm_id)) if job.vm_id else job
-                for job in open_jobs
-            ),
-            recent_jobs=tuple(self.recent_completed),
-            unmatched=unmatched,
-            waiting=waiting,
-            pids={vm_id: obs.pid for vm_id, obs in self.facts.items() if obs.pid is not None},
-            rates=view.Rates(
-                spawn_rate_per_min=self.spawns.per_minute(now=now, data_since=self.data_since),
-                death_rate_per_min=self.deaths.per_minute(now=now, data_since=self.data_since),
-                pool_saturation_percent=rates.saturation(len(active), self.policy.max_vms),
-                success_rate_percent=rates.success_rate(
-                    successful=self.counters.successful_jobs, rated=self.counters.rated_jobs
-                ),
-            ),
-            github=view.GitHubHealth(
-                reachable=None
-                if rate.requests == 0 and rate.errors == 0
-                else rate.last_error is None,
-                last_ok_at=rate.last_ok_at,
-                last_error=rate.last_error,
-                rate_limit_remaining=rate.remaining,
-                rate_limit_limit=rate.limit,
-                rate_limit_reset_at=rate.reset_at,
-                blocked_until=rate.blocked_until,
-                requests=rate.requests,
-                not_modified=rate.not_modified,
-                conditional=rate.conditional,
-            ),
-            loop=self._loop_health,
-            completed_jobs_total=self.counters.completed_jobs,
-            driver=self.driver.name,
-            simulate=self.config.simulate,
-        )
+        return present.build_view(self, now)
+
+    def set_unserved(self, unserved: dict[str, str]) -> None:
+        """Organization scope: repositories the runner group does not serve, with why."""
+        self.base_policy = dataclasses.replace(self.base_policy, unserved=unserved)
+        self.policy = dataclasses.replace(self.policy, unserved=unserved)
+        self.wake()
+
+    # --- start failures ----------------------------------------------------------------------
+
+    def start_failed(self, *, pool: str, reason: str, now: float) -> pool_backoff.PoolBackoff:
+        """A start or registration in ``pool`` failed: back off its next attempt."""
+        held = pool_backoff.after_failure(self.backoff.get(pool), pool=pool, reason=reason, now=now)
+        self.backoff[pool] = held
+        self.metrics.start_failures.labels(pool).inc()
+        return held
+
+    def start_succeeded(self, *, pool: str) -> None:
+        self.backoff.pop(pool, None)
 
     def is_stuck(self, now: float) -> bool:
-        last = self._loop_health.last_tick_at or self._loop_health.started_at
+        last = self.loop_health.last_tick_at or self.loop_health.started_at
         limit = max(STUCK_AFTER_SECONDS, 5 * self.config.tick_interval)
         return self._task is None or self._task.done() or now - last > limit
-
-
-def github_note(rate: transport.RateState, now: float) -> str | None:
-    """Why GitHub cannot be asked for runners right now, if it cannot."""
-    if rate.blocked_until and rate.blocked_until > now:
-        until = datetime.datetime.fromtimestamp(rate.blocked_until, datetime.UTC)
-        return (
-            f"GitHub rate limit: no runner can be registered until {until:%H:%M:%S} UTC "
-            f"({rate.blocked_until - now:.0f}s)"
-        )
-    if rate.last_error and (rate.last_ok_at is None or now - rate.last_ok_at > 5):
-        since = f" since {now - rate.last_ok_at:.0f}s" if rate.last_ok_at else ""
-        return f"GitHub unreachable{since} ({rate.last_error}); retrying"
-    return None
 
 
 def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
@@ -521,6 +472,19 @@ def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
         exit_code=observation.exit_code,
         pid=observation.pid,
         ip=observation.ip,
+        kept_until=observation.kept_until,
+    )
+
+
+def _runner_gone(known: model.Job | None, vms_by_name: dict[str, model.Vm]) -> bool:
+    """The runner ``known`` was assigned to is one of our VMs, gone without finishing a job."""
+    if known is None or known.runner_name is None:
+        return False
+    vm = vms_by_name.get(known.runner_name)
+    return (
+        vm is not None
+        and not vm.is_active
+        and vm.death_reason is not model.DeathReason.JOB_FINISHED
     )
 
 

@@ -7,8 +7,13 @@ state: a new view replaces the old one whole.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
+from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import model
+
+if TYPE_CHECKING:
+    from blacksmith_mini.control.observer import RepoHealth
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -23,6 +28,7 @@ class GitHubHealth:
     requests: int = 0
     not_modified: int = 0
     conditional: int = 0
+    rate_limit_kind: str | None = None  # "primary" or "secondary" while blocked
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -57,6 +63,9 @@ class View:
     rates: Rates
     github: GitHubHealth
     loop: LoopHealth
+    kept: dict[int, float] = dataclasses.field(default_factory=dict)  # vm id -> kept until
+    repositories: tuple[RepoHealth, ...] = ()  # each polled repository's health
+    backoff: dict[str, pool_backoff.PoolBackoff] = dataclasses.field(default_factory=dict)
     completed_jobs_total: int
     driver: str
     simulate: bool
@@ -72,6 +81,9 @@ class View:
             self.pids,
             self.rates,
             self.github,
+            self.kept,
+            self.repositories,
+            self.backoff,
             self.completed_jobs_total,
             self.policy,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from blacksmith_mini.domain import model
@@ -12,6 +12,12 @@ from blacksmith_mini.github import client, transport
 class GitHubPort(Protocol):
     @property
     def rate(self) -> transport.RateState: ...
+
+    @property
+    def moved(self) -> Mapping[str, str]:
+        """Configured ``owner/repo`` -> its new full name, for repositories GitHub answered
+        301 for (renamed or transferred)."""
+        ...
 
     async def open_jobs(self, repository: str) -> list[model.Job]: ...
 

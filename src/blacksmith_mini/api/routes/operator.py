@@ -143,7 +143,13 @@ async def stop_vm(
         )
     )
     view = runtime.loop.view
-    return convert.vm_out(vm, now=view.at, policy=view.policy, pid=view.pids.get(vm_id))
+    return convert.vm_out(
+        vm,
+        now=view.at,
+        policy=view.policy,
+        pid=view.pids.get(vm_id),
+        kept_until=view.kept.get(vm_id),
+    )
 
 
 async def _run(action: Awaitable[T]) -> T:

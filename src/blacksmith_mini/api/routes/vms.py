@@ -17,7 +17,13 @@ async def list_vms(runtime: RuntimeDep, include_gone: bool = False) -> schemas.V
     vms = view.vms if include_gone else view.active_vms
     return schemas.VmListResponse(
         vms=[
-            convert.vm_out(vm, now=view.at, policy=view.policy, pid=view.pids.get(vm.vm_id))
+            convert.vm_out(
+                vm,
+                now=view.at,
+                policy=view.policy,
+                pid=view.pids.get(vm.vm_id),
+                kept_until=view.kept.get(vm.vm_id),
+            )
             for vm in vms
         ]
     )
@@ -34,7 +40,13 @@ async def get_vm(runtime: RuntimeDep, vm_id: int = Path(ge=1, le=2**31 - 1)) -> 
     vm = next((v for v in view.vms if v.vm_id == vm_id), None) or await runtime.store.vm(vm_id)
     if vm is None:
         raise HTTPException(status_code=404, detail=f"no VM with id {vm_id}")
-    out = convert.vm_out(vm, now=view.at, policy=view.policy, pid=view.pids.get(vm_id))
+    out = convert.vm_out(
+        vm,
+        now=view.at,
+        policy=view.policy,
+        pid=view.pids.get(vm_id),
+        kept_until=view.kept.get(vm_id),
+    )
     events = await runtime.store.events(vm_id=vm_id, limit=100)
     return schemas.VmDetail(
         **out.model_dump(),

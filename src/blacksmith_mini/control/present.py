@@ -1,0 +1,113 @@
+"""Building the published ``View`` and its texts from the loop's state (presentation only).
+
+The loop calls :func:`build_view` after every tick; API handlers read the result without
+locks. Nothing here changes the loop's state.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from blacksmith_mini.control import rates, view
+from blacksmith_mini.domain import demand, labels, waiting
+from blacksmith_mini.github import transport
+
+if TYPE_CHECKING:
+    from blacksmith_mini.control.reconciler import Reconciler
+
+RECENT_GONE_VMS = 50
+
+
+def build_view(loop: Reconciler, now: float) -> view.View:
+    active = tuple(sorted(loop.vms.values(), key=lambda vm: vm.vm_id))
+    vms_by_id = {vm.vm_id: vm for vm in [*active, *loop.gone]}
+    open_jobs = tuple(sorted(loop.jobs.values(), key=lambda job: job.created_at))
+    unmatched: dict[int, str] = {}
+    waits: dict[int, str] = {}
+    note = github_note(loop.github.rate, now)
+    health = loop.observer.snapshot()
+    sick = {name.lower(): h for name, h in health.items() if not h.healthy}
+    for job in open_jobs:
+        found = labels.match(job.labels, loop.policy.pools)
+        refused = demand.unmatched_reason(job, loop.policy, found)
+        if refused:
+            unmatched[job.id] = refused
+        bad = sick.get(job.repository.lower())
+        reason = waiting.waiting_reason(
+            job,
+            policy=loop.policy,
+            vms=active,
+            now=now,
+            github_note=note,
+            backoff=loop.backoff,
+            repository_note=f"repository {job.repository} is unhealthy: {bad.error}"
+            if bad
+            else None,
+        )
+        if reason:
+            waits[job.id] = reason
+    return view.View(
+        version=loop.version,
+        content_version=loop.content_version,
+        at=now,
+        policy=loop.policy,
+        vms=(*active, *loop.gone[:RECENT_GONE_VMS]),
+        open_jobs=tuple(
+            waiting.with_job_stages(job, vms_by_id.get(job.vm_id)) if job.vm_id else job
+            for job in open_jobs
+        ),
+        recent_jobs=tuple(loop.recent_completed),
+        unmatched=unmatched,
+        waiting=waits,
+        pids={vm_id: obs.pid for vm_id, obs in loop.facts.items() if obs.pid is not None},
+        kept={
+            vm_id: obs.kept_until
+            for vm_id, obs in loop.facts.items()
+            if obs.kept_until is not None and obs.alive
+        },
+        rates=view.Rates(
+            spawn_rate_per_min=loop.spawns.per_minute(now=now, data_since=loop.data_since),
+            death_rate_per_min=loop.deaths.per_minute(now=now, data_since=loop.data_since),
+            pool_saturation_percent=rates.saturation(len(active), loop.policy.max_vms),
+            success_rate_percent=rates.success_rate(
+                successful=loop.counters.successful_jobs, rated=loop.counters.rated_jobs
+            ),
+        ),
+        github=github_health(loop.github.rate),
+        repositories=tuple(health[name] for name in sorted(health)),
+        backoff={name: held for name, held in loop.backoff.items() if held.blocks(now)},
+        loop=loop.loop_health,
+        completed_jobs_total=loop.counters.completed_jobs,
+        driver=loop.driver.name,
+        simulate=loop.config.simulate,
+    )
+
+
+def github_health(rate: transport.RateState) -> view.GitHubHealth:
+    return view.GitHubHealth(
+        reachable=None if rate.requests == 0 and rate.errors == 0 else rate.last_error is None,
+        last_ok_at=rate.last_ok_at,
+        last_error=rate.last_error,
+        rate_limit_remaining=rate.remaining,
+        rate_limit_limit=rate.limit,
+        rate_limit_reset_at=rate.reset_at,
+        blocked_until=rate.blocked_until,
+        requests=rate.requests,
+        not_modified=rate.not_modified,
+        conditional=rate.conditional,
+    )
+
+
+def github_note(rate: transport.RateState, now: float) -> str | None:
+    """Why GitHub cannot be asked for runners right now, if it cannot."""
+    if rate.blocked_until and rate.blocked_until > now:
+        until = datetime.datetime.fromtimestamp(rate.blocked_until, datetime.UTC)
+        return (
+            f"GitHub rate limit: no runner can be registered until {until:%H:%M:%S} UTC "
+            f"({rate.blocked_until - now:.0f}s)"
+        )
+    if rate.last_error and (rate.last_ok_at is None or now - rate.last_ok_at > 5):
+        since = f" since {now - rate.last_ok_at:.0f}s" if rate.last_ok_at else ""
+        return f"GitHub unreachable{since} ({rate.last_error}); retrying"
+    return None
