@@ -111,11 +111,15 @@ class Acts:
         )
         try:
             await loop.driver.preflight(spec)
+        except vm_driver.VmStartError as exc:
+            await self._start_failed(vm, exc, stage="preflight")
+            return
+        try:
             if vm.runner_id is not None:  # an earlier attempt registered it; its config is lost
                 await self._delete_runner_quietly(vm.scope, vm.runner_id)
             registration = await self._register(vm)
-        except (vm_driver.VmStartError, errors.GitHubError) as exc:
-            await self._start_failed(vm, exc)
+        except errors.GitHubError as exc:
+            await self._start_failed(vm, exc, stage="runner registration")
             return
         vm = dataclasses.replace(vm, runner_id=registration.runner_id)
         loop.vms[vm.vm_id] = vm
@@ -124,17 +128,16 @@ class Acts:
         try:
             observation = await loop.driver.start(spec)
         except vm_driver.VmStartError as exc:
-            await self._start_failed(vm, exc)
+            await self._start_failed(vm, exc, stage="start")
             return
         loop.start_succeeded(pool=vm.pool)
         booted = lifecycle.transition(vm, S.BOOTING, now=loop.clock())
         booted = dataclasses.replace(booted, pid=observation.pid, ip=observation.ip)
         await self._save(booted, note=f"started (pid {observation.pid})")
 
-    async def _start_failed(self, vm: model.Vm, exc: Exception) -> None:
+    async def _start_failed(self, vm: model.Vm, exc: Exception, *, stage: str) -> None:
         loop = self.loop
         now = loop.clock()
-        stage = "start" if isinstance(exc, vm_driver.VmStartError) else "runner registration"
         held = loop.start_failed(pool=vm.pool, reason=f"{stage}: {exc}", now=now)
         message = held.describe(now)
         log.warning("%s", message)

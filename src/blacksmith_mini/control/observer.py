@@ -97,6 +97,10 @@ class GitHubObserver:
         """GitHub changed (a webhook, the simulator): poll now rather than at the next interval."""
         self._due.set()
 
+    async def refresh(self) -> None:
+        """Poll now and keep the result for the loop's next tick (what the task does)."""
+        self._latest = await self.poll()
+
     def take(self) -> Observation | None:
         """The newest observation not yet folded in by the loop, once."""
         latest, self._latest = self._latest, None
@@ -108,7 +112,7 @@ class GitHubObserver:
                 await asyncio.wait_for(self._due.wait(), timeout=self.interval)
             self._due.clear()
             try:
-                self._latest = await self.poll()
+                await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:  # never lose the task; the next interval polls again

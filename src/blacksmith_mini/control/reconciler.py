@@ -118,8 +118,9 @@ class Reconciler:
 
     # --- start-up and shutdown -------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load state, adopt or clean up what the driver holds, and start the loop task."""
+    async def start(self, *, background: bool = True) -> None:
+        """Load state, adopt or clean up what the driver holds, and start the loop task and
+        the GitHub observer (``background=False``: neither, the caller ticks by hand)."""
         now = self.clock()
         self.runner_prefix = await self._installation_prefix(now)
         self.observer.prefix = self.runner_prefix
@@ -151,9 +152,10 @@ class Reconciler:
         adopted = [vm.vm_id for vm in self.vms.values() if vm.state is not model.VmState.PENDING]
         if adopted:
             log.info("adopting %d VM(s) left by an earlier run: %s", len(adopted), adopted)
-        self._publish(now)
-        self.observer.start()
-        self._task = asyncio.create_task(self._run(), name="reconcile-loop")
+        self.publish(now)
+        if background:
+            self.observer.start()
+            self._task = asyncio.create_task(self._run(), name="reconcile-loop")
 
     async def _installation_prefix(self, now: float) -> str:
         """``<runner_prefix>-<id>``: the id is made once per installation (per database) and
@@ -229,7 +231,7 @@ class Reconciler:
                 ticks=self.loop_health.ticks + 1,
                 last_error=error or self.act_error,
             )
-            self._publish(self.clock())
+            self.publish(self.clock())
 
     async def tick(self) -> None:
         now = self.clock()
@@ -422,7 +424,7 @@ class Reconciler:
         )
         self._next_sample = now + step
 
-    def _publish(self, now: float) -> None:
+    def publish(self, now: float) -> None:
         """Replace the view; wake stream subscribers when its content changed (or every
         ``HEARTBEAT_SECONDS``, so clocks shown by clients stay fresh)."""
         self.version += 1
