@@ -10,7 +10,9 @@ reports:
   primary rate limit).
 
 Modes: ``webhooks`` (signed deliveries, REST safety-net poll every 30 s) and ``polling`` (no
-webhooks, REST poll every 5 s: the seed's interval). Run: ``make bench``. Prints figures only.
+webhooks, REST poll every 5 s: the seed's interval). Then the same at organization size
+(``github_scale``: 50 repositories, requests per minute next to GitHub's limits). Run:
+``make bench``. Prints figures only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 
+import github_scale
 import uvicorn
 from common import free_port, pct
 
@@ -124,6 +127,7 @@ def main() -> None:
         f"target: webhooks p95 queued->VM requested under {TARGET_MS:.0f} ms: "
         f"{web['req_p95']:.1f} ms ({verdict} it)"
     )
+    github_scale.report()
 
 
 if __name__ == "__main__":

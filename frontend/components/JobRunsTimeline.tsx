@@ -15,6 +15,7 @@ import { useNow } from "@/hooks/useNow";
 import { jobsQueryOptions } from "@/lib/api/queries";
 import type { Job, StatusResponse } from "@/lib/api/types";
 import { formatClock, formatDuration } from "@/lib/format";
+import { waitsOnFailure } from "@/lib/health";
 import {
   conclusionTone,
   jobLabel,
@@ -103,12 +104,15 @@ function JobRow({
   domain,
   now,
   selected,
+  blocked,
   onSelect,
 }: {
   job: Job;
   domain: [number, number];
   now: number;
   selected: boolean;
+  /** Queued behind a failure (its pool's starts back off, its repository is unhealthy). */
+  blocked: boolean;
   onSelect: () => void;
 }) {
   const tone = conclusionTone(job);
@@ -117,6 +121,7 @@ function JobRow({
   const span = end - start;
   const pct = (t: number) => ((Math.min(Math.max(t, start), end) - start) / span) * 100;
   const reason = job.unmatched_reason ?? (job.status === "queued" ? job.waiting_reason : null);
+  const warn = job.unmatched_reason !== null || blocked;
   const total =
     segments.length > 0 ? (segments.at(-1)?.end ?? 0) - (segments[0]?.start ?? 0) : null;
   return (
@@ -143,11 +148,12 @@ function JobRow({
             <span
               className={cn(
                 "flex items-center gap-1 truncate text-[0.7rem]",
-                job.unmatched_reason ? "text-amber-400" : "text-muted-foreground",
+                warn ? "text-amber-400" : "text-muted-foreground",
               )}
               title={reason}
+              data-blocked={blocked ? "true" : undefined}
             >
-              {job.unmatched_reason ? (
+              {warn ? (
                 <AlertTriangle className="size-3 shrink-0" />
               ) : (
                 <Clock className="size-3 shrink-0" />
@@ -286,6 +292,7 @@ export function JobRunsTimeline({
               domain={domain}
               now={now}
               selected={job.id === selectedJobId}
+              blocked={waitsOnFailure(job, status)}
               onSelect={() => onSelectJob(job.id)}
             />
           ))}

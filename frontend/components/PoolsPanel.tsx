@@ -2,13 +2,15 @@
 /**
  * PoolsTile: every pool with its limits, queue and VM counts, a Pause / Resume button
  * (`POST /api/pools/{name}/pause|resume`) and a limits editor for min_idle / max_vms
- * (`PATCH /api/pools/{name}`). It has the height of the health tiles beside it, so the page does
+ * (`PATCH /api/pools/{name}`), and a warning under a pool whose VM starts keep failing (back-off,
+ * reason with its fix, countdown to the next try). It has the height of the health tiles beside it, so the page does
  * not move; more pools than fit scroll inside it.
  */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Layers, Pause, Play, SlidersHorizontal } from "lucide-react";
 import { useId, useState } from "react";
 import { OperatorDialog } from "@/components/OperatorDialog";
+import { PoolBackoffWarning } from "@/components/PoolBackoff";
 import { POOLS_TILE_SPAN, SIZES } from "@/components/skeletons";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
@@ -18,6 +20,7 @@ import { Label } from "@/components/ui/label";
 import { api, operatorErrorMessage } from "@/lib/api/client";
 import { applyControlState } from "@/lib/api/queries";
 import type { Pool, PoolLimitsRequest } from "@/lib/api/types";
+import { poolBackoff } from "@/lib/health";
 import { cn } from "@/lib/utils";
 
 /** The server's bounds (PoolLimitsRequest). */
@@ -222,34 +225,39 @@ function PoolLimitsControl({ pool }: { pool: Pool }) {
 
 function PoolRow({ pool }: { pool: Pool }) {
   const counts = poolCounts(pool);
+  const backoff = poolBackoff(pool);
   const summary = `${counts.active}/${pool.max_vms} VMs · min idle ${pool.min_idle} · ${pool.queued_jobs} queued · ${counts.busy} busy · ${counts.idle} idle · ${counts.starting} starting`;
   return (
     <li
-      className="flex h-7 items-center gap-2"
+      className={cn("flex flex-col", backoff && "pb-1")}
       data-testid="pool-row"
       data-pool={pool.name}
       data-paused={pool.paused ? "true" : "false"}
+      data-backoff={backoff ? "true" : "false"}
     >
-      <span className="flex w-24 shrink-0 items-center gap-1.5">
-        <span className="truncate font-medium text-foreground" title={pool.labels.join(", ")}>
-          {pool.name}
+      <div className="flex h-7 items-center gap-2">
+        <span className="flex w-24 shrink-0 items-center gap-1.5">
+          <span className="truncate font-medium text-foreground" title={pool.labels.join(", ")}>
+            {pool.name}
+          </span>
+          {pool.paused ? <Badge variant="warning">paused</Badge> : null}
         </span>
-        {pool.paused ? <Badge variant="warning">paused</Badge> : null}
-      </span>
-      <span className="min-w-0 flex-1 truncate tabular-nums" title={summary}>
-        <span className="text-foreground">
-          {counts.active}/{pool.max_vms}
-        </span>{" "}
-        VMs · min idle {pool.min_idle} ·{" "}
-        <span className={cn(pool.queued_jobs > 0 && "text-foreground")}>
-          {pool.queued_jobs} queued
-        </span>{" "}
-        · {counts.busy} busy · {counts.idle} idle · {counts.starting} starting
-      </span>
-      <span className="flex shrink-0 items-center gap-1">
-        <PoolPauseControl pool={pool} />
-        <PoolLimitsControl pool={pool} />
-      </span>
+        <span className="min-w-0 flex-1 truncate tabular-nums" title={summary}>
+          <span className="text-foreground">
+            {counts.active}/{pool.max_vms}
+          </span>{" "}
+          VMs · min idle {pool.min_idle} ·{" "}
+          <span className={cn(pool.queued_jobs > 0 && "text-foreground")}>
+            {pool.queued_jobs} queued
+          </span>{" "}
+          · {counts.busy} busy · {counts.idle} idle · {counts.starting} starting
+        </span>
+        <span className="flex shrink-0 items-center gap-1">
+          <PoolPauseControl pool={pool} />
+          <PoolLimitsControl pool={pool} />
+        </span>
+      </div>
+      {backoff ? <PoolBackoffWarning pool={pool.name} backoff={backoff} /> : null}
     </li>
   );
 }
@@ -262,8 +270,10 @@ export function PoolsTile({
   draining: boolean | undefined;
 }) {
   const paused = pools?.filter((pool) => pool.paused).length ?? 0;
+  const backingOff = pools?.filter((pool) => poolBackoff(pool) !== null).length ?? 0;
   let badge = <Badge variant="outline">no data</Badge>;
   if (draining) badge = <Badge variant="warning">draining</Badge>;
+  else if (backingOff > 0) badge = <Badge variant="danger">{backingOff} backing off</Badge>;
   else if (paused > 0) badge = <Badge variant="warning">{paused} paused</Badge>;
   else if (pools) badge = <Badge variant="success">starting VMs</Badge>;
   return (

@@ -1,12 +1,14 @@
 "use client";
 /**
  * SystemOverview: the headline figures (active VMs, queue, spawn and death rates, saturation,
- * success rate) with a one-hour trend each, the health of GitHub, its rate-limit budget and the
- * reconcile loop, and the pools with their operator controls (pause, resume, limits).
+ * success rate) with a one-hour trend each, the health of GitHub (which rate limit blocks it, the
+ * repositories that are unhealthy or renamed), its rate-limit budget and the reconcile loop, and
+ * the pools with their operator controls (pause, resume, limits) and start back-off.
  */
 import { useQuery } from "@tanstack/react-query";
 import { Activity, Cpu, Gauge, GitBranch, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
 import type { ReactNode } from "react";
+import { RepositoryIssues } from "@/components/GitHubRepositories";
 import { NoData } from "@/components/NoData";
 import { PoolsTile } from "@/components/PoolsPanel";
 import { Sparkline } from "@/components/Sparkline";
@@ -22,7 +24,15 @@ import type {
   Pool,
   StatusResponse,
 } from "@/lib/api/types";
-import { formatAgo, formatClock, formatDuration, formatNumber, formatPercent } from "@/lib/format";
+import {
+  formatAgo,
+  formatClock,
+  formatCountdown,
+  formatDuration,
+  formatNumber,
+  formatPercent,
+} from "@/lib/format";
+import { rateLimitLabel, repositoryIssues, unhealthyRepositoryCount } from "@/lib/health";
 import { cn } from "@/lib/utils";
 
 export interface SystemOverviewProps {
@@ -106,16 +116,29 @@ function HealthTile({
         </div>
         {badge}
       </div>
-      <div className="flex min-h-0 flex-col gap-0.5 text-xs text-muted-foreground">{children}</div>
+      <div className="flex min-h-0 flex-col gap-0.5 overflow-y-auto text-xs text-muted-foreground">
+        {children}
+      </div>
     </Card>
   );
 }
 
 function GitHubTile({ github, now }: { github: GitHubHealth | undefined; now: number }) {
+  const unhealthy = unhealthyRepositoryCount(github);
   let badge: ReactNode = <Badge variant="outline">no data</Badge>;
-  if (github?.reachable === true) badge = <Badge variant="success">reachable</Badge>;
+  if (github?.reachable === true && unhealthy > 0) {
+    badge = (
+      <Badge
+        variant="warning"
+        title={`reachable; ${unhealthy} of ${github.repositories?.length ?? 0} repositories unhealthy`}
+      >
+        {unhealthy} {unhealthy === 1 ? "repo" : "repos"} unhealthy
+      </Badge>
+    );
+  } else if (github?.reachable === true) badge = <Badge variant="success">reachable</Badge>;
   else if (github?.reachable === false) badge = <Badge variant="danger">unreachable</Badge>;
   else if (github) badge = <Badge variant="outline">not contacted yet</Badge>;
+  const repoIssues = repositoryIssues(github).length > 0;
   return (
     <HealthTile
       title="GitHub"
@@ -130,15 +153,17 @@ function GitHubTile({ github, now }: { github: GitHubHealth | undefined; now: nu
         </span>
       </span>
       {github?.blocked_until && github.blocked_until * 1000 > now ? (
-        <span className="text-amber-400">
-          Paused by rate limit until {formatClock(github.blocked_until)}
+        <span className="text-amber-400" data-testid="github-blocked">
+          Paused by {rateLimitLabel(github.rate_limit_kind)} until{" "}
+          {formatClock(github.blocked_until)} ({formatCountdown(github.blocked_until, now)})
         </span>
       ) : null}
+      <RepositoryIssues github={github} />
       {github?.last_error ? (
         <span className="truncate text-red-400" title={github.last_error}>
           {github.last_error}
         </span>
-      ) : (
+      ) : repoIssues ? null : (
         <span>No errors</span>
       )}
     </HealthTile>

@@ -1,11 +1,13 @@
 "use client";
 /**
  * VMIdentity: a list of VMs to pick from and the identity card of the selected one (id, IP,
- * status, pid, pool, labels, size, uptime, its job), with its console tail and recent events.
+ * status, pid, pool, labels, size, uptime, its job), with its console tail and recent events. A VM
+ * kept after a failed job says until when and how to reach it (`blacksmith-mini ssh <id>`).
  */
 import { useQuery } from "@tanstack/react-query";
 import { AlertTriangle, Server } from "lucide-react";
 import { type ReactNode, useEffect, useRef, useState } from "react";
+import { KeptVmBadge, KeptVmNotice } from "@/components/KeptVm";
 import { StopVmControl } from "@/components/StopVmControl";
 import { SIZES, VmDetailsSkeleton, VmListSkeleton } from "@/components/skeletons";
 import { Badge } from "@/components/ui/badge";
@@ -78,7 +80,10 @@ function VmList({
             >
               <span className="flex items-center justify-between gap-1">
                 <span className="text-sm font-medium tabular-nums">VM {vm.vm_id}</span>
-                <VmStatusBadge status={vm.status} />
+                <span className="flex items-center gap-1">
+                  <KeptVmBadge vm={vm} />
+                  <VmStatusBadge status={vm.status} />
+                </span>
               </span>
               <span className="truncate font-mono text-[0.7rem] text-muted-foreground">
                 {vm.ip ?? "no IP yet"} · {vm.pool}
@@ -227,6 +232,7 @@ function VmDetails({
           {current.scope}
         </span>
       </div>
+      <KeptVmNotice vm={current} />
       {current.death_reason ? (
         <p className="flex items-center gap-1 text-xs text-amber-400">
           <AlertTriangle className="size-3.5" /> {current.death_reason}

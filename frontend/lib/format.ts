@@ -29,6 +29,12 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${Math.floor(hours / 24)}d ${hours % 24}h`;
 }
 
+/** A countdown in whole seconds: "40s", "2m 05s", "0s" once due; `now` in epoch milliseconds. */
+export function formatCountdown(untilEpochSeconds: number, nowMs: number): string {
+  const seconds = Math.max(0, Math.ceil(untilEpochSeconds - nowMs / 1000));
+  return seconds < 60 ? `${seconds}s` : formatDuration(seconds);
+}
+
 /** "5s ago", "3m ago"; `now` and `then` in epoch milliseconds. */
 export function formatAgo(thenMs: number | null | undefined, nowMs: number): string {
   if (thenMs === null || thenMs === undefined) return "never";

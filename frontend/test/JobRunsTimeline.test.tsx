@@ -2,7 +2,15 @@ import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { JobRunsTimeline } from "@/components/JobRunsTimeline";
-import { makeEmptyStatus, makeJob, makeStatus, NOW } from "./fixtures";
+import {
+  makeEmptyStatus,
+  makeJob,
+  makePool,
+  makeRepository,
+  makeStartBackoff,
+  makeStatus,
+  NOW,
+} from "./fixtures";
 import { json, mockApi, pending, renderWithClient } from "./utils";
 
 describe("JobRunsTimeline", () => {
@@ -96,5 +104,68 @@ describe("JobRunsTimeline", () => {
 
     await userEvent.click(lint);
     expect(onSelectJob).toHaveBeenCalledWith(1);
+  });
+
+  it("marks a job waiting on failing starts or an unhealthy repository, not one waiting for capacity", async () => {
+    vi.spyOn(Date, "now").mockReturnValue(NOW * 1000);
+    const stages = {
+      queued: NOW - 30,
+      vm_requested: null,
+      vm_ready: null,
+      started: null,
+      completed: null,
+    };
+    const backoff =
+      "VM starts in pool default are backing off after 3 failures (kernel /x not found); next try in 40s";
+    const onDefault = makeJob({
+      id: 2,
+      name: "deploy",
+      status: "queued",
+      vm_id: null,
+      waiting_reason: backoff,
+      stages,
+    });
+    const onOld = makeJob({
+      id: 3,
+      name: "release",
+      repository: "acme/old",
+      pool: "large",
+      status: "queued",
+      vm_id: null,
+      waiting_reason: "repository acme/old is unhealthy: 404 Not Found",
+      stages,
+    });
+    const onLarge = makeJob({
+      id: 4,
+      name: "bench",
+      pool: "large",
+      status: "queued",
+      vm_id: null,
+      waiting_reason: "pool large is at max_vms (2)",
+      stages,
+    });
+    mockApi({ "/api/jobs?limit=100": { jobs: [] } });
+    const status = makeStatus({
+      queued_jobs: [onDefault, onOld, onLarge],
+      pools: [
+        makePool({ start_backoff: makeStartBackoff() }),
+        makePool({ name: "large", max_vms: 2 }),
+      ],
+    });
+    status.github.repositories = [
+      makeRepository(),
+      makeRepository({ name: "acme/old", healthy: false, error: "404 Not Found" }),
+    ];
+    renderWithClient(<JobRunsTimeline status={status} onSelectJob={() => {}} />);
+    await waitFor(() => expect(screen.getAllByTestId("timeline-job")).toHaveLength(4));
+    const reason = (text: string) => screen.getByTitle(text);
+    expect(reason(backoff)).toHaveAttribute("data-blocked", "true");
+    expect(reason(backoff)).toHaveClass("text-amber-400");
+    expect(reason("repository acme/old is unhealthy: 404 Not Found")).toHaveAttribute(
+      "data-blocked",
+      "true",
+    );
+    expect(reason("pool large is at max_vms (2)")).not.toHaveAttribute("data-blocked");
+    expect(reason("pool large is at max_vms (2)")).toHaveClass("text-muted-foreground");
   });
 });

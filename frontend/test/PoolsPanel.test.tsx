@@ -1,11 +1,11 @@
 import { useQuery } from "@tanstack/react-query";
-import { screen, waitFor, within } from "@testing-library/react";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { PoolsTile, poolCounts, validateLimits } from "@/components/PoolsPanel";
 import { statusQueryOptions } from "@/lib/api/queries";
 import type { Pool } from "@/lib/api/types";
-import { makeControl, makeStatus } from "./fixtures";
+import { makeControl, makePool, makeStartBackoff, makeStatus, NOW } from "./fixtures";
 import { callsTo, deferred, json, mockApi, renderWithClient } from "./utils";
 
 const large: Pool = {
@@ -209,5 +209,75 @@ describe("PoolsTile", () => {
     expect(await within(dialog).findByRole("alert")).toHaveTextContent(
       "max_vms: Input should be less than or equal to 100000",
     );
+  });
+
+  it("shows no data, and no back-off warning, before the first status", () => {
+    mockApi({});
+    renderWithClient(<PoolsTile pools={undefined} draining={undefined} />);
+    expect(within(screen.getByTestId("pools-panel")).getByText("no data")).toBeInTheDocument();
+    expect(screen.queryByTestId("pool-backoff")).not.toBeInTheDocument();
+  });
+
+  it("says so when no pool is configured", () => {
+    mockApi({});
+    renderWithClient(<PoolsTile pools={[]} draining={false} />);
+    expect(screen.getByText("No pools configured.")).toBeInTheDocument();
+    expect(screen.queryByTestId("pool-backoff")).not.toBeInTheDocument();
+  });
+
+  it("shows no warning for a pool whose starts succeed, or from a server without the field", async () => {
+    const { start_backoff: _, ...older } = makePool({ name: "older" });
+    mockApi({ "/api/status": makeStatus({ pools: [makePool(), older] }) });
+    renderWithClient(<Tile />);
+    await screen.findAllByTestId("pool-row");
+    expect(row("default")).toHaveAttribute("data-backoff", "false");
+    expect(row("older")).toHaveAttribute("data-backoff", "false");
+    expect(screen.queryByTestId("pool-backoff")).not.toBeInTheDocument();
+    expect(within(screen.getByTestId("pools-panel")).getByText("starting VMs")).toBeInTheDocument();
+  });
+
+  it("warns on a pool whose starts back off, with the reason, its fix and a live countdown", () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(NOW * 1000);
+    mockApi({});
+    renderWithClient(
+      <PoolsTile
+        pools={[makePool({ start_backoff: makeStartBackoff() }), large]}
+        draining={false}
+      />,
+    );
+    expect(row("default")).toHaveAttribute("data-backoff", "true");
+    expect(row("large")).toHaveAttribute("data-backoff", "false");
+    expect(
+      within(screen.getByTestId("pools-panel")).getByText("1 backing off"),
+    ).toBeInTheDocument();
+    const warning = within(row("default")).getByTestId("pool-backoff");
+    expect(warning).toHaveTextContent("3 failed starts since");
+    expect(warning).toHaveTextContent(
+      "VM starts failing in pool default: kernel /x not found; fix: build it with blacksmith-mini image build or set [vm.firecracker] kernel_path",
+    );
+    expect(within(warning).getByText("blacksmith-mini image build").tagName).toBe("CODE");
+    const countdown = screen.getByTestId("pool-backoff-countdown");
+    expect(countdown).toHaveTextContent("next try in 40s");
+    act(() => vi.advanceTimersByTime(15_000));
+    expect(countdown).toHaveTextContent("next try in 25s");
+    act(() => vi.advanceTimersByTime(30_000));
+    expect(countdown).toHaveTextContent("retrying now");
+    // The row keeps its controls.
+    expect(
+      within(row("default")).getByRole("button", { name: "Pause pool default" }),
+    ).toBeEnabled();
+  });
+
+  it("says 1 failed start in the singular; draining still wins the badge", () => {
+    mockApi({});
+    renderWithClient(
+      <PoolsTile
+        pools={[makePool({ start_backoff: makeStartBackoff({ failures: 1 }) })]}
+        draining
+      />,
+    );
+    expect(screen.getByTestId("pool-backoff")).toHaveTextContent("1 failed start since");
+    expect(within(screen.getByTestId("pools-panel")).getByText("draining")).toBeInTheDocument();
   });
 });

@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { SystemOverview } from "@/components/SystemOverview";
-import { makeEmptyStatus, makeHistory, makeStatus } from "./fixtures";
+import { makeEmptyStatus, makeHistory, makeRepository, makeStatus } from "./fixtures";
 import { mockApi, pending, renderWithClient } from "./utils";
 
 describe("SystemOverview", () => {
@@ -80,5 +80,98 @@ describe("SystemOverview", () => {
     );
     expect(screen.getByTestId("stat-active-vms-value")).toHaveTextContent("—");
     expect(screen.getByRole("status")).toHaveTextContent("Failed to fetch");
+  });
+
+  it("lists no repositories while all are healthy, nor before any is polled", () => {
+    mockApi({ "/api/history": makeHistory() });
+    const status = makeStatus();
+    const { rerender } = renderWithClient(<SystemOverview status={status} isLoading={false} />);
+    expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
+    expect(screen.getByTestId("github-health")).toHaveTextContent("No errors");
+    rerender(
+      <SystemOverview
+        status={{ ...status, github: { ...status.github, repositories: [] } }}
+        isLoading={false}
+      />,
+    );
+    expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
+    const { repositories: _, ...older } = status.github;
+    rerender(<SystemOverview status={{ ...status, github: older }} isLoading={false} />);
+    expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
+    expect(screen.getByTestId("github-health")).toHaveTextContent("No errors");
+  });
+
+  it("lists unhealthy repositories with their error and fix, and renamed ones", () => {
+    mockApi({ "/api/history": makeHistory() });
+    const status = makeStatus();
+    const github = {
+      ...status.github,
+      repositories: [
+        makeRepository(),
+        makeRepository({ name: "acme/old", moved_to: "acme/new" }),
+        makeRepository({
+          name: "acme/secret",
+          healthy: false,
+          error:
+            "403 Forbidden; fix: give the token `Administration: read and write` on acme/secret",
+        }),
+      ],
+    };
+    const { rerender } = renderWithClient(
+      <SystemOverview status={{ ...status, github }} isLoading={false} />,
+    );
+    const tile = screen.getByTestId("github-health");
+    const badge = within(tile).getByText("1 repo unhealthy");
+    expect(badge).toHaveAttribute("title", "reachable; 1 of 3 repositories unhealthy");
+    expect(within(tile).queryByText("reachable")).not.toBeInTheDocument();
+    const items = within(tile).getAllByTestId("github-repository");
+    expect(items.map((el) => el.getAttribute("data-repository"))).toEqual([
+      "acme/secret",
+      "acme/old",
+    ]);
+    expect(items[0]).toHaveTextContent(
+      "acme/secret: 403 Forbidden; fix: give the token Administration: read and write on acme/secret",
+    );
+    expect(items[0]).toHaveClass("text-red-400");
+    expect(items[1]).toHaveTextContent("acme/old → acme/new");
+    expect(items[1]).toHaveClass("text-amber-400");
+    expect(tile).not.toHaveTextContent("No errors");
+
+    // Unreachable wins the badge; the repositories stay listed.
+    rerender(
+      <SystemOverview
+        status={{ ...status, github: { ...github, reachable: false } }}
+        isLoading={false}
+      />,
+    );
+    expect(within(tile).getByText("unreachable")).toBeInTheDocument();
+    expect(within(tile).getAllByTestId("github-repository")).toHaveLength(2);
+  });
+
+  it("says which rate limit blocks GitHub calls", () => {
+    mockApi({ "/api/history": makeHistory() });
+    const status = makeStatus();
+    const blocked = (kind: "primary" | "secondary" | null) => ({
+      ...status,
+      github: { ...status.github, blocked_until: Date.now() / 1000 + 90, rate_limit_kind: kind },
+    });
+    const { rerender } = renderWithClient(
+      <SystemOverview status={blocked("secondary")} isLoading={false} />,
+    );
+    expect(screen.getByTestId("github-blocked")).toHaveTextContent(
+      /^Paused by secondary rate limit until \d\d:\d\d:\d\d \(1m \d\ds\)$/,
+    );
+    rerender(<SystemOverview status={blocked("primary")} isLoading={false} />);
+    expect(screen.getByTestId("github-blocked")).toHaveTextContent(/^Paused by rate limit until/);
+    rerender(<SystemOverview status={blocked(null)} isLoading={false} />);
+    expect(screen.getByTestId("github-blocked")).toHaveTextContent(/^Paused by rate limit until/);
+    // Not blocked: nothing to say, whatever the last kind was.
+    rerender(
+      <SystemOverview
+        status={{ ...status, github: { ...status.github, rate_limit_kind: "secondary" } }}
+        isLoading={false}
+      />,
+    );
+    expect(screen.queryByTestId("github-blocked")).not.toBeInTheDocument();
   });
 });

@@ -4,6 +4,9 @@ import type {
   HistoryResponse,
   Job,
   JobDetail,
+  Pool,
+  RepositoryHealth,
+  StartBackoff,
   StatusResponse,
   Vm,
   VmDetail,
@@ -31,6 +34,7 @@ export function makeVm(overrides: Partial<Vm> = {}): Vm {
     ready_at: NOW - 115,
     ended_at: null,
     death_reason: null,
+    kept_until: null,
     ...overrides,
   };
 }
@@ -128,6 +132,44 @@ export function makeJobDetail(overrides: Partial<JobDetail> = {}): JobDetail {
   };
 }
 
+export function makePool(overrides: Partial<Pool> = {}): Pool {
+  return {
+    name: "default",
+    labels: ["self-hosted", "linux"],
+    vcpus: 2,
+    memory_mib: 2048,
+    min_idle: 0,
+    max_vms: 5,
+    queued_jobs: 0,
+    vms_by_status: { busy: 1 },
+    paused: false,
+    start_backoff: null,
+    ...overrides,
+  };
+}
+
+export function makeStartBackoff(overrides: Partial<StartBackoff> = {}): StartBackoff {
+  return {
+    failures: 3,
+    reason:
+      "VM starts failing in pool default: kernel /x not found; fix: build it with `blacksmith-mini image build` or set [vm.firecracker] kernel_path",
+    next_try_at: NOW + 40,
+    since: NOW - 120,
+    ...overrides,
+  };
+}
+
+export function makeRepository(overrides: Partial<RepositoryHealth> = {}): RepositoryHealth {
+  return {
+    name: "acme/app",
+    healthy: true,
+    error: null,
+    moved_to: null,
+    last_polled_at: NOW - 5,
+    ...overrides,
+  };
+}
+
 export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusResponse {
   const vm = makeVm();
   return {
@@ -145,19 +187,7 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
     },
     running_jobs: [makeJob()],
     unmatched_jobs: [],
-    pools: [
-      {
-        name: "default",
-        labels: ["self-hosted", "linux"],
-        vcpus: 2,
-        memory_mib: 2048,
-        min_idle: 0,
-        max_vms: 5,
-        queued_jobs: 0,
-        vms_by_status: { busy: 1 },
-        paused: false,
-      },
-    ],
+    pools: [makePool()],
     github: {
       reachable: true,
       last_ok_at: NOW - 5,
@@ -168,6 +198,8 @@ export function makeStatus(overrides: Partial<StatusResponse> = {}): StatusRespo
       blocked_until: null,
       requests_total: 120,
       not_modified_total: 90,
+      rate_limit_kind: null,
+      repositories: [makeRepository()],
     },
     loop: {
       last_tick_at: NOW - 1,

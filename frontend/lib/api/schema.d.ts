@@ -433,6 +433,11 @@ export interface components {
              * @description Of those, answered 304 (free).
              */
             not_modified_total: number;
+            /**
+             * Rate Limit Kind
+             * @description Which limit blocks us while blocked_until is set.
+             */
+            rate_limit_kind?: ("primary" | "secondary") | null;
             /** Rate Limit Limit */
             rate_limit_limit: number | null;
             /** Rate Limit Remaining */
@@ -444,6 +449,11 @@ export interface components {
              * @description Null before the first call.
              */
             reachable: boolean | null;
+            /**
+             * Repositories
+             * @description Each polled repository's health.
+             */
+            repositories?: components["schemas"]["RepositoryHealth"][];
             /**
              * Requests Total
              * @description REST requests sent since start-up.
@@ -704,12 +714,39 @@ export interface components {
             paused: boolean;
             /** Queued Jobs */
             queued_jobs: number;
+            /** @description Set while starts in this pool keep failing. */
+            start_backoff?: components["schemas"]["StartBackoff"] | null;
             /** Vcpus */
             vcpus: number;
             /** Vms By Status */
             vms_by_status: {
                 [key: string]: number;
             };
+        };
+        /**
+         * RepositoryHealth
+         * @description One polled repository: healthy, or what is wrong with it and the fix.
+         */
+        RepositoryHealth: {
+            /**
+             * Error
+             * @description Why it cannot be polled (404, 403, ...), with the fix.
+             */
+            error: string | null;
+            /** Healthy */
+            healthy: boolean;
+            /** Last Polled At */
+            last_polled_at: number | null;
+            /**
+             * Moved To
+             * @description Its new name when GitHub answered 301.
+             */
+            moved_to: string | null;
+            /**
+             * Name
+             * @description `owner/repo` as configured.
+             */
+            name: string;
         };
         /** SimulatedJobRequest */
         SimulatedJobRequest: {
@@ -745,6 +782,32 @@ export interface components {
             repository: string;
             /** Run Id */
             run_id: number;
+        };
+        /**
+         * StartBackoff
+         * @description Starts in a pool keep failing: no VM is started there before ``next_try_at``.
+         */
+        StartBackoff: {
+            /**
+             * Failures
+             * @description Consecutive failed starts or registrations.
+             */
+            failures: number;
+            /**
+             * Next Try At
+             * @description Epoch seconds of the next attempt.
+             */
+            next_try_at: number;
+            /**
+             * Reason
+             * @description The last failure, with its fix.
+             */
+            reason: string;
+            /**
+             * Since
+             * @description Epoch seconds of the first failure in this series.
+             */
+            since: number;
         };
         /**
          * StatusResponse
@@ -836,6 +899,11 @@ export interface components {
             ip: string | null;
             /** Job Id */
             job_id: number | null;
+            /**
+             * Kept Until
+             * @description The job failed and the VM is kept for `blacksmith-mini ssh` until then (epoch seconds; keep_on_failure_minutes).
+             */
+            kept_until?: number | null;
             /** Labels */
             labels: string[];
             /** Memory Mib */
@@ -901,6 +969,11 @@ export interface components {
             ip: string | null;
             /** Job Id */
             job_id: number | null;
+            /**
+             * Kept Until
+             * @description The job failed and the VM is kept for `blacksmith-mini ssh` until then (epoch seconds; keep_on_failure_minutes).
+             */
+            kept_until?: number | null;
             /** Labels */
             labels: string[];
             /** Memory Mib */
@@ -1601,7 +1674,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description ping, or a repeated delivery */
+            /** @description ping, a repeated delivery, or an event we ignore */
             200: {
                 headers: {
                     [name: string]: unknown;

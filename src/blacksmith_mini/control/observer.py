@@ -27,6 +27,9 @@ from blacksmith_mini.github import errors, port
 log = logging.getLogger(__name__)
 MAX_SINGLE_JOB_REFRESH = 25
 CONCURRENCY = 8
+# GitHub's secondary limit is 900 points a minute per REST endpoint (a GET costs 1) and the docs
+# do not say a 304 is exempt from it: polls are spaced so they send at most this many a minute.
+REQUESTS_PER_MINUTE_BUDGET = 600.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -75,6 +78,9 @@ class GitHubObserver:
         self._on_result = on_result
         self._clock = clock
         self.health: dict[str, RepoHealth] = {}
+        self.last_poll_seconds: float | None = None  # how long the last poll took
+        self.last_poll_requests = 0  # REST requests the last poll sent
+        self.effective_interval = interval  # stretched to stay inside the request budget
         self._latest: Observation | None = None
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -109,7 +115,7 @@ class GitHubObserver:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), timeout=self.interval)
+                await asyncio.wait_for(self._due.wait(), timeout=self.effective_interval)
             self._due.clear()
             try:
                 await self.refresh()
@@ -125,6 +131,7 @@ class GitHubObserver:
     async def poll(self) -> Observation:
         """Poll every repository and scope concurrently; never raises ``GitHubError``."""
         started = self._clock()
+        began, sent_before = time.monotonic(), self.github.rate.requests
         repositories = list(dict.fromkeys(self._repositories()))
         results = await asyncio.gather(*(self._repository(name) for name in repositories))
         seen = [job for found in results if found is not None for job in found]
@@ -139,12 +146,32 @@ class GitHubObserver:
         for name in list(self.health):
             if name not in repositories:
                 del self.health[name]
+        self._account(
+            seconds=time.monotonic() - began, sent=self.github.rate.requests - sent_before
+        )
         return Observation(
             started_at=started,
             jobs=tuple(seen),
             runners=runners,
             complete=complete and len(listed) == len(listings),
         )
+
+    def _account(self, *, seconds: float, sent: int) -> None:
+        """Record the poll's cost; space polls so they stay inside the request budget."""
+        self.last_poll_seconds, self.last_poll_requests = seconds, sent
+        needed = sent * 60.0 / REQUESTS_PER_MINUTE_BUDGET
+        stretched = max(self.interval, needed)
+        if abs(stretched - self.effective_interval) > 0.5:
+            log.info(
+                "GitHub poll of %d repositories sends %d requests: polling every %.0fs "
+                "(configured %.0fs) to stay under %.0f requests a minute",
+                len(self.health),
+                sent,
+                stretched,
+                self.interval,
+                REQUESTS_PER_MINUTE_BUDGET,
+            )
+        self.effective_interval = stretched
 
     async def _repository(self, name: str) -> list[model.Job] | None:
         async with self._slots:
