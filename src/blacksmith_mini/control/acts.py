@@ -167,28 +167,35 @@ class Acts:
 
     # --- stopping --------------------------------------------------------------------------
 
-    async def stop_vm(self, action: act.StopVm, *, now: float) -> None:
+    async def stop_vm(self, action: act.StopVm, *, now: float) -> bool:
+        """Stop a VM; False when it was not stopped because its runner just took a job.
+
+        A busy VM is stopped only when forced (an operator's explicit choice: its job fails);
+        the planner never asks. An idle or booting VM's runner is deregistered at GitHub first
+        (a 422 means it just took a job: the stop is abandoned).
+        """
         loop = self.loop
         vm = loop.vms.get(action.vm_id)
         if vm is None:
-            return
-        if vm.state is S.BUSY:
+            return True
+        if vm.state is S.BUSY and not action.force:
             log.error("refusing to stop busy VM %s", vm.vm_id)  # the planner never asks this
-            return
+            return False
         if vm.state is S.PENDING:
             await self.stop_vm_now(vm, reason=action.reason)
-            return
+            return True
         if vm.state in (S.BOOTING, S.IDLE) and not action.force:
             fresh = (await loop.driver.observe()).get(vm.vm_id)
             if fresh is not None and fresh.job_started:
                 log.info("VM %s took a job just now; not stopping it", vm.vm_id)
-                return
+                return False
             if vm.runner_id is not None and not await self._deregister_before_stop(vm):
-                return
+                return False
         if vm.state is not S.STOPPING:
             stopping = lifecycle.transition(vm, S.STOPPING, now=now, reason=action.reason)
             await self._save(stopping, note=f"stopping: {action.reason.value}")
         await loop.driver.stop(vm.vm_id, force=action.force)
+        return True
 
     async def _deregister_before_stop(self, vm: model.Vm) -> bool:
         """Delete an idle runner at GitHub first; False if GitHub says it is busy now."""
@@ -209,10 +216,12 @@ class Acts:
         finish, then stop the rest (SIGKILL after a short grace) and record them gone."""
         loop = self.loop
         busy = {vm.vm_id for vm in loop.vms.values() if vm.state is S.BUSY}
-        for vm in loop.vms.values():
+        for vm in list(loop.vms.values()):
             if vm.vm_id not in busy and vm.state is not S.PENDING:
-                with contextlib.suppress(Exception):
-                    await loop.driver.stop(vm.vm_id, force=False)
+                stop = act.StopVm(vm_id=vm.vm_id, reason=reason)
+                with contextlib.suppress(Exception):  # deregister first, as every stop does
+                    if not await self.stop_vm(stop, now=loop.clock()):
+                        busy.add(vm.vm_id)  # it took a job at the last moment: let it drain
         await self._wait_exits(busy, seconds=drain_seconds)
         for vm_id in busy:
             with contextlib.suppress(Exception):

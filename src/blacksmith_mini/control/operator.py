@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from blacksmith_mini.domain import lifecycle, model
+from blacksmith_mini.domain import actions as act
+from blacksmith_mini.domain import model
 
 if TYPE_CHECKING:
     from blacksmith_mini.control.reconciler import Reconciler
@@ -151,18 +152,19 @@ class Operator:
                     f"VM {vm_id} is running job {vm.job_id or '(unknown)'}: stopping it fails the "
                     "job; wait for it, drain, or repeat with force=true",
                 )
-            why = model.DeathReason.STOPPED_BY_OPERATOR
-            if vm.state is not model.VmState.STOPPING:
-                if vm.state is model.VmState.PENDING:
-                    await self.loop.acts.stop_vm_now(vm, reason=why)
-                else:
-                    stopping = lifecycle.transition(
-                        vm, model.VmState.STOPPING, now=self.loop.clock(), reason=why
-                    )
-                    await self.loop.acts.save(stopping, note=f"stop requested by {actor}")
-                    await self.loop.driver.stop(vm_id, force=force)
-            else:
-                await self.loop.driver.stop(vm_id, force=True)
+            stop = act.StopVm(
+                vm_id=vm_id,
+                reason=model.DeathReason.STOPPED_BY_OPERATOR,
+                force=force or vm.state is model.VmState.STOPPING,
+            )
+            # The same path as the planner's stops: an idle runner is deregistered at GitHub
+            # first, so one that takes a job at this moment is not killed with it.
+            if not await self.loop.acts.stop_vm(stop, now=self.loop.clock()):
+                raise Refused(
+                    409,
+                    f"VM {vm_id} took a job just now (GitHub refused to deregister its runner): "
+                    "not stopped; wait for the job, or repeat with force=true",
+                )
             await self._save(
                 "",
                 {},
