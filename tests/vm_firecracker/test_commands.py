@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import os
 import shlex
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 
 from blacksmith_mini.domain import model
 from blacksmith_mini.store import repository
-from blacksmith_mini.vm.firecracker import commands, image, naming, state
+from blacksmith_mini.vm.firecracker import commands, image, naming, proc, state, supervisor
 
 
 @pytest.fixture
@@ -98,7 +100,20 @@ def test_image_build_failures_say_what_to_do(
     assert invoke(cli, "image", "build").exit_code == 2  # --runner-version is required
 
 
-def save_record(data_dir: Path, *, vm_id: int, slot: int) -> naming.NetLease:
+@pytest.fixture
+def running() -> Iterator[subprocess.Popen[bytes]]:
+    """A process standing in for a VM's supervisor (the VM "runs" while it does)."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
+def save_record(
+    data_dir: Path, *, vm_id: int, slot: int, pid: int | None, **fields: Any
+) -> naming.NetLease:
     lease = naming.lease_for_slot(network_cidr="172.16.0.0/16", tap_prefix="bmtap", slot=slot)
     name = f"bm-{vm_id}-abcdef"
     vm_dir = data_dir / "vms" / name
@@ -123,14 +138,19 @@ def save_record(data_dir: Path, *, vm_id: int, slot: int) -> naming.NetLease:
         rootfs=str(vm_dir / "rootfs.ext4"),
         socket=str(vm_dir / "api.sock"),
         started_at=time.time(),
+        supervisor_pid=pid,
+        supervisor_ticks=proc.start_ticks(pid) if pid else None,
+        **fields,
     ).save()
     return lease
 
 
-def test_ssh_prints_the_command_for_a_recorded_vm(cli: typer.Typer, tmp_path: Path) -> None:
+def test_ssh_prints_the_command_for_a_recorded_vm(
+    cli: typer.Typer, tmp_path: Path, running: subprocess.Popen[bytes]
+) -> None:
     data_dir = tmp_path / "data"
-    lease = save_record(data_dir, vm_id=7, slot=9)
-    save_record(data_dir, vm_id=8, slot=10)
+    lease = save_record(data_dir, vm_id=7, slot=9, pid=running.pid)
+    save_record(data_dir, vm_id=8, slot=10, pid=running.pid)
     config = write_config(tmp_path, ssh_private_key_path="/keys/id_ed25519")
     result = invoke(
         cli, "ssh", "7", "--print", "--config", str(config), "--data-dir", str(data_dir)
@@ -141,15 +161,35 @@ def test_ssh_prints_the_command_for_a_recorded_vm(cli: typer.Typer, tmp_path: Pa
     assert argv[argv.index("-i") + 1] == "/keys/id_ed25519"
 
 
-def test_ssh_execs_ssh(cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssh_execs_ssh(
+    cli: typer.Typer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    running: subprocess.Popen[bytes],
+) -> None:
     data_dir = tmp_path / "data"
-    lease = save_record(data_dir, vm_id=3, slot=0)
+    lease = save_record(data_dir, vm_id=3, slot=0, pid=running.pid)
     execs: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(os, "execvp", lambda file, argv: execs.append((file, argv)))
     result = invoke(cli, "ssh", "3", "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     assert execs and execs[0][0] == "ssh" and execs[0][1][-1] == f"runner@{lease.guest_ip}"
     assert "-i" not in execs[0][1]  # no private key configured
+
+
+def test_ssh_refuses_a_recorded_vm_that_is_not_running(cli: typer.Typer, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    save_record(data_dir, vm_id=4, slot=1, pid=dead.pid, keep_until=time.time() - 5)
+    supervisor.write_json_atomic(
+        data_dir / "vms" / "bm-4-abcdef" / supervisor.EXIT, {"exit_code": 0, "time": time.time()}
+    )
+    result = CliRunner().invoke(cli, ["ssh", "4", "--print", "--data-dir", str(data_dir)])
+    assert result.exit_code == 2
+    assert "VM 4 (bm-4-abcdef) is not running any more" in result.output
+    assert "exit code 0" in result.output and "it was kept until" in result.output
+    assert "keep_on_failure_minutes" in result.output
 
 
 async def _store_with(data_dir: Path, **vm_fields: Any) -> int:

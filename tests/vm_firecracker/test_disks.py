@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from blacksmith_mini.vm.firecracker import disks
@@ -82,3 +84,66 @@ def test_strategy_by_name() -> None:
     assert disks.strategy("sparse-copy").name == "sparse-copy"
     with pytest.raises(ValueError):
         disks.strategy("zfs")
+
+
+def make_dense(path: Path, *, mib: int) -> Path:
+    """A file of real (non-zero) data: a sparse copy has to copy every byte of it."""
+    block = bytes(range(1, 256)) * (2**20 // 255 + 1)
+    with path.open("wb") as f:
+        for _ in range(mib):
+            f.write(block[: 2**20])
+    return path
+
+
+@pytest.mark.anyio
+async def test_clone_off_loop_copies_under_a_temporary_name(tmp_path: Path) -> None:
+    base = make_base(tmp_path / "base.ext4")
+    dst = tmp_path / "vm.ext4"
+    used = await disks.clone_off_loop(disks.SparseCopyStrategy(), src=base, dst=dst)
+    assert used == "sparse-copy"
+    assert dst.read_bytes() == base.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.ext4", "vm.ext4"]
+    with pytest.raises(disks.DiskError, match="already exists"):
+        await disks.clone_off_loop(disks.SparseCopyStrategy(), src=base, dst=dst)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_clone_leaves_no_half_copied_disk(tmp_path: Path) -> None:
+    base = make_dense(tmp_path / "base.ext4", mib=384)
+    dst = tmp_path / "vm.ext4"
+    partial = disks.partial_path(dst)
+    lags: list[float] = []
+
+    async def heartbeat() -> None:
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(0.01)
+            lags.append(time.monotonic() - before - 0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat)
+        cancelled_at: list[float] = []
+        with anyio.CancelScope() as scope:
+            tg.start_soon(_cancel_when, scope, partial, cancelled_at)
+            await disks.clone_off_loop(disks.SparseCopyStrategy(), src=base, dst=dst)
+        returned_at = time.monotonic()
+        tg.cancel_scope.cancel()
+    assert scope.cancelled_caught, "the copy finished before it could be cancelled"
+    assert returned_at - cancelled_at[0] < 1.0, "cancellation must not wait for the copy"
+    assert not dst.exists() and not partial.exists()
+    assert lags and max(lags) < 0.2, f"the event loop stalled for {max(lags):.3f} s"
+
+
+async def _cancel_when(scope: anyio.CancelScope, path: Path, when: list[float]) -> None:
+    with anyio.fail_after(10):
+        while not path.exists() or path.stat().st_size < 64 * 2**20:
+            await anyio.sleep(0.002)
+    when.append(time.monotonic())
+    scope.cancel()
+
+
+def test_remove_also_removes_a_partial_copy(tmp_path: Path) -> None:
+    dst = tmp_path / "vm.ext4"
+    disks.partial_path(dst).write_bytes(b"half")
+    assert disks.remove(dst)
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ async def test_mmds_has_no_token_and_is_wiped_after_ack(
     console = await fc_driver.console_tail(4)
     assert "blacksmith-agent: boot-data-read" in console
     assert jit not in console
-    await wait_for(lambda: fc_driver._observe(record).runner_online)
+    await wait_for(lambda: fc_driver.observe_one(record.vm_id).runner_online)
 
 
 async def test_console_is_bounded(
@@ -142,5 +143,52 @@ async def test_console_is_bounded(
 ) -> None:
     await fc_driver.start(make_spec(5, jit_config=broker.jit_config("bm-pool-5")))
     record = fc_driver.records[5]
-    await wait_for(lambda: fc_driver._observe(record).runner_online)
+    await wait_for(lambda: fc_driver.observe_one(record.vm_id).runner_online)
     assert (record.dir / "console.log").stat().st_size <= fc_driver.settings.console_max_bytes
+
+
+async def test_a_start_cancelled_during_the_disk_copy_leaves_nothing(
+    settings: FirecrackerSettings,
+    fake_net: FakeNetwork,
+    tmp_path: Path,
+    make_spec: Callable[..., port.VmSpec],
+    calls_log: Path,
+) -> None:
+    base = tmp_path / "dense.ext4"
+    block = bytes(range(1, 256)) * 4200
+    with base.open("wb") as f:
+        for _ in range(384):
+            f.write(block[: 2**20])
+    dense = settings.model_copy(update={"rootfs_path": base, "rootfs_strategy": "sparse-copy"})
+    drv = FirecrackerDriver(settings=dense, data_dir=tmp_path / "d", net=fake_net)
+    await drv.open()
+    vm_dir = tmp_path / "d" / "vms" / "bm-pool-6"
+    try:
+        cancelled_at: list[float] = []
+
+        async def cancel_when_copying(scope: anyio.CancelScope) -> None:
+            with anyio.fail_after(10):
+                while not any(p.name.startswith("rootfs") for p in _files(vm_dir)):
+                    await anyio.sleep(0.002)
+            cancelled_at.append(time.monotonic())
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as scope:
+                tg.start_soon(cancel_when_copying, scope)
+                await drv.start(make_spec(6))
+            returned_at = time.monotonic()
+        assert scope.cancelled_caught
+        assert returned_at - cancelled_at[0] < 1.0, "cancellation waited for the copy"
+        assert drv.records == {}
+        assert not vm_dir.exists(), sorted(p.name for p in _files(vm_dir))
+        assert fake_net.interfaces == {} and fake_net.elements == set()
+        assert not calls_log.exists(), "no Firecracker was started"
+    finally:
+        for vm_id in list(drv.records):
+            await drv.release(vm_id)
+        await drv.close()
+
+
+def _files(directory: Path) -> list[Path]:
+    return list(directory.iterdir()) if directory.is_dir() else []

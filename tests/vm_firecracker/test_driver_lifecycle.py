@@ -40,9 +40,9 @@ async def test_graceful_stop_reboots_the_guest(
     await fc_driver.start(make_spec(1, name="r1", jit_config=broker.jit_config("r1")))
     record = fc_driver.records[1]
     fc_driver.settings = fc_driver.settings.model_copy(update={"stop_grace_seconds": 8.0})
-    await wait_for(lambda: fc_driver._observe(record).runner_online)
+    await wait_for(lambda: fc_driver.observe_one(record.vm_id).runner_online)
     await fc_driver.stop(1)
-    await wait_for(lambda: not fc_driver._observe(record).alive, timeout=8)
+    await wait_for(lambda: not fc_driver.observe_one(record.vm_id).alive, timeout=8)
     obs = await observe(fc_driver, 1)
     assert obs.exit_code == 0 and obs.exit_signal is None and obs.ended_at
     assert "Received ctrl-alt-del" in await fc_driver.console_tail(1)
@@ -61,7 +61,7 @@ async def test_stop_escalates_to_kill_after_grace(
     await fc_driver.stop(2)
     await anyio.sleep(0.5)
     assert (await observe(fc_driver, 2)).alive  # still within the 1 s grace period
-    await wait_for(lambda: not fc_driver._observe(record).alive, timeout=5)
+    await wait_for(lambda: not fc_driver.observe_one(record.vm_id).alive, timeout=5)
     obs = await observe(fc_driver, 2)
     assert obs.exit_signal == signal.SIGKILL and record.kill_sent_at is not None
 
@@ -161,11 +161,11 @@ async def test_adoption_after_restart(
     await second.open()
     try:
         assert second.records[8].supervisor_pid == pid
-        await wait_for(lambda: second._observe(second.records[8]).runner_online)
+        await wait_for(lambda: second.observe_one(8).runner_online)
         assert second.records[8].mmds_wiped
         assert (await observe(second, 8)).alive
         broker.give_job("r8", conclusion="success")
-        await wait_for(lambda: not second._observe(second.records[8]).alive)
+        await wait_for(lambda: not second.observe_one(8).alive)
         obs = await observe(second, 8)
         assert obs.job_started and obs.job_finished and obs.exit_code == 0
     finally:
@@ -189,14 +189,14 @@ async def test_keep_on_failure_defers_a_graceful_stop(
         await drv.start(make_spec(9, name="r9", jit_config=broker.jit_config("r9")))
         record = drv.records[9]
         broker.give_job("r9", conclusion="failure")
-        await wait_for(lambda: drv._observe(record).job_finished)
+        await wait_for(lambda: drv.observe_one(record.vm_id).job_finished)
         await wait_for(lambda: record.keep_until is not None)
         await drv.stop(9)
         await anyio.sleep(1.0)
         obs = await observe(drv, 9)
         assert obs.alive and "kept for debugging" in (obs.detail or "")
         assert "keeping the VM" in await drv.console_tail(9)
-        await wait_for(lambda: not drv._observe(record).alive, timeout=10)
+        await wait_for(lambda: not drv.observe_one(record.vm_id).alive, timeout=10)
     finally:
         await drv.release(9)
         await drv.close()

@@ -82,3 +82,15 @@ async def test_jailed_vm_gets_its_own_namespace(netns_name: str) -> None:
         assert await net.list_interfaces() == []
     finally:
         subprocess.run(["ip", "netns", "del", vm_ns], capture_output=True, check=False)
+
+
+async def test_readiness_check_finds_a_missing_table(netns_name: str) -> None:
+    s = FirecrackerSettings()
+    net = network.HostNetwork(settings=s, netns_name=netns_name)
+    with pytest.raises(network.NetworkError, match=f"inet {s.nft_table}.*fix:"):
+        await net.check()  # nothing installed in this fresh namespace yet
+    await net.prepare([])
+    await net.check()
+    ns(netns_name, "nft", "delete", "table", "inet", s.nft_table)  # another tool flushed it
+    with pytest.raises(network.NetworkError, match="missing"):
+        await net.check()

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.vm.firecracker import image, ssh, state
+from blacksmith_mini.vm.firecracker import image, registry, ssh, state
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DataDirOption = Annotated[
@@ -63,7 +63,8 @@ def image_build(
         typer.Option(
             "--runner-version",
             help="GitHub Actions runner version to install, e.g. 2.328.0 (see "
-            "https://github.com/actions/runner/releases).",
+            "https://github.com/actions/runner/releases). The image never updates it itself; "
+            "`doctor` says when GitHub has a newer one.",
         ),
     ],
     output_dir: Annotated[
@@ -77,8 +78,49 @@ def image_build(
     kernel_version: Annotated[str, typer.Option(help="kernel.org version.")] = "6.1.141",
     ubuntu_suite: Annotated[str, typer.Option(help="Ubuntu release for debootstrap.")] = "noble",
     rootfs_size_gib: Annotated[
-        int, typer.Option(min=2, help="Size of the (sparse) root filesystem.")
+        int, typer.Option(min=1, help="Size of the (sparse) root filesystem.")
     ] = 10,
+    distribution: Annotated[str | None, typer.Option(help="ubuntu (default) or debian.")] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(help="Release for debootstrap (default: --ubuntu-suite, or bookworm)."),
+    ] = None,
+    mirror: Annotated[
+        str | None, typer.Option(help="Package mirror (default: the distribution's own).")
+    ] = None,
+    packages: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated guest packages, instead of the default set."),
+    ] = None,
+    runner_tarball: Annotated[
+        Path | None,
+        typer.Option(
+            "--runner-tarball",
+            exists=True,
+            dir_okay=False,
+            help="A local actions-runner-linux-x64-<version>.tar.gz instead of downloading it.",
+        ),
+    ] = None,
+    runner_dependencies: Annotated[
+        bool | None,
+        typer.Option(
+            "--runner-dependencies/--no-runner-dependencies",
+            help="Run the runner's bin/installdependencies.sh in the image (default: yes).",
+        ),
+    ] = None,
+    kernel: Annotated[
+        Path | None,
+        typer.Option("--kernel", exists=True, dir_okay=False, help="Use this vmlinux; build none."),
+    ] = None,
+    skip_kernel: Annotated[
+        bool, typer.Option("--skip-kernel", help="Build the root filesystem only.")
+    ] = False,
+    keep_tree: Annotated[
+        bool, typer.Option("--keep-tree", help="Keep the root filesystem's directory tree.")
+    ] = False,
+    debootstrap_cache: Annotated[
+        Path | None, typer.Option(help="debootstrap --cache-dir for downloaded packages.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the steps; change nothing.")
     ] = False,
@@ -87,14 +129,33 @@ def image_build(
     """Build the guest kernel and root filesystem (needs root, internet and build tools)."""
     fc = _load(config, None).vm.firecracker
     target = output_dir or fc.kernel_path.parent
+    chosen: dict[str, object] = {  # only what was given: the defaults live in image.py
+        "distribution": distribution,
+        "suite": suite,
+        "mirror": mirror,
+        "packages": tuple(p.strip() for p in packages.split(",") if p.strip())
+        if packages is not None
+        else None,
+        "runner_tarball": runner_tarball,
+        "runner_dependencies": runner_dependencies,
+        "kernel": kernel,
+        "skip_kernel": skip_kernel or None,
+        "keep_tree": keep_tree or None,
+        "debootstrap_cache": debootstrap_cache,
+    }
+    options = {key: value for key, value in chosen.items() if value is not None}
     if dry_run:
-        steps = image.plan_build(
-            output_dir=target,
-            runner_version=runner_version,
-            kernel_version=kernel_version,
-            ubuntu_suite=ubuntu_suite,
-            rootfs_size_gib=rootfs_size_gib,
-        )
+        try:
+            steps = image.plan_build(
+                output_dir=target,
+                runner_version=runner_version,
+                kernel_version=kernel_version,
+                ubuntu_suite=ubuntu_suite,
+                rootfs_size_gib=rootfs_size_gib,
+                **options,  # type: ignore[arg-type]
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
         for number, step in enumerate(steps, 1):
             typer.echo(f"# {number}. {step.what}")
             line = shlex.join(step.argv)
@@ -105,15 +166,18 @@ def image_build(
             typer.echo(line)
         return
     try:
-        kernel, rootfs = image.build_image(
+        built_kernel, rootfs = image.build_image(
             output_dir=target,
             runner_version=runner_version,
             kernel_version=kernel_version,
             ubuntu_suite=ubuntu_suite,
             rootfs_size_gib=rootfs_size_gib,
+            **options,
         )
     except PermissionError as exc:
         raise _fail(f"{exc}: run it as root (sudo)") from exc
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     except subprocess.CalledProcessError as exc:
         raise _fail(
             f"build step failed (exit {exc.returncode}): {shlex.join(map(str, exc.cmd))}; "
@@ -124,11 +188,13 @@ def image_build(
             f"{exc.filename} not found: install debootstrap e2fsprogs curl make gcc flex bison "
             "bc libelf-dev libssl-dev"
         ) from exc
-    typer.echo(f"kernel: {kernel}\nrootfs: {rootfs}")
-    if (kernel, rootfs) != (fc.kernel_path, fc.rootfs_path):
+    typer.echo(f"kernel: {built_kernel or '(not built)'}\nrootfs: {rootfs}")
+    typer.echo(f"manifest: {image.manifest_path(rootfs)}")
+    kernel_path = built_kernel or fc.kernel_path
+    if (kernel_path, rootfs) != (fc.kernel_path, fc.rootfs_path):
         typer.echo(
             "Point the driver at them:\n[vm.firecracker]\n"
-            f'kernel_path = "{kernel}"\nrootfs_path = "{rootfs}"'
+            f'kernel_path = "{kernel_path}"\nrootfs_path = "{rootfs}"'
         )
 
 
@@ -163,7 +229,10 @@ def find_guest_ip(settings: settings_mod.Settings, vm_id: int) -> str:
     """The guest address of VM ``vm_id``; raises LookupFailed saying why there is none."""
     for record in _records(settings.data_dir / "vms"):
         if record.vm_id == vm_id:
-            return record.net.guest_ip
+            try:  # running, or kept after a failed job: reachable; exited: say so
+                return ssh.guest_address(record, alive=registry.vm_alive(record))
+            except ssh.NotReachable as exc:
+                raise LookupFailed(str(exc)) from exc
     found = asyncio.run(_from_store(settings, vm_id))
     if found is None:
         raise LookupFailed(

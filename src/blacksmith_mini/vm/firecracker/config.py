@@ -118,7 +118,10 @@ class FirecrackerSettings(BaseModel):
         default=2048, ge=0, description="Refuse to start a VM below this much free disk."
     )
     boot_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds from start until the runner must be online."
+        default=120.0,
+        gt=0,
+        description="Seconds after InstanceStart within which the guest agent must acknowledge "
+        "its boot data; the driver stops (SIGKILL) a VM that has not, saying why in its detail.",
     )
     api_timeout: float = Field(
         default=2.0, gt=0, description="Seconds for each Firecracker API call."
@@ -132,8 +135,9 @@ class FirecrackerSettings(BaseModel):
     keep_on_failure_minutes: float = Field(
         default=0.0,
         ge=0,
-        description="Keep a VM whose job failed (or that failed to boot) this long for "
-        "`blacksmith-mini ssh VM_ID`; 0 disables.",
+        description="Keep a VM whose job failed this long (fractions allowed, e.g. 0.5) for "
+        "`blacksmith-mini ssh VM_ID`: a graceful stop waits for the keep's end, a forced one "
+        "does not; 0 disables.",
     )
     ssh_public_key_path: Path | None = Field(
         default=None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from pyroute2 import IPRoute, netns
@@ -53,6 +53,14 @@ class Network(Protocol):
 
     async def remove_namespace(self, name: str) -> None:
         """Delete one network namespace (no-op if absent)."""
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A ``Network`` that can say, cheaply and without changing anything, whether it is ready."""
+
+    async def check(self) -> None:
+        """Raise NetworkError (naming the fix) unless VMs can be wired up now."""
 
 
 def namespace_name(*, tap_prefix: str, instance_id: str) -> str:
@@ -100,6 +108,35 @@ class HostNetwork:
         if result.returncode != 0:
             raise NetworkError(
                 f"enabling net.ipv4.ip_forward failed: {result.stderr.decode()[:300]}"
+            )
+
+    async def check(self) -> None:
+        """Taps can be created, our nft table is installed and IPv4 forwarding is on."""
+        if not can_create_tap():
+            raise NetworkError(
+                "cannot create taps (/dev/net/tun is missing or not accessible); fix: run as "
+                "root (or with CAP_NET_ADMIN) and `modprobe tun`"
+            )
+        table = self._settings.nft_table
+        try:
+            listed = await anyio.run_process(
+                [*self._prefix(), "nft", "list", "table", "inet", table], check=False
+            )
+        except FileNotFoundError as exc:
+            raise NetworkError("nft not found; fix: apt-get install nftables") from exc
+        if listed.returncode != 0:
+            raise NetworkError(
+                f"nftables table inet {table} is missing (it is installed when the driver "
+                "opens; did another tool flush the ruleset?); fix: restart blacksmith-mini, "
+                "which installs it again"
+            )
+        forward = await anyio.run_process(
+            [*self._prefix(), "sysctl", "-n", "net.ipv4.ip_forward"], check=False
+        )
+        if forward.stdout.decode().strip() != "1":
+            raise NetworkError(
+                "net.ipv4.ip_forward is off, so VMs cannot reach the internet; fix: restart "
+                "blacksmith-mini (it turns it on) or `sysctl -w net.ipv4.ip_forward=1`"
             )
 
     async def add_vm(self, lease: naming.NetLease, *, uid: int | None, gid: int | None) -> None:

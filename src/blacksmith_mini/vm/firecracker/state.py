@@ -42,10 +42,11 @@ class VmRecord:
     supervisor_pid: int | None = None
     supervisor_ticks: int | None = None
     phase: str = "starting"  # starting -> running -> (stopping) ; failed
+    instance_started_at: float | None = None  # InstanceStart answered (boot_timeout runs)
     mmds_wiped: bool = False
     stop_requested_at: float | None = None
     kill_sent_at: float | None = None
-    keep_until: float | None = None
+    keep_until: float | None = None  # the job failed: kept for debugging until then
     detail: str | None = None
     public_mmds: dict[str, Any] = dataclasses.field(default_factory=dict)
 
