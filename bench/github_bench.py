@@ -70,8 +70,8 @@ async def run_mode(mode: str, seed: int) -> dict[str, float]:
                 break
             await asyncio.sleep(0.1)
         loop = runtime.loop
-        known = {job.id: job for job in loop.recent_completed}
-        vms = {vm.name: vm for vm in [*loop.gone, *loop.vms.values()]}
+        known = {job.id: job for job in loop.state.recent_completed}
+        vms = {vm.name: vm for vm in [*loop.state.gone, *loop.state.vms.values()]}
         to_request, to_start = [], []
         for job_id in queued:
             simulated = sim.state.jobs[job_id]

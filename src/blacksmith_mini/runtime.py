@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.control import reconciler
-from blacksmith_mini.domain import groups as domain_groups
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
 from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
@@ -135,6 +134,7 @@ class Runtime:
                 github_poll_interval=poll,
                 runner_prefix=github.runner_prefix,
                 runner_group_id=github.runner_group_id,
+                runner_group=github.runner_group if github.organization else None,
                 ssh_public_key=_ssh_key(settings),
                 simulate=settings.simulate,
                 on_shutdown=settings.server.on_shutdown,
@@ -188,44 +188,9 @@ class Runtime:
         await self.store.open()
         if self.simulation is not None:
             self.simulation.start()
-        await self._resolve_scope()
         await self.loop.start()
         if isinstance(self.tokens, auth.AppInstallation) and self.webhook_secret:
             self._tasks.append(asyncio.create_task(self._redeliver(), name="redeliver"))
-        if self.settings.github.organization:
-            self._tasks.append(asyncio.create_task(self._refresh_repositories(), name="repos"))
-
-    async def _resolve_scope(self) -> None:
-        """Organization scope: the runner group's id by name (failing loudly if absent)."""
-        github = self.settings.github
-        if github.organization and github.runner_group:
-            group_id = await self.github.runner_group_id(github.organization, github.runner_group)
-            self.loop.config = dataclasses.replace(self.loop.config, runner_group_id=group_id)
-
-    async def _refresh_repositories(self) -> None:
-        """Organization scope: the repositories to poll, and which of them the runner group
-        does not serve (GitHub would never give their jobs to our runners)."""
-        organization = self.settings.github.organization
-        assert organization is not None
-        group_name = self.settings.github.runner_group or "Default"
-        while True:
-            try:
-                found = await self.github.organization_repositories(organization)
-                self.loop.repositories = tuple(found)
-                group = await self.github.runner_group(organization, group_name)
-                private = await self.github.organization_repository_visibility(organization)
-                access = domain_groups.GroupAccess(
-                    name=group.name,
-                    visibility=group.visibility,
-                    allows_public_repositories=group.allows_public_repositories,
-                    selected_repositories=group.selected_repositories,
-                )
-                self.loop.set_unserved(
-                    domain_groups.unserved(access, repositories=found, private=private)
-                )
-            except errors.GitHubError as exc:
-                log.warning("listing the repositories of %s failed: %s", organization, exc)
-            await asyncio.sleep(REPOSITORY_REFRESH_SECONDS)
 
     async def _redeliver(self) -> None:
         assert isinstance(self.tokens, auth.AppInstallation)

@@ -20,7 +20,7 @@ async def test_rate_limited_job_says_until_when(app: FastAPI, client: httpx2.Asy
     runtime.simulation.faults.rate_limits = 100
     runtime.simulation.faults.retry_after = 120
     queued = (await client.post("/api/simulator/jobs", json={"duration_seconds": 1})).json()
-    runtime.loop.wake(github=True)
+    runtime.loop.observer.wake()
     for _ in range(200):
         response = await client.get(f"/api/jobs/{queued['id']}")
         if response.status_code == 200 and "rate limit" in (

@@ -45,6 +45,7 @@ class FakeGitHub:
         self.broken: dict[str, errors.GitHubError] = {}
         self.busy_at_github: set[int] = set()
         self.on_delete: Callable[[int], None] | None = None
+        self.public: set[str] = set()  # repositories that are public (organization scope)
         self._ids = itertools.count(100)
 
     async def open_jobs(self, repository: str) -> list[model.Job]:
@@ -82,6 +83,24 @@ class FakeGitHub:
         before = self.runners_by_scope.get(scope, [])
         self.runners_by_scope[scope] = [r for r in before if r.id != runner_id]
         return len(before) != len(self.runners_by_scope[scope])
+
+    async def runner_group_id(self, organization: str, name: str) -> int:
+        return 1
+
+    async def runner_group(self, organization: str, name: str) -> client.RunnerGroup:
+        return client.RunnerGroup(
+            id=1,
+            name=name,
+            visibility="all",
+            allows_public_repositories=False,
+            selected_repositories=None,
+        )
+
+    async def organization_repositories(self, organization: str) -> list[str]:
+        return sorted(self.jobs)
+
+    async def organization_repository_visibility(self, organization: str) -> dict[str, bool]:
+        return {name: name not in self.public for name in self.jobs}
 
     async def close(self) -> None:
         return None
@@ -175,7 +194,7 @@ class World:
         self.clock.advance(advance)
 
     def active(self) -> list[model.Vm]:
-        return list(self.loop.vms.values())
+        return list(self.loop.state.vms.values())
 
 
 async def world(

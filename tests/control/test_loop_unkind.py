@@ -28,12 +28,12 @@ async def test_a_start_that_keeps_failing_registers_no_runner_and_backs_off(
     )
     attempts = 0
     for _ in range(720):  # one simulated hour, a tick every 5 s
-        gone_before = len(w.loop.gone)
+        gone_before = len(w.loop.state.gone)
         await w.tick(advance=5.0)
-        attempts += len(w.loop.gone) - gone_before
+        attempts += len(w.loop.state.gone) - gone_before
     assert w.github.registered == []  # preflight runs before any registration
     assert 5 <= attempts <= 3600 / backoff.MAX_SECONDS + 8
-    held = w.loop.backoff["default"]
+    held = w.loop.state.backoff["default"]
     assert "kernel /x not found" in held.reason and held.failures == attempts
     assert "VM starts failing in pool default" in w.loop.view.waiting[1]
     await w.store.close()
@@ -54,7 +54,7 @@ async def test_registration_403_backs_off_and_a_success_resets_it(tmp_path: path
     w.clock.advance(backoff.MAX_SECONDS)
     await w.tick()
     assert [vm.state for vm in w.active()] == [S.BOOTING]
-    assert "default" not in w.loop.backoff
+    assert "default" not in w.loop.state.backoff
     await w.store.close()
 
 
@@ -139,11 +139,11 @@ async def test_a_requeued_job_gets_a_vm_again(tmp_path: pathlib.Path) -> None:
     await w.tick()
     w.driver.set(first.vm_id, alive=False, exit_code=137)  # the VM died before the job started
     await w.tick()
-    assert first.vm_id not in w.loop.vms
+    assert first.vm_id not in w.loop.state.vms
     w.github.jobs["acme/app"] = [fakes.queued(1)]  # GitHub put it back in the queue
     await w.tick()
-    assert [vm.vm_id for vm in w.active()] != [] and first.vm_id not in w.loop.vms
-    assert w.loop.jobs[1].status is model.JobStatus.QUEUED
+    assert [vm.vm_id for vm in w.active()] != [] and first.vm_id not in w.loop.state.vms
+    assert w.loop.state.jobs[1].status is model.JobStatus.QUEUED
     assert len(w.github.registered) == 2
     await w.store.close()
 
@@ -157,7 +157,7 @@ async def test_a_kept_vm_outlives_the_stopping_deadline(tmp_path: pathlib.Path) 
     w.driver.set(vm.vm_id, runner_online=True, job_started=True, job_finished=True, kept_until=keep)
     for _ in range(120):  # two minutes: far past the 30 s stopping deadline
         await w.tick()
-    assert w.loop.vms[vm.vm_id].state is S.STOPPING
+    assert w.loop.state.vms[vm.vm_id].state is S.STOPPING
     assert not [stop for stop in w.driver.stopped if stop[1]]  # never force-stopped
     assert w.loop.view.kept == {vm.vm_id: keep}
     await w.store.close()

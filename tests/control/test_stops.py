@@ -4,6 +4,7 @@ adoption at start-up, one tick at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 import pytest
@@ -31,8 +32,8 @@ async def idle_vm(w: fakes.World) -> model.Vm:
     )
     w.github.jobs["acme/app"] = [done]  # another runner took the job: this VM is surplus
     await w.tick()
-    assert w.loop.vms[vm.vm_id].state is S.IDLE
-    return w.loop.vms[vm.vm_id]
+    assert w.loop.state.vms[vm.vm_id].state is S.IDLE
+    return w.loop.state.vms[vm.vm_id]
 
 
 async def test_planner_stop_spares_a_runner_that_just_took_a_job(tmp_path: pathlib.Path) -> None:
@@ -42,7 +43,7 @@ async def test_planner_stop_spares_a_runner_that_just_took_a_job(tmp_path: pathl
     w.github.busy_at_github.add(vm.runner_id)  # took a job; our driver has not seen it yet
     for _ in range(40):  # past the 30 s surplus grace
         await w.tick()
-    assert w.driver.stopped == [] and w.loop.vms[vm.vm_id].state is S.IDLE
+    assert w.driver.stopped == [] and w.loop.state.vms[vm.vm_id].state is S.IDLE
     w.github.busy_at_github.clear()
     await w.tick()
     assert w.driver.stopped == [(vm.vm_id, False)]
@@ -50,18 +51,47 @@ async def test_planner_stop_spares_a_runner_that_just_took_a_job(tmp_path: pathl
     await w.store.close()
 
 
+async def operator_stop(w: fakes.World, vm_id: int) -> asyncio.Task[model.Vm]:
+    """Request a stop as the API does, and let the request be persisted."""
+    task = asyncio.create_task(
+        w.loop.operator.stop_vm(vm_id, force=False, actor="admin", reason="test")
+    )
+    for _ in range(100):
+        if vm_id in w.loop.operator.apply(w.loop.base_policy).stop_requests:
+            break
+        await asyncio.sleep(0.01)
+    return task
+
+
 async def test_operator_stop_spares_a_runner_that_just_took_a_job(tmp_path: pathlib.Path) -> None:
     w = await fakes.world(tmp_path)
     vm = await idle_vm(w)
     assert vm.runner_id is not None
-    w.github.busy_at_github.add(vm.runner_id)
+    w.github.busy_at_github.add(vm.runner_id)  # it took a job; the VM has not said so yet
+    request = await operator_stop(w, vm.vm_id)
+    await w.tick()  # the planner asks for the stop; GitHub refuses to deregister: not stopped
+    assert w.driver.stopped == [] and w.loop.state.vms[vm.vm_id].state is S.IDLE
+    w.driver.set(vm.vm_id, job_started=True)  # now the VM reports the job
+    await w.tick()
     with pytest.raises(operator.Refused) as refused:
-        await w.loop.operator.stop_vm(vm.vm_id, force=False, actor="admin", reason="test")
+        await request
     assert refused.value.status == 409 and "took a job just now" in str(refused.value)
-    assert w.driver.stopped == []
-    w.github.busy_at_github.clear()
-    await w.loop.operator.stop_vm(vm.vm_id, force=False, actor="admin", reason="test")
+    assert w.driver.stopped == [] and w.loop.state.vms[vm.vm_id].state is S.BUSY
+    await w.store.close()
+
+
+async def test_operator_stop_deregisters_then_stops_an_idle_vm(tmp_path: pathlib.Path) -> None:
+    w = await fakes.world(tmp_path)
+    vm = await idle_vm(w)
+    request = await operator_stop(w, vm.vm_id)
+    await w.tick()
+    stopped = await request
+    assert stopped.state is S.STOPPING
+    assert stopped.stop_reason is model.DeathReason.STOPPED_BY_OPERATOR
     assert w.driver.stopped == [(vm.vm_id, False)] and vm.runner_id in w.github.deleted
+    await w.tick()  # the VM exited: it is gone and its request forgotten
+    assert vm.vm_id not in w.loop.state.vms
+    assert w.loop.operator.apply(w.loop.base_policy).stop_requests == {}
     await w.store.close()
 
 
@@ -93,10 +123,10 @@ async def test_a_failed_write_leaves_memory_as_it_was(tmp_path: pathlib.Path) ->
 
     w.store.save_vm = failing  # type: ignore[method-assign]
     await w.tick()  # booting -> idle fails to persist
-    assert w.loop.vms[vm.vm_id].state is S.BOOTING
+    assert w.loop.state.vms[vm.vm_id].state is S.BOOTING
     w.store.save_vm = real_save  # type: ignore[method-assign]
     await w.tick()  # retried from the same facts
-    assert w.loop.vms[vm.vm_id].state is S.IDLE
+    assert w.loop.state.vms[vm.vm_id].state is S.IDLE
     assert (await w.store.vm(vm.vm_id)).state is S.IDLE  # type: ignore[union-attr]
     await w.store.close()
 
@@ -127,6 +157,6 @@ async def test_start_up_adopts_live_vms_and_ends_vanished_ones(tmp_path: pathlib
     await again.loop.start(background=False)
     assert again.loop.runner_prefix == w.loop.runner_prefix  # the installation id is kept
     await again.tick()
-    assert again.loop.vms[first.vm_id].state is S.BUSY  # adopted, still running its job
-    assert again.loop.gone[0].vm_id == second.vm_id
+    assert again.loop.state.vms[first.vm_id].state is S.BUSY  # adopted, still running its job
+    assert again.loop.state.gone[0].vm_id == second.vm_id
     await w.store.close()

@@ -1,8 +1,11 @@
 """Performing the planner's actions: the one place where decisions become side effects.
 
-Order matters for safety and leaks: a VM's name is persisted before its runner is registered;
-an idle runner is deregistered at GitHub *before* its VM is stopped (a 422 means it just took a
-job, so the stop is abandoned); a gone VM's resources are released by the driver.
+Only this module calls ``lifecycle.transition`` and the driver's mutating methods (``start``,
+``stop``, ``release``, ``sweep``); ``tests/test_architecture.py`` checks it. Order matters for
+safety and leaks: a VM's name is persisted before its runner is registered; nothing is
+registered before the driver's preflight passes; an idle runner is deregistered at GitHub
+*before* its VM is stopped (a 422 means it just took a job, so the stop is abandoned); a gone
+VM's resources are released by the driver. Memory changes only through ``LoopState``.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
 
 from blacksmith_mini import logs
+from blacksmith_mini.control import config as config_mod
+from blacksmith_mini.control import state as state_mod
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import lifecycle, model
-from blacksmith_mini.github import client, errors
+from blacksmith_mini.github import client, errors, port
 from blacksmith_mini.vm import driver as vm_driver
-
-if TYPE_CHECKING:
-    from blacksmith_mini.control.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
 S = model.VmState
@@ -28,67 +31,62 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 class Acts:
-    def __init__(self, loop: Reconciler) -> None:
-        self.loop = loop
+    def __init__(
+        self,
+        *,
+        state: state_mod.LoopState,
+        github: port.GitHubPort,
+        driver: vm_driver.VmDriver,
+        config: config_mod.LoopConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.github = github
+        self.driver = driver
+        self.config = config
+        self.clock = clock
+        self.runner_prefix = config.runner_prefix  # set once by start_up()
+        self._runner_group_id: int | None = None if config.runner_group else config.runner_group_id
 
-    async def perform(self, action: act.Action, *, now: float) -> None:
+    # --- start-up --------------------------------------------------------------------------
+
+    async def start_up(self, *, runner_prefix: str, org: str | None) -> list[str]:
+        """Before the first tick: resolve the runner group, open the driver, and remove what
+        belongs to no active VM (each removal described). Adoption is the planner's: VMs the
+        driver still runs are observed as they are."""
+        self.runner_prefix = runner_prefix
+        if self._runner_group_id is None and org and self.config.runner_group:
+            self._runner_group_id = await self.github.runner_group_id(org, self.config.runner_group)
+        await self.driver.open()
+        return await self.driver.sweep(list(self.state.vms))
+
+    async def perform(self, action: act.Action, *, policy: model.Policy, now: float) -> None:
         vm_id = getattr(action, "vm_id", None)
         job_id = getattr(action, "job_id", None)
-        vm = self.loop.vms.get(vm_id) if vm_id is not None else None
+        vm = self.state.vms.get(vm_id) if vm_id is not None else None
         with logs.bound(vm_id=vm_id, job_id=job_id or (vm.job_id if vm else None)):
-            await self._perform(action, now=now)
-
-    async def _perform(self, action: act.Action, *, now: float) -> None:
-        match action:
-            case act.StartVm():
-                await self.start_vm(action, now=now)
-            case act.ResumeStart():
-                vm = self.loop.vms.get(action.vm_id)
-                if vm is not None and vm.state is S.PENDING:
-                    await self.boot(vm)
-            case act.StopVm():
-                await self.stop_vm(action, now=now)
-            case act.Transition():
-                await self.transition(action, now=now)
-            case act.DeregisterRunner():
-                await self.deregister(action)
+            match action:
+                case act.StartVm():
+                    pool = next(p for p in policy.pools if p.name == action.pool)
+                    await self.start_vm(action, pool=pool, now=now)
+                case act.ResumeStart():
+                    if vm is not None and vm.state is S.PENDING:
+                        await self.boot(vm)
+                case act.StopVm():
+                    await self.stop_vm(action, now=now)
+                case act.Transition():
+                    await self.transition(action, now=now)
+                case act.DeregisterRunner():
+                    await self.deregister(action)
 
     # --- starting --------------------------------------------------------------------------
 
-    async def start_vm(self, action: act.StartVm, *, now: float) -> None:
-        loop = self.loop
-        pool = next(p for p in loop.policy.pools if p.name == action.pool)
-        vm = await loop.store.create_vm(
-            pool=pool, scope=action.scope, prefix=loop.runner_prefix, now=now
+    async def start_vm(self, action: act.StartVm, *, pool: model.Pool, now: float) -> None:
+        vm = await self.state.create_vm(
+            pool=pool, scope=action.scope, prefix=self.runner_prefix, reason=action.reason, now=now
         )
-        loop.vms[vm.vm_id] = vm
-        loop.spawns.add(now)
-        loop.metrics.vm_starts.labels(vm.pool).inc()
-        await loop.store.add_event(
-            kind="vm.requested",
-            message=f"VM {vm.vm_id} ({vm.name}) requested in pool {pool.name}: {action.reason}",
-            at=now,
-            vm_id=vm.vm_id,
-        )
-        await self._mark_requested(vm, now=now)
+        await self.state.stamp_requested(action.job_id, now=now)
         await self.boot(vm)
-
-    async def _mark_requested(self, vm: model.Vm, *, now: float) -> None:
-        """Stamp 'VM requested' on the oldest queued job this VM's pool and scope serve."""
-        from blacksmith_mini.domain import labels, planner
-
-        for job in sorted(self.loop.jobs.values(), key=lambda j: j.created_at):
-            if job.status is not model.JobStatus.QUEUED or job.vm_requested_at is not None:
-                continue
-            found = labels.match(job.labels, self.loop.policy.pools)
-            if found.pool is None or found.pool.name != vm.pool:
-                continue
-            if planner.demand_key(job, found.pool, self.loop.policy) != (vm.pool, vm.scope):
-                continue
-            stamped = dataclasses.replace(job, vm_requested_at=now)
-            self.loop.jobs[job.id] = stamped
-            await self.loop.store.save_jobs([stamped])
-            return
 
     async def boot(self, vm: model.Vm) -> None:
         """Preflight, register the runner (idempotently, by name) and start the VM.
@@ -98,7 +96,6 @@ class Acts:
         ``start_failed`` and backs its pool off, so a start that keeps failing is retried
         ever later instead of registering a runner every tick.
         """
-        loop = self.loop
         spec = vm_driver.VmSpec(
             vm_id=vm.vm_id,
             name=vm.name,
@@ -107,10 +104,10 @@ class Acts:
             vcpus=vm.vcpus,
             memory_mib=vm.memory_mib,
             jit_config="",
-            ssh_public_key=loop.config.ssh_public_key,
+            ssh_public_key=self.config.ssh_public_key,
         )
         try:
-            await loop.driver.preflight(spec)
+            await self.driver.preflight(spec)
         except vm_driver.VmStartError as exc:
             await self._start_failed(vm, exc, stage="preflight")
             return
@@ -122,47 +119,44 @@ class Acts:
             await self._start_failed(vm, exc, stage="runner registration")
             return
         vm = dataclasses.replace(vm, runner_id=registration.runner_id)
-        loop.vms[vm.vm_id] = vm
-        await loop.store.save_vm(vm)
+        await self.state.put_vm(vm)
         spec = dataclasses.replace(spec, jit_config=registration.encoded_jit_config)
         try:
-            observation = await loop.driver.start(spec)
+            observation = await self.driver.start(spec)
         except vm_driver.VmStartError as exc:
             await self._start_failed(vm, exc, stage="start")
             return
-        loop.start_succeeded(pool=vm.pool)
-        booted = lifecycle.transition(vm, S.BOOTING, now=loop.clock())
+        self.state.start_succeeded(pool=vm.pool)
+        booted = lifecycle.transition(vm, S.BOOTING, now=self.clock())
         booted = dataclasses.replace(booted, pid=observation.pid, ip=observation.ip)
-        await self._save(booted, note=f"started (pid {observation.pid})")
+        await self.state.save_vm(booted, note=f"started (pid {observation.pid})")
 
     async def _start_failed(self, vm: model.Vm, exc: Exception, *, stage: str) -> None:
-        loop = self.loop
-        now = loop.clock()
-        held = loop.start_failed(pool=vm.pool, reason=f"{stage}: {exc}", now=now)
+        now = self.clock()
+        until = exc.until if isinstance(exc, errors.RateLimited) and exc.until > now else None
+        held = self.state.start_failed(
+            pool=vm.pool, reason=f"{stage}: {exc}", now=now, not_before=until
+        )
         message = held.describe(now)
         log.warning("%s", message)
-        await loop.store.add_event(kind="vm.start_failed", message=message, at=now, vm_id=vm.vm_id)
+        await self.state.store.add_event(
+            kind="vm.start_failed", message=message, at=now, vm_id=vm.vm_id
+        )
         await self._finish(vm, reason=model.DeathReason.START_FAILED, now=now)
 
     async def _register(self, vm: model.Vm) -> client.Registration:
-        loop = self.loop
+        group = self._runner_group_id or self.config.runner_group_id
         try:
-            return await loop.github.register_runner(
-                vm.scope,
-                name=vm.name,
-                labels=vm.labels,
-                runner_group_id=loop.config.runner_group_id,
+            return await self.github.register_runner(
+                vm.scope, name=vm.name, labels=vm.labels, runner_group_id=group
             )
         except errors.RunnerNameTaken:
             # Our earlier POST succeeded but we never saw the answer: find it, drop it, retry.
-            existing = await loop.github.runner_by_name(vm.scope, vm.name)
+            existing = await self.github.runner_by_name(vm.scope, vm.name)
             if existing is not None:
-                await loop.github.delete_runner(vm.scope, existing.id)
-            return await loop.github.register_runner(
-                vm.scope,
-                name=vm.name,
-                labels=vm.labels,
-                runner_group_id=loop.config.runner_group_id,
+                await self.github.delete_runner(vm.scope, existing.id)
+            return await self.github.register_runner(
+                vm.scope, name=vm.name, labels=vm.labels, runner_group_id=group
             )
 
     # --- stopping --------------------------------------------------------------------------
@@ -171,21 +165,22 @@ class Acts:
         """Stop a VM; False when it was not stopped because its runner just took a job.
 
         A busy VM is stopped only when forced (an operator's explicit choice: its job fails);
-        the planner never asks. An idle or booting VM's runner is deregistered at GitHub first
-        (a 422 means it just took a job: the stop is abandoned).
+        the planner never asks otherwise. An idle or booting VM's runner is deregistered at
+        GitHub first (a 422 means it just took a job: the stop is abandoned). The driver is
+        asked afresh whether the VM's runner took a job: GitHub's own ``busy`` lags, so the
+        VM's report is the better last-moment check (hence a second ``observe`` in a tick).
         """
-        loop = self.loop
-        vm = loop.vms.get(action.vm_id)
+        vm = self.state.vms.get(action.vm_id)
         if vm is None:
             return True
         if vm.state is S.BUSY and not action.force:
-            log.error("refusing to stop busy VM %s", vm.vm_id)  # the planner never asks this
+            log.error("refusing to stop busy VM %s", vm.vm_id)
             return False
         if vm.state is S.PENDING:
-            await self.stop_vm_now(vm, reason=action.reason)
+            await self._stop_pending(vm, reason=action.reason)
             return True
         if vm.state in (S.BOOTING, S.IDLE) and not action.force:
-            fresh = (await loop.driver.observe()).get(vm.vm_id)
+            fresh = (await self.driver.observe()).get(vm.vm_id)
             if fresh is not None and fresh.job_started:
                 log.info("VM %s took a job just now; not stopping it", vm.vm_id)
                 return False
@@ -193,15 +188,15 @@ class Acts:
                 return False
         if vm.state is not S.STOPPING:
             stopping = lifecycle.transition(vm, S.STOPPING, now=now, reason=action.reason)
-            await self._save(stopping, note=f"stopping: {action.reason.value}")
-        await loop.driver.stop(vm.vm_id, force=action.force)
+            await self.state.save_vm(stopping, note=f"stopping: {action.reason.value}")
+        await self.driver.stop(vm.vm_id, force=action.force)
         return True
 
     async def _deregister_before_stop(self, vm: model.Vm) -> bool:
         """Delete an idle runner at GitHub first; False if GitHub says it is busy now."""
         assert vm.runner_id is not None
         try:
-            await self.loop.github.delete_runner(vm.scope, vm.runner_id)
+            await self.github.delete_runner(vm.scope, vm.runner_id)
         except errors.RunnerBusy:
             log.info("runner %s is busy at GitHub; keeping VM %s", vm.name, vm.vm_id)
             return False
@@ -211,36 +206,41 @@ class Acts:
             log.info("GitHub unreachable; stopping VM %s whose runner never came online", vm.vm_id)
         return True
 
+    async def _stop_pending(self, vm: model.Vm, *, reason: model.DeathReason) -> None:
+        """Stop a pending VM at once (nothing boots yet): drop its runner, record it gone."""
+        if vm.runner_id is not None:
+            await self._delete_runner_quietly(vm.scope, vm.runner_id)
+        await self.driver.stop(vm.vm_id, force=True)
+        await self._finish(vm, reason=reason, now=self.clock())
+
     async def stop_all(self, *, reason: model.DeathReason, drain_seconds: float = 0.0) -> None:
-        """Shutdown: stop VMs without a job at once, give busy ones ``drain_seconds`` to
-        finish, then stop the rest (SIGKILL after a short grace) and record them gone."""
-        loop = self.loop
-        busy = {vm.vm_id for vm in loop.vms.values() if vm.state is S.BUSY}
-        for vm in list(loop.vms.values()):
+        """Shutdown (drain): stop VMs without a job at once (deregistering first), give busy
+        ones ``drain_seconds`` to finish, then stop the rest and record them gone."""
+        vms = self.state.vms
+        busy = {vm.vm_id for vm in vms.values() if vm.state is S.BUSY}
+        for vm in list(vms.values()):
             if vm.vm_id not in busy and vm.state is not S.PENDING:
                 stop = act.StopVm(vm_id=vm.vm_id, reason=reason)
                 with contextlib.suppress(Exception):  # deregister first, as every stop does
-                    if not await self.stop_vm(stop, now=loop.clock()):
+                    if not await self.stop_vm(stop, now=self.clock()):
                         busy.add(vm.vm_id)  # it took a job at the last moment: let it drain
         await self._wait_exits(busy, seconds=drain_seconds)
         for vm_id in busy:
             with contextlib.suppress(Exception):
-                await loop.driver.stop(vm_id, force=False)
-        await self._wait_exits(set(loop.vms), seconds=SHUTDOWN_GRACE_SECONDS)
-        finished = {
-            vm_id for vm_id, seen in (await loop.driver.observe()).items() if seen.job_finished
-        }
-        for vm in list(loop.vms.values()):
+                await self.driver.stop(vm_id, force=False)
+        await self._wait_exits(set(vms), seconds=SHUTDOWN_GRACE_SECONDS)
+        finished = {v for v, seen in (await self.driver.observe()).items() if seen.job_finished}
+        for vm in list(vms.values()):
             with contextlib.suppress(Exception):
-                await loop.driver.stop(vm.vm_id, force=True)
+                await self.driver.stop(vm.vm_id, force=True)
             why = model.DeathReason.JOB_FINISHED if vm.vm_id in finished else reason
             with contextlib.suppress(Exception):
-                await self._finish(vm, reason=why, now=loop.clock(), github_timeout=2.0)
+                await self._finish(vm, reason=why, now=self.clock(), github_timeout=2.0)
 
     async def _wait_exits(self, vm_ids: set[int], *, seconds: float) -> None:
-        deadline = self.loop.clock() + seconds
-        while vm_ids and self.loop.clock() < deadline:
-            seen = await self.loop.driver.observe()
+        deadline = time.monotonic() + seconds
+        while vm_ids and time.monotonic() < deadline:
+            seen = await self.driver.observe()
             if not any(seen[v].alive for v in vm_ids if v in seen):
                 return
             await asyncio.sleep(0.1)
@@ -248,7 +248,7 @@ class Acts:
     # --- recording -------------------------------------------------------------------------
 
     async def transition(self, action: act.Transition, *, now: float) -> None:
-        vm = self.loop.vms.get(action.vm_id)
+        vm = self.state.vms.get(action.vm_id)
         if vm is None:
             return
         if action.target is S.GONE:
@@ -256,12 +256,13 @@ class Acts:
             return
         if vm.state is action.target:
             if action.job_id is not None and vm.job_id != action.job_id:
-                await self._save(dataclasses.replace(vm, job_id=action.job_id), note=action.note)
+                linked = dataclasses.replace(vm, job_id=action.job_id)
+                await self.state.save_vm(linked, note=action.note)
             return
         moved = lifecycle.transition(
             vm, action.target, now=now, reason=action.reason, job_id=action.job_id
         )
-        await self._save(moved, note=action.note)
+        await self.state.save_vm(moved, note=action.note)
 
     async def _finish(
         self,
@@ -272,10 +273,12 @@ class Acts:
         note: str = "",
         github_timeout: float | None = None,
     ) -> None:
-        """Move a VM to gone: release its resources, drop its runner, record it."""
-        loop = self.loop
+        """Move a VM to gone: release its resources, drop its runner, record it.
+
+        If the final write fails (disk full, database locked) the VM stays active in memory;
+        the next tick sees it gone again and records it then (release is idempotent)."""
         gone = lifecycle.transition(vm, S.GONE, now=now, reason=reason)
-        await loop.driver.release(vm.vm_id)
+        await self.driver.release(vm.vm_id)
         if vm.runner_id is not None and not vm.ran_job:
             coroutine = self._delete_runner_quietly(vm.scope, vm.runner_id)
             if github_timeout is None:
@@ -283,51 +286,11 @@ class Acts:
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(coroutine, timeout=github_timeout)
-        # Persist first: if the write fails (disk full, database locked) the VM stays active in
-        # memory, the next tick sees it gone again and records it then.
-        await loop.store.save_vm(gone)
-        loop.vms.pop(vm.vm_id, None)
-        loop.gone.insert(0, gone)
-        del loop.gone[100:]
-        loop.deaths.add(now)
-        reason_label = gone.death_reason.value if gone.death_reason else "unknown"
-        loop.metrics.vm_deaths.labels(vm.pool, reason_label).inc()
-        reason_text = gone.death_reason.value if gone.death_reason else "unknown"
-        await loop.store.add_event(
-            kind="vm.gone",
-            message=f"VM {vm.vm_id} gone: {reason_text}" + (f" ({note})" if note else ""),
-            at=now,
-            vm_id=vm.vm_id,
-            job_id=vm.job_id,
-        )
-
-    async def stop_vm_now(self, vm: model.Vm, *, reason: model.DeathReason) -> None:
-        """Stop a pending VM at once (nothing boots yet): drop its runner, record it gone."""
-        if vm.runner_id is not None:
-            await self._delete_runner_quietly(vm.scope, vm.runner_id)
-        await self.loop.driver.stop(vm.vm_id, force=True)
-        await self._finish(vm, reason=reason, now=self.loop.clock())
-
-    async def save(self, vm: model.Vm, *, note: str) -> None:
-        await self._save(vm, note=note)
-
-    async def _save(self, vm: model.Vm, *, note: str) -> None:
-        before = self.loop.vms.get(vm.vm_id)
-        await self.loop.store.save_vm(vm)  # persist first; memory follows only on success
-        if vm.ready_at is not None and (before is None or before.ready_at is None):
-            self.loop.metrics.boot.observe(max(0.0, vm.ready_at - vm.created_at))
-        self.loop.vms[vm.vm_id] = vm
-        await self.loop.store.add_event(
-            kind=f"vm.{vm.state.value}",
-            message=f"VM {vm.vm_id} {vm.state.value}" + (f": {note}" if note else ""),
-            at=self.loop.clock(),
-            vm_id=vm.vm_id,
-            job_id=vm.job_id,
-        )
+        await self.state.bury(gone, note=note)
 
     async def _delete_runner_quietly(self, scope: str, runner_id: int) -> None:
         try:
-            await self.loop.github.delete_runner(scope, runner_id)
+            await self.github.delete_runner(scope, runner_id)
         except errors.GitHubError as exc:
             log.info(
                 "could not delete runner %s now (%s); the runner sweep will retry", runner_id, exc
@@ -335,12 +298,12 @@ class Acts:
 
     async def deregister(self, action: act.DeregisterRunner) -> None:
         try:
-            deleted = await self.loop.github.delete_runner(action.scope, action.runner_id)
+            deleted = await self.github.delete_runner(action.scope, action.runner_id)
         except errors.RunnerBusy:
             return
         if deleted:
-            await self.loop.store.add_event(
+            await self.state.store.add_event(
                 kind="runner.deregistered",
                 message=f"runner {action.name} deregistered: {action.reason}",
-                at=self.loop.clock(),
+                at=self.clock(),
             )

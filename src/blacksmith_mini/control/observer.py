@@ -6,6 +6,10 @@ guard, which caps concurrency and spaces mutations), refreshes open jobs that le
 and lists our runners in every scope. The result is handed to the loop as an ``Observation``
 that its next tick folds in under its lock: VM management never waits for GitHub.
 
+At organization scope it also keeps the list of repositories to poll (the App installation's,
+or the organization's) and which of them the runner group does not serve, refreshed every
+``ORG_REFRESH_SECONDS``: GitHub never hands those repositories' jobs to our runners.
+
 One repository failing never stalls the others: a 404 (gone), a 403 (no access) or a 301
 (renamed: the client follows it) is recorded in that repository's ``RepoHealth`` with what to
 do, and the rest are polled and their runners listed and cleaned as usual. No exception
@@ -21,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from blacksmith_mini.domain import model
+from blacksmith_mini.domain import groups, model
 from blacksmith_mini.github import errors, port
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ CONCURRENCY = 8
 # GitHub's secondary limit is 900 points a minute per REST endpoint (a GET costs 1) and the docs
 # do not say a 304 is exempt from it: polls are spaced so they send at most this many a minute.
 REQUESTS_PER_MINUTE_BUDGET = 600.0
+ORG_REFRESH_SECONDS = 600.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -61,17 +66,23 @@ class GitHubObserver:
         self,
         *,
         github: port.GitHubPort,
-        repositories: Callable[[], Sequence[str]],
-        scopes: Callable[[], Sequence[str]],
+        repositories: Sequence[str],
+        scopes: Sequence[str],
         open_jobs: Callable[[], Iterable[model.Job]],
-        prefix: str,
         interval: float,
+        organization: str | None = None,
+        runner_group: str | None = None,
+        prefix: str = "bm",
         on_result: Callable[[], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.github = github
-        self._repositories = repositories
-        self._scopes = scopes
+        self.repositories: tuple[str, ...] = tuple(repositories)  # polled for jobs
+        self.scopes = tuple(scopes)  # where our runners are listed
+        self.organization = organization
+        self.runner_group = runner_group or "Default"
+        self.unserved: dict[str, str] = {}  # lower-cased repository -> why the group refuses it
+        self._next_org_refresh = 0.0
         self._open_jobs = open_jobs
         self.prefix = prefix
         self.interval = interval
@@ -132,7 +143,10 @@ class GitHubObserver:
         """Poll every repository and scope concurrently; never raises ``GitHubError``."""
         started = self._clock()
         began, sent_before = time.monotonic(), self.github.rate.requests
-        repositories = list(dict.fromkeys(self._repositories()))
+        if self.organization and started >= self._next_org_refresh:
+            await self._refresh_organization(self.organization)
+            self._next_org_refresh = started + ORG_REFRESH_SECONDS
+        repositories = list(dict.fromkeys(self.repositories))
         results = await asyncio.gather(*(self._repository(name) for name in repositories))
         seen = [job for found in results if found is not None for job in found]
         complete = all(
@@ -140,7 +154,7 @@ class GitHubObserver:
             for name, found in zip(repositories, results, strict=True)
         )
         seen.extend(await self._refresh_stale(seen, repositories))
-        listings = await asyncio.gather(*(self._runners(scope) for scope in self._scopes()))
+        listings = await asyncio.gather(*(self._runners(scope) for scope in self.scopes))
         listed = [listing for listing in listings if listing is not None]
         runners = tuple(r for listing in listed for r in listing) if listed else None
         for name in list(self.health):
@@ -155,6 +169,28 @@ class GitHubObserver:
             runners=runners,
             complete=complete and len(listed) == len(listings),
         )
+
+    async def _refresh_organization(self, organization: str) -> None:
+        """The repositories to poll, and which of them the runner group does not serve."""
+        try:
+            found = await self.github.organization_repositories(organization)
+            group = await self.github.runner_group(organization, self.runner_group)
+            private = await self.github.organization_repository_visibility(organization)
+        except errors.GitHubError as exc:
+            log.warning("the repositories of %s could not be listed now: %s", organization, exc)
+            return
+        self.repositories = tuple(found)
+        access = groups.GroupAccess(
+            name=group.name,
+            visibility=group.visibility,
+            allows_public_repositories=group.allows_public_repositories,
+            selected_repositories=(
+                None
+                if group.selected_repositories is None
+                else frozenset(name.lower() for name in group.selected_repositories)
+            ),
+        )
+        self.unserved = groups.unserved(access, repositories=found, private=private)
 
     def _account(self, *, seconds: float, sent: int) -> None:
         """Record the poll's cost; space polls so they stay inside the request budget."""

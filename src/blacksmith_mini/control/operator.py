@@ -1,20 +1,30 @@
-"""Operator actions: drain, resume, stop one VM, pause or resume a pool, change pool limits.
+"""Operator intents: drain, resume, pause or resume a pool, change pool limits, stop one VM.
 
-Each runs under the loop's lock (never in the middle of a tick), is persisted in the store's
-control state (so it outlives a restart and is shared by every host), is recorded as an
-``operator.*`` event naming who and why, and wakes the loop.
+Each is a decision persisted in the store's control state (so it outlives a restart and is
+shared by every control-plane replica), recorded as an ``operator.*`` event naming who and why,
+and then acted on by the loop: the planner reads the decisions through the policy (``apply``)
+and ``acts`` performs what it asks, through the same safe paths as every other action. A stop
+request in particular becomes a ``StopVm`` of the planner's, so an idle VM's runner is
+deregistered at GitHub before the VM is stopped, as every stop does; the request is forgotten
+once its VM is gone. Nothing here touches a VM or the driver.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import model
+from blacksmith_mini.store import repository
 
 if TYPE_CHECKING:
-    from blacksmith_mini.control.reconciler import Reconciler
+    from blacksmith_mini.control.state import LoopState
+
+STOP_WAIT_SECONDS = 10.0
+S = model.VmState
 
 
 class Refused(Exception):
@@ -38,17 +48,37 @@ def apply_state(policy: model.Policy, state: dict[str, dict[str, Any]]) -> model
         )
         for pool in policy.pools
     )
-    return dataclasses.replace(policy, draining=draining, paused_pools=paused, pools=pools)
+    stops = {
+        int(vm_id): bool(request.get("force", False))
+        for vm_id, request in state.get("stop_requests", {}).get("vms", {}).items()
+    }
+    return dataclasses.replace(
+        policy, draining=draining, paused_pools=paused, pools=pools, stop_requests=stops
+    )
 
 
 class Operator:
-    def __init__(self, loop: Reconciler) -> None:
-        self.loop = loop
+    def __init__(
+        self,
+        *,
+        store: repository.Store,
+        lock: asyncio.Lock,
+        wake: Callable[[], None],
+        current: Callable[[], tuple[model.Policy, LoopState]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.lock = lock
+        self.wake = wake
+        self.current = current
+        self.clock = clock
         self.state: dict[str, dict[str, Any]] = {}
 
     async def load(self) -> None:
-        self.state = await self.loop.store.control_state()
-        self.loop.policy = apply_state(self.loop.base_policy, self.state)
+        self.state = await self.store.control_state()
+
+    def apply(self, policy: model.Policy) -> model.Policy:
+        return apply_state(policy, self.state)
 
     async def _save(
         self,
@@ -61,49 +91,40 @@ class Operator:
         reason: str,
         vm_id: int | None = None,
     ) -> None:
-        now = self.loop.clock()
-        if key:
-            self.state[key] = value
-            await self.loop.store.set_control_state(key, value, at=now)
-            self.loop.policy = apply_state(self.loop.base_policy, self.state)
+        now = self.clock()
+        await self.store.set_control_state(key, value, at=now)
+        self.state[key] = value
         text = f"{message} by {actor}" + (f": {reason}" if reason else "")
-        await self.loop.store.add_event(
+        await self.store.add_event(
             kind=f"operator.{kind}", message=text, at=now, actor=actor, vm_id=vm_id
         )
-        self.loop.wake()
+        self.wake()
 
     async def drain(self, *, actor: str, reason: str) -> None:
         """No new VMs; running jobs finish; idle VMs are stopped as surplus."""
-        async with self.loop.lock:
+        async with self.lock:
+            value = {"on": True, "by": actor, "reason": reason, "at": self.clock()}
             await self._save(
-                "draining",
-                {"on": True, "by": actor, "reason": reason, "at": self.loop.clock()},
-                kind="drain",
-                message="draining",
-                actor=actor,
-                reason=reason,
+                "draining", value, kind="drain", message="draining", actor=actor, reason=reason
             )
 
     async def resume(self, *, actor: str, reason: str) -> None:
-        async with self.loop.lock:
+        async with self.lock:
+            value = {"on": False, "by": actor, "reason": reason, "at": self.clock()}
             await self._save(
-                "draining",
-                {"on": False, "by": actor, "reason": reason, "at": self.loop.clock()},
-                kind="resume",
-                message="resumed",
-                actor=actor,
-                reason=reason,
+                "draining", value, kind="resume", message="resumed", actor=actor, reason=reason
             )
 
     def _pool(self, name: str) -> model.Pool:
-        pool = next((p for p in self.loop.policy.pools if p.name == name), None)
+        policy, _ = self.current()
+        pool = next((p for p in policy.pools if p.name == name), None)
         if pool is None:
-            names = ", ".join(p.name for p in self.loop.policy.pools)
+            names = ", ".join(p.name for p in policy.pools)
             raise Refused(404, f"no pool named {name!r} (pools: {names})")
         return pool
 
     async def pause_pool(self, name: str, *, paused: bool, actor: str, reason: str) -> None:
-        async with self.loop.lock:
+        async with self.lock:
             self._pool(name)
             current = set(self.state.get("paused_pools", {}).get("pools", []))
             current = current | {name} if paused else current - {name}
@@ -119,7 +140,7 @@ class Operator:
     async def set_pool_limits(
         self, name: str, *, min_idle: int | None, max_vms: int | None, actor: str, reason: str
     ) -> model.Pool:
-        async with self.loop.lock:
+        async with self.lock:
             pool = self._pool(name)
             limits = dict(self.state.get("pool_limits", {}).get("pools", {}))
             entry = dict(limits.get(name, {}))
@@ -138,40 +159,69 @@ class Operator:
                 actor=actor,
                 reason=reason,
             )
-            return self._pool(name)
+        return dataclasses.replace(
+            pool,
+            min_idle=int(entry.get("min_idle", pool.min_idle)),
+            max_vms=int(entry.get("max_vms", pool.max_vms)),
+        )
 
     async def stop_vm(self, vm_id: int, *, force: bool, actor: str, reason: str) -> model.Vm:
-        """Stop one VM. A busy VM is refused unless ``force``: its job would fail."""
-        async with self.loop.lock:
-            vm = self.loop.vms.get(vm_id)
+        """Request a VM's stop and wait (bounded) for the loop to carry it out.
+
+        A busy VM is refused unless ``force``: its job would fail. If the VM's runner takes a
+        job before the loop gets to it, the stop is not done (409)."""
+        async with self.lock:
+            _, loop_state = self.current()
+            vm = loop_state.vms.get(vm_id)
             if vm is None:
                 raise Refused(404, f"VM {vm_id} is not running")
-            if vm.state is model.VmState.BUSY and not force:
+            if vm.state is S.BUSY and not force:
                 raise Refused(
                     409,
                     f"VM {vm_id} is running job {vm.job_id or '(unknown)'}: stopping it fails the "
                     "job; wait for it, drain, or repeat with force=true",
                 )
-            stop = act.StopVm(
+            requests = dict(self.state.get("stop_requests", {}).get("vms", {}))
+            requests[str(vm_id)] = {"force": force, "by": actor, "reason": reason}
+            await self._save(
+                "stop_requests",
+                {"vms": requests},
+                kind="vm_stop",
+                message=f"VM {vm_id} stop{' (forced)' if force else ''} requested",
+                actor=actor,
+                reason=reason,
                 vm_id=vm_id,
-                reason=model.DeathReason.STOPPED_BY_OPERATOR,
-                force=force or vm.state is model.VmState.STOPPING,
             )
-            # The same path as the planner's stops: an idle runner is deregistered at GitHub
-            # first, so one that takes a job at this moment is not killed with it.
-            if not await self.loop.acts.stop_vm(stop, now=self.loop.clock()):
+        return await self._await_stop(vm_id, force=force)
+
+    async def _await_stop(self, vm_id: int, *, force: bool) -> model.Vm:
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        last: model.Vm | None = None
+        while time.monotonic() < deadline:
+            _, loop_state = self.current()
+            vm = loop_state.vms.get(vm_id)
+            if vm is None:
+                gone = next((g for g in loop_state.gone if g.vm_id == vm_id), last)
+                if gone is None:
+                    raise Refused(404, f"VM {vm_id} is gone")
+                return gone
+            last = vm
+            if vm.state is S.STOPPING:
+                return vm
+            if vm.state is S.BUSY and not force:
                 raise Refused(
                     409,
                     f"VM {vm_id} took a job just now (GitHub refused to deregister its runner): "
                     "not stopped; wait for the job, or repeat with force=true",
                 )
-            await self._save(
-                "",
-                {},
-                kind="vm_stop",
-                message=f"VM {vm_id} stop{' (forced)' if force else ''}",
-                actor=actor,
-                reason=reason,
-                vm_id=vm_id,
-            )
-            return self.loop.vms.get(vm_id, vm)
+            await asyncio.sleep(0.05)
+        assert last is not None
+        return last  # still requested: the loop carries it out when it can
+
+    async def forget_stops(self, *, active: set[int]) -> None:
+        """Drop the stop requests of VMs that are gone (called by the loop each tick)."""
+        requests = self.state.get("stop_requests", {}).get("vms", {})
+        kept = {key: value for key, value in requests.items() if int(key) in active}
+        if len(kept) != len(requests):
+            await self.store.set_control_state("stop_requests", {"vms": kept}, at=self.clock())
+            self.state["stop_requests"] = {"vms": kept}

@@ -9,20 +9,19 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from blacksmith_mini.control import rates, view
+from blacksmith_mini.control import rates, state, view
 from blacksmith_mini.domain import demand, labels, waiting
 from blacksmith_mini.github import transport
 
 if TYPE_CHECKING:
     from blacksmith_mini.control.reconciler import Reconciler
 
-RECENT_GONE_VMS = 50
-
 
 def build_view(loop: Reconciler, now: float) -> view.View:
-    active = tuple(sorted(loop.vms.values(), key=lambda vm: vm.vm_id))
-    vms_by_id = {vm.vm_id: vm for vm in [*active, *loop.gone]}
-    open_jobs = tuple(sorted(loop.jobs.values(), key=lambda job: job.created_at))
+    world = loop.state
+    active = tuple(sorted(world.vms.values(), key=lambda vm: vm.vm_id))
+    vms_by_id = {vm.vm_id: vm for vm in [*active, *world.gone]}
+    open_jobs = tuple(sorted(world.jobs.values(), key=lambda job: job.created_at))
     unmatched: dict[int, str] = {}
     waits: dict[int, str] = {}
     note = github_note(loop.github.rate, now)
@@ -40,7 +39,7 @@ def build_view(loop: Reconciler, now: float) -> view.View:
             vms=active,
             now=now,
             github_note=note,
-            backoff=loop.backoff,
+            backoff=world.backoff,
             repository_note=f"repository {job.repository} is unhealthy: {bad.error}"
             if bad
             else None,
@@ -52,33 +51,33 @@ def build_view(loop: Reconciler, now: float) -> view.View:
         content_version=loop.content_version,
         at=now,
         policy=loop.policy,
-        vms=(*active, *loop.gone[:RECENT_GONE_VMS]),
+        vms=(*active, *world.gone[: state.RECENT_GONE_VMS]),
         open_jobs=tuple(
             waiting.with_job_stages(job, vms_by_id.get(job.vm_id)) if job.vm_id else job
             for job in open_jobs
         ),
-        recent_jobs=tuple(loop.recent_completed),
+        recent_jobs=tuple(world.recent_completed),
         unmatched=unmatched,
         waiting=waits,
-        pids={vm_id: obs.pid for vm_id, obs in loop.facts.items() if obs.pid is not None},
+        pids={vm_id: obs.pid for vm_id, obs in world.facts.items() if obs.pid is not None},
         kept={
             vm_id: obs.kept_until
-            for vm_id, obs in loop.facts.items()
+            for vm_id, obs in world.facts.items()
             if obs.kept_until is not None and obs.alive
         },
         rates=view.Rates(
-            spawn_rate_per_min=loop.spawns.per_minute(now=now, data_since=loop.data_since),
-            death_rate_per_min=loop.deaths.per_minute(now=now, data_since=loop.data_since),
+            spawn_rate_per_min=world.spawns.per_minute(now=now, data_since=world.data_since),
+            death_rate_per_min=world.deaths.per_minute(now=now, data_since=world.data_since),
             pool_saturation_percent=rates.saturation(len(active), loop.policy.max_vms),
             success_rate_percent=rates.success_rate(
-                successful=loop.counters.successful_jobs, rated=loop.counters.rated_jobs
+                successful=world.counters.successful_jobs, rated=world.counters.rated_jobs
             ),
         ),
         github=github_health(loop.github.rate),
         repositories=tuple(health[name] for name in sorted(health)),
-        backoff={name: held for name, held in loop.backoff.items() if held.blocks(now)},
+        backoff={name: held for name, held in world.backoff.items() if held.blocks(now)},
         loop=loop.loop_health,
-        completed_jobs_total=loop.counters.completed_jobs,
+        completed_jobs_total=world.counters.completed_jobs,
         driver=loop.driver.name,
         simulate=loop.config.simulate,
     )

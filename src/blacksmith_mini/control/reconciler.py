@@ -1,8 +1,11 @@
 """The reconcile loop: observe (GitHub, driver, store), plan, act, record; level-triggered.
 
-A timer and events (driver changes, simulator or webhook deliveries, operator actions) wake
-it. Each tick ends by publishing a new immutable ``View``. An act that fails is logged and
-recorded as an event; the next tick plans again from the facts, so it is retried.
+A timer and events (driver changes, webhook deliveries, operator intents, a finished GitHub
+poll) wake it. A tick folds in what arrived (webhook deliveries, the observer's latest poll),
+reads the driver, asks the pure planner what to do with the policy (configuration plus the
+operators' persisted decisions) and hands each action to ``acts``. Memory changes only through
+``LoopState``. Each tick ends by publishing a new immutable ``View`` (built by ``present``).
+An act that fails is logged and recorded as an event; the next tick plans again from the facts.
 """
 
 from __future__ import annotations
@@ -16,38 +19,20 @@ import secrets
 import time
 from collections.abc import Callable
 
-from blacksmith_mini.control import acts, observer, present, rates, view
+from blacksmith_mini.control import acts, observer, present, state, view
+from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
-from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import facts as domain_facts
-from blacksmith_mini.domain import jobs as domain_jobs
 from blacksmith_mini.domain import model, planner
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 
 log = logging.getLogger(__name__)
-RECENT_JOBS = 200
-RECENT_GONE_VMS = 50
 STUCK_AFTER_SECONDS = 15.0
 HEARTBEAT_SECONDS = 5.0
-CONSUMED_MEMORY_SECONDS = 600.0
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LoopConfig:
-    tick_interval: float = 1.0
-    github_poll_interval: float = 5.0
-    sample_interval: float = 60.0
-    runner_prefix: str = "bm"
-    runner_group_id: int = 1
-    ssh_public_key: str | None = None
-    simulate: bool = False
-    on_shutdown: str = "leave"  # "leave" (VMs keep running for adoption) or "drain"
-    drain_seconds: float = 4.0
-    prune_interval: float = 3600.0
-    lag_allowance: float = 60.0  # how long GitHub may lag a runner's news (see Snapshot)
+LoopConfig = config_mod.LoopConfig
 
 
 class Reconciler:
@@ -58,50 +43,43 @@ class Reconciler:
         store: repository.Store,
         github: port.GitHubPort,
         driver: vm_driver.VmDriver,
-        config: LoopConfig,
+        config: config_mod.LoopConfig,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.base_policy = policy  # as configured; operator decisions apply on top
-        self.policy = policy
+        self.base_policy = policy  # as configured
+        self.policy = policy  # with the operators' decisions and the runner group's reach
         self.lock = asyncio.Lock()  # a tick and an operator action never interleave
         self.store = store
         self.github = github
         self.driver = driver
         self.config = config
         self.clock = clock
-        self.repositories: tuple[str, ...] = tuple(
-            scope for scope in policy.scopes if not scope.startswith("org:")
-        )  # polled for jobs; at organization scope, filled in by the runtime
-        self.jobs: dict[int, model.Job] = {}
-        self.vms: dict[int, model.Vm] = {}
-        self.gone: list[model.Vm] = []
-        self.recent_completed: list[model.Job] = []
-        self.runners: tuple[model.RunnerInfo, ...] | None = None
-        self.facts: dict[int, vm_driver.VmObservation] = {}
-        self.spawns = rates.EventRate()
-        self.deaths = rates.EventRate()
-        self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
-        self.data_since: float | None = None
-        self.act_error: str | None = None  # the last act that failed this tick, if any
-        self.backoff: dict[str, pool_backoff.PoolBackoff] = {}  # pools whose starts fail
-        # Runner names start with this; set at start-up to ``<runner_prefix>-<installation>``
-        # so cleanup never touches another installation's runners in the same organization.
-        self.runner_prefix = config.runner_prefix
-        self._wake = asyncio.Event()
-        self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
+        self.metrics = metrics_mod.Metrics()
+        self.state = state.LoopState(store=store, metrics=self.metrics, clock=clock)
+        self.acts = acts.Acts(
+            state=self.state, github=github, driver=driver, config=config, clock=clock
+        )
+        organization = next((s[4:] for s in policy.scopes if s.startswith("org:")), None)
         self.observer = observer.GitHubObserver(
             github=github,
-            repositories=lambda: self.repositories,
-            scopes=lambda: self.policy.scopes,
-            open_jobs=lambda: list(self.jobs.values()),
-            prefix=config.runner_prefix,
+            repositories=tuple(s for s in policy.scopes if not s.startswith("org:")),
+            organization=organization,
+            runner_group=config.runner_group,
+            scopes=policy.scopes,
+            open_jobs=lambda: list(self.state.jobs.values()),
             interval=config.github_poll_interval,
             on_result=self.wake,
             clock=clock,
         )
+        self.operator = operator_mod.Operator(
+            store=store, lock=self.lock, wake=self.wake, clock=clock, current=self._current
+        )
+        self.act_error: str | None = None  # the last act that failed this tick, if any
+        self.runner_prefix = config.runner_prefix  # ``<prefix>-<installation>`` once started
+        self._wake = asyncio.Event()
+        self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
         self._next_sample = 0.0
         self._next_prune = 0.0
-        self._sample_spawns_mark = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.version = 0
@@ -109,12 +87,11 @@ class Reconciler:
         self._content_at = 0.0
         self.loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
-        self.metrics = metrics_mod.Metrics()
-        self.acts = acts.Acts(self)
-        self.operator = operator_mod.Operator(self)
-        self.config = config
-        self.view: view.View = self._build_view(clock())
+        self.view: view.View = present.build_view(self, clock())
         self.metrics.watch(lambda: self.view)
+
+    def _current(self) -> tuple[model.Policy, state.LoopState]:
+        return self.policy, self.state
 
     # --- start-up and shutdown -------------------------------------------------------------
 
@@ -125,31 +102,17 @@ class Reconciler:
         self.runner_prefix = await self._installation_prefix(now)
         self.observer.prefix = self.runner_prefix
         await self.operator.load()
-        self.vms = {vm.vm_id: vm for vm in await self.store.active_vms()}
-        self.jobs = {job.id: job for job in await self.store.open_jobs()}
-        self.recent_completed = [
-            job for job in await self.store.recent_jobs(limit=RECENT_JOBS) if not job.is_open
-        ]
-        self.gone = [
-            vm for vm in await self.store.recent_vms(limit=RECENT_GONE_VMS) if not vm.is_active
-        ]
-        self.counters = await self.store.counters()
-        history = await self.store.event_times(
-            kinds=("vm.requested", "vm.gone", "loop.started"), since=0.0
-        )
-        window_start = now - rates.WINDOW_SECONDS
-        self.spawns = rates.EventRate(t for t in history["vm.requested"] if t >= window_start)
-        self.deaths = rates.EventRate(t for t in history["vm.gone"] if t >= window_start)
-        earliest = [min(times) for times in history.values() if times]
-        self.data_since = min([*earliest, now])
+        self._refresh_policy()
+        await self.state.load(now=now)
         await self.store.add_event(kind="loop.started", message="control loop started", at=now)
-        await self.driver.open()
         self.driver.on_change(self.wake)
-        removed = await self.driver.sweep(list(self.vms))
+        removed = await self.acts.start_up(
+            runner_prefix=self.runner_prefix, org=self.observer.organization
+        )
         for description in removed:
             await self.store.add_event(kind="orphan.removed", message=description, at=now)
             log.warning("orphan removed: %s", description)
-        adopted = [vm.vm_id for vm in self.vms.values() if vm.state is not model.VmState.PENDING]
+        adopted = [v.vm_id for v in self.state.vms.values() if v.state is not model.VmState.PENDING]
         if adopted:
             log.info("adopting %d VM(s) left by an earlier run: %s", len(adopted), adopted)
         self.publish(now)
@@ -168,7 +131,8 @@ class Reconciler:
         return f"{self.config.runner_prefix}-{installation}"
 
     async def stop(self) -> None:
-        """Stop the loop; then stop every VM (or leave them for adoption, if configured)."""
+        """Stop the loop; then leave every VM for the next start to adopt (the default, so a
+        restart fails no job), or drain them if configured."""
         self._stopping = True
         self._wake.set()
         await self.observer.stop()
@@ -181,14 +145,12 @@ class Reconciler:
                 reason=model.DeathReason.SHUTDOWN, drain_seconds=self.config.drain_seconds
             )
         else:
-            log.info("leaving %d VM(s) running for the next start to adopt", len(self.vms))
+            log.info("leaving %d VM(s) running for the next start to adopt", len(self.state.vms))
         await self.driver.close()
 
     # --- waking and subscribing ------------------------------------------------------------
 
-    def wake(self, *, github: bool = False) -> None:
-        if github:
-            self.observer.wake()
+    def wake(self) -> None:
         self._wake.set()
 
     def deliveries_arrived(self) -> None:
@@ -240,45 +202,43 @@ class Reconciler:
             await self.process_deliveries()
         seen = self.observer.take()
         if seen is not None:
-            self.runners = seen.runners
-            await self.merge_jobs(list(seen.jobs), current=True)
-        self.facts = dict(await self.driver.observe())
+            self.state.runners = seen.runners
+            await self.state.merge_jobs(seen.jobs, current=True)
+        self._refresh_policy()
+        self.state.observed(dict(await self.driver.observe()))
         snapshot = model.Snapshot(
-            jobs=tuple(self.jobs.values()),
-            vms=tuple(self.vms.values()),
-            runners=self.runners,
-            facts={vm_id: _facts(obs) for vm_id, obs in self.facts.items()},
-            consumed=self._consumed(now),
-            backoff=dict(self.backoff),
+            jobs=tuple(self.state.jobs.values()),
+            vms=tuple(self.state.vms.values()),
+            runners=self.state.take_runners(),
+            facts={vm_id: _facts(obs) for vm_id, obs in self.state.facts.items()},
+            consumed=self.state.consumed(now),
+            backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
         )
-        self.runners = None  # act on a runner listing once
         self.act_error = None
         for action in planner.plan(snapshot, self.policy, now):
             try:
-                await self.acts.perform(action, now=self.clock())
+                await self.acts.perform(action, policy=self.policy, now=self.clock())
             except Exception as exc:
                 log.warning("act %s failed: %s", action, exc)
                 self.metrics.act_failures.labels(type(action).__name__).inc()
                 self.act_error = f"{type(action).__name__} failed: {exc}"
                 await self._record_failure(action, exc)
+        await self.operator.forget_stops(active=set(self.state.vms))
         if now >= self._next_sample:
-            await self._sample(now)
+            await self.state.sample(now=now, step=self.config.sample_interval)
+            self._next_sample = now + self.config.sample_interval
         if now >= self._next_prune:
             self._next_prune = now + self.config.prune_interval
             removed = await self.store.prune(now=now)
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
 
-    def _consumed(self, now: float) -> tuple[model.Vm, ...]:
-        """Recently gone VMs that ran a job we have not linked to them yet."""
-        return tuple(
-            vm
-            for vm in self.gone
-            if vm.job_id is None
-            and (vm.ran_job or vm.death_reason is model.DeathReason.JOB_FINISHED)
-            and (vm.ended_at or 0.0) > now - CONSUMED_MEMORY_SECONDS
-        )
+    def _refresh_policy(self) -> None:
+        """Configuration, plus the operators' persisted decisions, plus (organization scope)
+        the repositories the runner group does not serve."""
+        decided = self.operator.apply(self.base_policy)
+        self.policy = dataclasses.replace(decided, unserved=dict(self.observer.unserved))
 
     async def _record_failure(self, action: object, exc: Exception) -> None:
         vm_id = getattr(action, "vm_id", None)
@@ -305,131 +265,24 @@ class Reconciler:
                 continue
             try:
                 job = webhooks.workflow_job(json.loads(payload))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 log.warning("webhook delivery %s ignored: %s", delivery_id, exc)
                 continue
             if job is not None:
                 seen.append(job)
-        await self.merge_jobs(seen)
+        await self.state.merge_jobs(seen)
         await self.store.mark_processed([d[0] for d in pending], at=self.clock())
         if len(pending) >= 500:
             self._deliveries_due = True
 
-    # --- folding in what GitHub says -------------------------------------------------------
-
-    async def merge_jobs(self, seen: list[model.Job], *, current: bool = False) -> None:
-        """Fold job observations (REST or webhook) into our state, forward only.
-
-        ``current``: the observations are a REST poll's, not possibly late webhooks; then an
-        assigned job seen queued again, whose runner (one of our VMs) is gone without having
-        finished a job, was re-queued by GitHub and is served again.
-
-        The changes are persisted before memory is updated: if the write fails, memory still
-        differs from the next observation and the merge is retried then.
-        """
-        changes: dict[int, tuple[model.Job | None, model.Job]] = {}
-        vms_by_name = {vm.name: vm for vm in [*self.vms.values(), *self.gone]}
-        links: list[tuple[model.Vm, int]] = []
-        for observed in seen:
-            known = (
-                changes[observed.id][1]
-                if observed.id in changes
-                else self.jobs.get(observed.id) or self._completed(observed.id)
-            )
-            merged = domain_jobs.merge(
-                known,
-                observed,
-                runner_gone=current and _runner_gone(known, vms_by_name),
-            )
-            if merged.runner_name in vms_by_name:
-                vm = vms_by_name[merged.runner_name]
-                merged = planner.with_job_stages(merged, vm)
-                if vm.job_id is None:
-                    links.append((vm, merged.id))
-            if merged != known:
-                first = changes.get(observed.id, (known, merged))[0]
-                changes[observed.id] = (first, merged)
-        await self.store.save_jobs([merged for _, merged in changes.values()])
-        now = self.clock()
-        for vm, job_id in links:  # GitHub may name a VM's job long after the job changed
-            await self._link(vm, job_id)
-        for known, merged in changes.values():
-            self._observe_latencies(known, merged)
-            if merged.is_open:
-                self.jobs[merged.id] = merged
-            else:
-                self.jobs.pop(merged.id, None)
-                self._remember_completed(merged, first_time=known is None or known.is_open)
-            if known is None or known.status is not merged.status:
-                await self.store.add_event(
-                    kind=f"job.{merged.status.value}",
-                    message=_job_message(merged),
-                    at=now,
-                    job_id=merged.id,
-                    vm_id=merged.vm_id,
-                )
-
-    def _observe_latencies(self, known: model.Job | None, merged: model.Job) -> None:
-        if merged.started_at is not None and (known is None or known.started_at is None):
-            self.metrics.queued_to_started.observe(max(0.0, merged.started_at - merged.created_at))
-        if merged.vm_ready_at is not None and (known is None or known.vm_ready_at is None):
-            self.metrics.queued_to_vm_ready.observe(
-                max(0.0, merged.vm_ready_at - merged.created_at)
-            )
-
-    async def _link(self, vm: model.Vm, job_id: int) -> None:
-        """Record which job a VM ran (GitHub may tell us after the VM is gone)."""
-        linked = dataclasses.replace(vm, job_id=job_id, ran_job=True)
-        if vm.vm_id in self.vms:
-            self.vms[vm.vm_id] = linked
-        else:
-            self.gone = [linked if g.vm_id == vm.vm_id else g for g in self.gone]
-        await self.store.save_vm(linked)
-
-    def _completed(self, job_id: int) -> model.Job | None:
-        return next((job for job in self.recent_completed if job.id == job_id), None)
-
-    def _remember_completed(self, job: model.Job, *, first_time: bool) -> None:
-        self.recent_completed = [j for j in self.recent_completed if j.id != job.id]
-        self.recent_completed.insert(0, job)
-        del self.recent_completed[RECENT_JOBS:]
-        if first_time:
-            self.metrics.jobs_completed.labels(job.conclusion or "unknown").inc()
-            rated = job.conclusion not in repository.UNRATED_CONCLUSIONS
-            self.counters = repository.Counters(
-                completed_jobs=self.counters.completed_jobs + 1,
-                successful_jobs=self.counters.successful_jobs + (job.conclusion == "success"),
-                rated_jobs=self.counters.rated_jobs + rated,
-            )
-
-    # --- recording -------------------------------------------------------------------------
-
-    async def _sample(self, now: float) -> None:
-        step = self.config.sample_interval
-        since = now - step
-        started = await self.store.queue_to_start_seconds(since=since, until=now)
-        await self.store.add_sample(
-            repository.Sample(
-                at=now,
-                step_seconds=int(step),
-                active_vms=float(len(self.vms)),
-                queued_jobs=float(
-                    sum(1 for j in self.jobs.values() if j.status is model.JobStatus.QUEUED)
-                ),
-                spawns=float(self.spawns.count_since(since)),
-                deaths=float(self.deaths.count_since(since)),
-                queue_to_start_p50=rates.percentile(started, 0.5),
-                queue_to_start_p95=rates.percentile(started, 0.95),
-            )
-        )
-        self._next_sample = now + step
+    # --- publishing ------------------------------------------------------------------------
 
     def publish(self, now: float) -> None:
         """Replace the view; wake stream subscribers when its content changed (or every
         ``HEARTBEAT_SECONDS``, so clocks shown by clients stay fresh)."""
         self.version += 1
         previous = self.view
-        fresh = self._build_view(now)
+        fresh = present.build_view(self, now)
         if fresh.content() != previous.content() or now - self._content_at >= HEARTBEAT_SECONDS:
             self.content_version += 1
             self._content_at = now
@@ -437,27 +290,6 @@ class Reconciler:
         if self.view.content_version != previous.content_version:
             for subscriber in self._subscribers:
                 subscriber.set()
-
-    def _build_view(self, now: float) -> view.View:
-        return present.build_view(self, now)
-
-    def set_unserved(self, unserved: dict[str, str]) -> None:
-        """Organization scope: repositories the runner group does not serve, with why."""
-        self.base_policy = dataclasses.replace(self.base_policy, unserved=unserved)
-        self.policy = dataclasses.replace(self.policy, unserved=unserved)
-        self.wake()
-
-    # --- start failures ----------------------------------------------------------------------
-
-    def start_failed(self, *, pool: str, reason: str, now: float) -> pool_backoff.PoolBackoff:
-        """A start or registration in ``pool`` failed: back off its next attempt."""
-        held = pool_backoff.after_failure(self.backoff.get(pool), pool=pool, reason=reason, now=now)
-        self.backoff[pool] = held
-        self.metrics.start_failures.labels(pool).inc()
-        return held
-
-    def start_succeeded(self, *, pool: str) -> None:
-        self.backoff.pop(pool, None)
 
     def is_stuck(self, now: float) -> bool:
         last = self.loop_health.last_tick_at or self.loop_health.started_at
@@ -476,21 +308,3 @@ def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
         ip=observation.ip,
         kept_until=observation.kept_until,
     )
-
-
-def _runner_gone(known: model.Job | None, vms_by_name: dict[str, model.Vm]) -> bool:
-    """The runner ``known`` was assigned to is one of our VMs, gone without finishing a job."""
-    if known is None or known.runner_name is None:
-        return False
-    vm = vms_by_name.get(known.runner_name)
-    return (
-        vm is not None
-        and not vm.is_active
-        and vm.death_reason is not model.DeathReason.JOB_FINISHED
-    )
-
-
-def _job_message(job: model.Job) -> str:
-    where = f" on {job.runner_name}" if job.runner_name else ""
-    verdict = f" ({job.conclusion})" if job.conclusion else ""
-    return f"job {job.id} ({job.name or 'unnamed'}) {job.status.value}{where}{verdict}"

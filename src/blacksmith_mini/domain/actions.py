@@ -9,11 +9,16 @@ from blacksmith_mini.domain import model
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StartVm:
-    """Create (persist, name, register, boot) one VM of ``pool`` registered in ``scope``."""
+    """Create (persist, name, register, boot) one VM of ``pool`` registered in ``scope``.
+
+    ``job_id`` is the queued job this start was counted for (its "VM requested" stage is
+    stamped); None for a warm-pool start. Effects never decide it again.
+    """
 
     pool: str
     scope: str
     reason: str
+    job_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

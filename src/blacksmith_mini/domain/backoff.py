@@ -29,9 +29,9 @@ class PoolBackoff:
 
     def describe(self, now: float) -> str:
         wait = max(0.0, self.next_try_at - now)
+        count = f" ({self.failures} in a row)" if self.failures else ""
         return (
-            f"VM starts failing in pool {self.pool} ({self.failures} in a row): {self.reason}; "
-            f"next try in {wait:.0f}s"
+            f"VM starts failing in pool {self.pool}{count}: {self.reason}; next try in {wait:.0f}s"
         )
 
 
@@ -43,16 +43,28 @@ def delay(failures: int) -> float:
 
 
 def after_failure(
-    previous: PoolBackoff | None, *, pool: str, reason: str, now: float
+    previous: PoolBackoff | None,
+    *,
+    pool: str,
+    reason: str,
+    now: float,
+    not_before: float | None = None,
 ) -> PoolBackoff:
-    """The back-off once another start in ``pool`` failed at ``now``."""
-    failures = (previous.failures if previous else 0) + 1
+    """The back-off once another start in ``pool`` failed at ``now``. ``not_before``: GitHub
+    said when to come back (a rate limit): then exactly then, and the failure does not
+    lengthen later waits."""
+    if not_before is not None:
+        failures = previous.failures if previous else 0
+        next_try = max(not_before, now + FIRST_SECONDS)
+    else:
+        failures = (previous.failures if previous else 0) + 1
+        next_try = now + delay(failures)
     return PoolBackoff(
         pool=pool,
         failures=failures,
         reason=reason,
         since=previous.since if previous else now,
-        next_try_at=now + delay(failures),
+        next_try_at=next_try,
     )
 
 

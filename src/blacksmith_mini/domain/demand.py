@@ -43,9 +43,18 @@ def queued_demand(
     jobs: Iterable[model.Job], policy: model.Policy
 ) -> tuple[dict[DemandKey, int], dict[DemandKey, float]]:
     """Queued jobs per (pool, scope), and the oldest queued time per key."""
+    by_key = queued_by_key(jobs, policy)
+    counts = {key: len(found) for key, found in by_key.items()}
+    oldest = {key: found[0].created_at for key, found in by_key.items()}
+    return counts, oldest
+
+
+def queued_by_key(
+    jobs: Iterable[model.Job], policy: model.Policy
+) -> dict[DemandKey, list[model.Job]]:
+    """Queued jobs per (pool, scope), oldest first."""
     cache: dict[tuple[str, ...], labels.Match] = {}
-    counts: dict[DemandKey, int] = collections.Counter()
-    oldest: dict[DemandKey, float] = {}
+    found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
     for job in jobs:
         if job.status is not model.JobStatus.QUEUED:
             continue
@@ -55,8 +64,8 @@ def queued_demand(
         if found.pool is None:
             continue
         key = demand_key(job, found.pool, policy)
-        if key is None:
-            continue
-        counts[key] += 1
-        oldest[key] = min(oldest.get(key, job.created_at), job.created_at)
-    return counts, oldest
+        if key is not None:
+            found_jobs[key].append(job)
+    for listed in found_jobs.values():
+        listed.sort(key=lambda job: (job.created_at, job.id))
+    return dict(found_jobs)

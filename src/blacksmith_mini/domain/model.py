@@ -155,6 +155,8 @@ class Policy:
     draining: bool = False
     # At organization scope: lower-cased repository -> why the runner group does not serve it.
     unserved: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Operators' persisted requests to stop a VM: vm id -> forced (a busy VM only if forced).
+    stop_requests: Mapping[int, bool] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import lifecycle, model
-from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_demand
+from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 
@@ -39,6 +39,7 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     moved = _apply(snapshot.vms, transitions, now)
     vms = [vm for vm in moved if vm.is_active]
     stops = list(_deadlines(vms, policy.timeouts, now, facts=snapshot.facts or {}))
+    stops.extend(_requested_stops(vms, policy, skip={stop.vm_id for stop in stops}))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
     scale = list(
@@ -212,7 +213,9 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    counts, oldest = queued_demand(jobs, policy)
+    by_key = queued_by_key(jobs, policy)
+    counts = {key: len(found) for key, found in by_key.items()}
+    oldest = {key: found[0].created_at for key, found in by_key.items()}
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
@@ -243,6 +246,10 @@ def _scale(
     yield from _starts(
         wanted=wanted,
         oldest=oldest,
+        unstamped={
+            key: [job.id for job in found if job.vm_requested_at is None]
+            for key, found in by_key.items()
+        },
         pools=pools,
         blocked=blocked,
         active_total=sum(active_per_pool.values()),  # gone VMs hold no capacity
@@ -290,6 +297,7 @@ def _starts(
     *,
     wanted: dict[DemandKey, int],
     oldest: dict[DemandKey, float],
+    unstamped: dict[DemandKey, list[int]],
     pools: dict[str, model.Pool],
     blocked: frozenset[str],
     active_total: int,
@@ -302,6 +310,7 @@ def _starts(
         key=lambda key: (oldest.get(key, float("inf")), key),
     )
     remaining = {key: wanted[key] for key in order}
+    waiting_jobs = {key: list(unstamped.get(key, ())) for key in order}
     per_pool = dict(active_per_pool)
     budget = max_vms - active_total
     while budget > 0 and remaining:
@@ -312,16 +321,32 @@ def _starts(
             if per_pool.get(pool.name, 0) >= pool.max_vms:
                 del remaining[key]
                 continue
+            job_ids = waiting_jobs[key]
             yield act.StartVm(
                 pool=pool.name,
                 scope=key[1],
                 reason="queued job" if key in oldest else "warm pool minimum",
+                job_id=job_ids.pop(0) if job_ids else None,
             )
             per_pool[pool.name] = per_pool.get(pool.name, 0) + 1
             budget -= 1
             remaining[key] -= 1
             if remaining[key] <= 0:
                 del remaining[key]
+
+
+def _requested_stops(
+    vms: Iterable[model.Vm], policy: model.Policy, *, skip: set[int]
+) -> Iterable[act.StopVm]:
+    """Operators' persisted stop requests. A busy VM is stopped only if the request forces it
+    (the operator accepted that its job fails); a stopping one is hurried only if forced."""
+    for vm in vms:
+        force = policy.stop_requests.get(vm.vm_id)
+        if force is None or vm.vm_id in skip:
+            continue
+        if vm.state in (S.BUSY, S.STOPPING) and not force:
+            continue
+        yield act.StopVm(vm_id=vm.vm_id, reason=model.DeathReason.STOPPED_BY_OPERATOR, force=force)
 
 
 def _runners(snapshot: model.Snapshot, active_vms: Sequence[model.Vm]) -> Iterable[act.Action]:

@@ -54,7 +54,7 @@ def waiting_reason(
         return f"VM booting for {now - since:.0f}s"
     held = (backoff or {}).get(pool.name)
     if held is not None and held.blocks(now):
-        return held.describe(now)
+        return github_note or held.describe(now)
     if sum(1 for vm in vms if vm.pool == pool.name and vm.is_active) >= pool.max_vms:
         return f"pool '{pool.name}' is at its limit of {pool.max_vms} VMs"
     if sum(1 for vm in vms if vm.is_active) >= policy.max_vms:
