@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 SIMULATED_API_URL = "http://simulated-github.invalid"
 SIMULATED_APP_ID = "424242"
 WEBHOOK_PATH = "/api/webhooks/github"
-REPOSITORY_REFRESH_SECONDS = 600.0
 
 
 class Simulation:

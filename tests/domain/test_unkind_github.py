@@ -5,6 +5,7 @@ job's VM is kept, and a re-queued job is served again."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -27,7 +28,7 @@ def starts(actions: list[act.Action]) -> list[act.StartVm]:
 def test_backoff_doubles_from_seconds_to_minutes_and_is_capped() -> None:
     delays = [backoff.delay(n) for n in range(1, 12)]
     assert delays[0] == backoff.FIRST_SECONDS
-    assert all(b == min(2 * a, backoff.MAX_SECONDS) for a, b in zip(delays, delays[1:]))
+    assert all(b == min(2 * a, backoff.MAX_SECONDS) for a, b in itertools.pairwise(delays))
     assert delays[-1] == backoff.MAX_SECONDS <= 600
     held = None
     for now in (0.0, 10.0, 30.0):
