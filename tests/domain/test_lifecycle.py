@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from blacksmith_mini.domain import lifecycle, model
+from blacksmith_mini.domain import deadlines, lifecycle, model
 from domain import builders
 
 S = model.VmState
@@ -63,9 +63,9 @@ def test_ready_and_job_are_stamped_on_busy() -> None:
 )
 def test_every_state_has_a_deadline_but_gone(state: model.VmState, expected: float | None) -> None:
     vm = builders.vm(state=state, state_since=10.0, created_at=0.0)
-    assert lifecycle.deadline(vm, model.Timeouts()) == expected
+    assert deadlines.deadline(vm, model.Timeouts()) == expected
 
 
 def test_idle_deadline_is_capped_by_max_lifetime() -> None:
     vm = builders.vm(state=S.IDLE, state_since=1000.0, created_at=0.0)
-    assert lifecycle.deadline(vm, model.Timeouts(max_lifetime=1100.0, idle=300.0)) == 1100.0
+    assert deadlines.deadline(vm, model.Timeouts(max_lifetime=1100.0, idle=300.0)) == 1100.0

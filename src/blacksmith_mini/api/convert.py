@@ -8,7 +8,7 @@ import datetime
 from blacksmith_mini.api import schemas
 from blacksmith_mini.control import view as view_mod
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import demand, labels, lifecycle, model
+from blacksmith_mini.domain import deadlines, demand, labels, model
 from blacksmith_mini.store import repository
 
 
@@ -36,7 +36,7 @@ def vm_out(
         scope=vm.scope,
         job_id=vm.job_id,
         state_since=vm.state_since,
-        deadline=lifecycle.deadline(vm, policy.timeouts),
+        deadline=deadlines.deadline(vm, policy.timeouts),
         ready_at=vm.ready_at,
         ended_at=vm.ended_at,
         death_reason=vm.death_reason.value if vm.death_reason else None,

@@ -7,35 +7,44 @@ locks. Nothing here changes the loop's state.
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from blacksmith_mini.control import rates, state, view
-from blacksmith_mini.domain import demand, labels, waiting
+from blacksmith_mini.control.observer import RepoHealth
+from blacksmith_mini.domain import demand, labels, model, waiting
 from blacksmith_mini.github import transport
 
-if TYPE_CHECKING:
-    from blacksmith_mini.control.reconciler import Reconciler
 
-
-def build_view(loop: Reconciler, now: float) -> view.View:
-    world = loop.state
+def build_view(
+    world: state.LoopState,
+    *,
+    policy: model.Policy,
+    rate: transport.RateState,
+    repositories: Mapping[str, RepoHealth],
+    loop: view.LoopHealth,
+    version: int,
+    content_version: int,
+    driver: str,
+    simulate: bool,
+    now: float,
+) -> view.View:
     active = tuple(sorted(world.vms.values(), key=lambda vm: vm.vm_id))
     vms_by_id = {vm.vm_id: vm for vm in [*active, *world.gone]}
     open_jobs = tuple(sorted(world.jobs.values(), key=lambda job: job.created_at))
     unmatched: dict[int, str] = {}
     waits: dict[int, str] = {}
-    note = github_note(loop.github.rate, now)
-    health = loop.observer.snapshot()
+    note = github_note(rate, now)
+    health = repositories
     sick = {name.lower(): h for name, h in health.items() if not h.healthy}
     for job in open_jobs:
-        found = labels.match(job.labels, loop.policy.pools)
-        refused = demand.unmatched_reason(job, loop.policy, found)
+        found = labels.match(job.labels, policy.pools)
+        refused = demand.unmatched_reason(job, policy, found)
         if refused:
             unmatched[job.id] = refused
         bad = sick.get(job.repository.lower())
         reason = waiting.waiting_reason(
             job,
-            policy=loop.policy,
+            policy=policy,
             vms=active,
             now=now,
             github_note=note,
@@ -47,10 +56,10 @@ def build_view(loop: Reconciler, now: float) -> view.View:
         if reason:
             waits[job.id] = reason
     return view.View(
-        version=loop.version,
-        content_version=loop.content_version,
+        version=version,
+        content_version=content_version,
         at=now,
-        policy=loop.policy,
+        policy=policy,
         vms=(*active, *world.gone[: state.RECENT_GONE_VMS]),
         open_jobs=tuple(
             waiting.with_job_stages(job, vms_by_id.get(job.vm_id)) if job.vm_id else job
@@ -68,18 +77,18 @@ def build_view(loop: Reconciler, now: float) -> view.View:
         rates=view.Rates(
             spawn_rate_per_min=world.spawns.per_minute(now=now, data_since=world.data_since),
             death_rate_per_min=world.deaths.per_minute(now=now, data_since=world.data_since),
-            pool_saturation_percent=rates.saturation(len(active), loop.policy.max_vms),
+            pool_saturation_percent=rates.saturation(len(active), policy.max_vms),
             success_rate_percent=rates.success_rate(
                 successful=world.counters.successful_jobs, rated=world.counters.rated_jobs
             ),
         ),
-        github=github_health(loop.github.rate),
+        github=github_health(rate),
         repositories=tuple(health[name] for name in sorted(health)),
         backoff={name: held for name, held in world.backoff.items() if held.blocks(now)},
-        loop=loop.loop_health,
+        loop=loop,
         completed_jobs_total=world.counters.completed_jobs,
-        driver=loop.driver.name,
-        simulate=loop.config.simulate,
+        driver=driver,
+        simulate=simulate,
     )
 
 

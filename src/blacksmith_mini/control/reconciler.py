@@ -87,7 +87,7 @@ class Reconciler:
         self._content_at = 0.0
         self.loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
-        self.view: view.View = present.build_view(self, clock())
+        self.view: view.View = self._build_view(clock())
         self.metrics.watch(lambda: self.view)
 
     def _current(self) -> tuple[model.Policy, state.LoopState]:
@@ -282,7 +282,7 @@ class Reconciler:
         ``HEARTBEAT_SECONDS``, so clocks shown by clients stay fresh)."""
         self.version += 1
         previous = self.view
-        fresh = present.build_view(self, now)
+        fresh = self._build_view(now)
         if fresh.content() != previous.content() or now - self._content_at >= HEARTBEAT_SECONDS:
             self.content_version += 1
             self._content_at = now
@@ -290,6 +290,20 @@ class Reconciler:
         if self.view.content_version != previous.content_version:
             for subscriber in self._subscribers:
                 subscriber.set()
+
+    def _build_view(self, now: float) -> view.View:
+        return present.build_view(
+            self.state,
+            policy=self.policy,
+            rate=self.github.rate,
+            repositories=self.observer.snapshot(),
+            loop=self.loop_health,
+            version=self.version,
+            content_version=self.content_version,
+            driver=self.driver.name,
+            simulate=self.config.simulate,
+            now=now,
+        )
 
     def is_stuck(self, now: float) -> bool:
         last = self.loop_health.last_tick_at or self.loop_health.started_at

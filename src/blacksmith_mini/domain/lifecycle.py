@@ -1,4 +1,5 @@
-"""The VM state machine: the one transition table and each state's deadline."""
+"""The VM state machine: the one transition table. Only ``control/acts.py`` (and the planner,
+on its own copies) moves a VM with it; each state's deadline is in ``deadlines``."""
 
 from __future__ import annotations
 
@@ -50,19 +51,3 @@ def transition(
         changes["ended_at"] = now
         changes["death_reason"] = reason or vm.stop_reason or model.DeathReason.CRASHED
     return dataclasses.replace(vm, **changes)  # type: ignore[arg-type]
-
-
-def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
-    """When ``vm``'s current state times out (epoch seconds); ``None`` for ``gone``.
-
-    A busy VM's deadline is its maximum lifetime; it is shown as overdue but never enforced,
-    because the planner never stops a busy VM.
-    """
-    limits = {
-        S.PENDING: vm.state_since + timeouts.pending,
-        S.BOOTING: vm.state_since + timeouts.boot,
-        S.IDLE: min(vm.state_since + timeouts.idle, vm.created_at + timeouts.max_lifetime),
-        S.BUSY: vm.created_at + timeouts.max_lifetime,
-        S.STOPPING: vm.state_since + timeouts.stopping,
-    }
-    return limits.get(vm.state)

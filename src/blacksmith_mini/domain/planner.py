@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import lifecycle, model
+from blacksmith_mini.domain import deadlines, lifecycle, model
 from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
@@ -175,7 +175,7 @@ def _deadlines(
         S.IDLE: model.DeathReason.IDLE_TIMEOUT,
     }
     for vm in vms:
-        limit = lifecycle.deadline(vm, timeouts)
+        limit = deadlines.deadline(vm, timeouts)
         if vm.state is S.BUSY or limit is None or now < limit:
             continue
         if vm.state is S.STOPPING:
