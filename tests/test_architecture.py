@@ -45,12 +45,12 @@ def test_only_acts_moves_vms_and_drives_the_driver() -> None:
             if not isinstance(func, ast.Attribute):
                 continue
             owner = ast.unparse(func.value)
-            if func.attr == "transition" and owner.endswith("lifecycle"):
-                if relative not in ALLOWED_TRANSITIONS:
-                    offenders.append(f"{relative}:{call.lineno} lifecycle.transition")
-            if func.attr in MUTATING and owner.endswith("driver") and owner != "vm_driver":
-                if relative not in ALLOWED_DRIVER_CALLS:
-                    offenders.append(f"{relative}:{call.lineno} {owner}.{func.attr}")
+            moves = func.attr == "transition" and owner.endswith("lifecycle")
+            if moves and relative not in ALLOWED_TRANSITIONS:
+                offenders.append(f"{relative}:{call.lineno} lifecycle.transition")
+            drives = func.attr in MUTATING and owner.endswith("driver") and owner != "vm_driver"
+            if drives and relative not in ALLOWED_DRIVER_CALLS:
+                offenders.append(f"{relative}:{call.lineno} {owner}.{func.attr}")
     assert offenders == [], "only control/acts.py may do these:\n" + "\n".join(offenders)
 
 

@@ -1,4 +1,9 @@
-"""Logging set-up: readable console lines or JSON, with known secrets masked on every line."""
+"""Logging set-up: readable console lines or JSON, with known secrets masked on every line.
+
+The standard library is enough for what we need (two formatters, a filter that adds the
+``vm_id``/``job_id`` context variables, a filter that masks secrets), so no logging library is
+a dependency (structlog was declared and never used; it is gone).
+"""
 
 from __future__ import annotations
 
