@@ -7,51 +7,20 @@ GitHub call is made).
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blacksmith_mini.domain import model
 from blacksmith_mini.store import engine as engine_mod
 from blacksmith_mini.store import tables
+from blacksmith_mini.store.deliveries import DeliveryStore
+from blacksmith_mini.store.records import UNRATED_CONCLUSIONS, Counters, Event, Sample
+from blacksmith_mini.store.samples import SampleStore
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Event:
-    id: int
-    at: float
-    kind: str
-    vm_id: int | None
-    job_id: int | None
-    message: str
-    actor: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Sample:
-    at: float
-    step_seconds: int
-    active_vms: float
-    queued_jobs: float
-    spawns: float
-    deaths: float
-    queue_to_start_p50: float | None
-    queue_to_start_p95: float | None
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Counters:
-    completed_jobs: int
-    successful_jobs: int
-    rated_jobs: int  # completed jobs whose conclusion counts toward the success rate
-
-
-UNRATED_CONCLUSIONS = ("cancelled", "skipped")
+__all__ = ["UNRATED_CONCLUSIONS", "Counters", "Event", "Sample", "Store"]
 
 
 def _vm(row: tables.VmRow) -> model.Vm:
@@ -156,7 +125,7 @@ def _event(row: tables.EventRow) -> Event:
     )
 
 
-class Store:
+class Store(DeliveryStore, SampleStore):
     """Async repository over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str) -> None:
@@ -344,163 +313,3 @@ class Store:
             for kind, at in rows.all():
                 found[kind].append(at)
             return found
-
-    # --- webhook deliveries ----------------------------------------------------------------
-
-    async def record_delivery(
-        self, *, delivery_id: str, event: str, action: str | None, payload: str, at: float
-    ) -> bool:
-        """Persist a delivery before it is acknowledged; False if its id was seen already."""
-        try:
-            async with self._sessions.begin() as session:
-                session.add(
-                    tables.WebhookDeliveryRow(
-                        delivery_id=delivery_id,
-                        event=event,
-                        action=action,
-                        received_at=at,
-                        payload=payload,
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
-
-    async def pending_deliveries(self, *, limit: int = 500) -> list[tuple[str, str, str]]:
-        """Deliveries received but not processed yet: (id, event, payload), oldest first."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(
-                    tables.WebhookDeliveryRow.delivery_id,
-                    tables.WebhookDeliveryRow.event,
-                    tables.WebhookDeliveryRow.payload,
-                )
-                .where(tables.WebhookDeliveryRow.processed_at.is_(None))
-                .order_by(tables.WebhookDeliveryRow.received_at)
-                .limit(limit)
-            )
-            return [(row[0], row[1], row[2]) for row in rows.all()]
-
-    async def mark_processed(self, delivery_ids: Sequence[str], *, at: float) -> None:
-        if not delivery_ids:
-            return
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(tables.WebhookDeliveryRow)
-                .where(tables.WebhookDeliveryRow.delivery_id.in_(list(delivery_ids)))
-                .values(processed_at=at)
-            )
-
-    async def known_deliveries(self, delivery_ids: Sequence[str]) -> set[str]:
-        async with self._sessions() as session:
-            found = await session.scalars(
-                select(tables.WebhookDeliveryRow.delivery_id).where(
-                    tables.WebhookDeliveryRow.delivery_id.in_(list(delivery_ids))
-                )
-            )
-            return set(found)
-
-    async def last_delivery_at(self) -> float | None:
-        async with self._sessions() as session:
-            value = await session.scalar(select(func.max(tables.WebhookDeliveryRow.received_at)))
-            return float(value) if value is not None else None
-
-    # --- operator control state ------------------------------------------------------------
-
-    async def control_state(self) -> dict[str, dict[str, Any]]:
-        async with self._sessions() as session:
-            rows = await session.scalars(select(tables.ControlStateRow))
-            return {row.key: dict(row.value) for row in rows}
-
-    async def set_control_state(self, key: str, value: dict[str, Any], *, at: float) -> None:
-        async with self._sessions.begin() as session:
-            row = await session.get(tables.ControlStateRow, key)
-            if row is None:
-                session.add(tables.ControlStateRow(key=key, value=value, updated_at=at))
-            else:
-                row.value, row.updated_at = value, at
-
-    # --- retention ---------------------------------------------------------------------------
-
-    async def prune(self, *, now: float, events_days: float = 30.0) -> dict[str, int]:
-        """Roll metric samples up and drop old ones and old events, so the database stays
-        bounded: raw (60 s) samples for 2 days, 15-minute rollups for 14 days, 3-hour
-        rollups for 90 days; events for ``events_days``."""
-        removed = {"events": 0, "samples": 0}
-        for older_than, step in ((2 * 86400, 900), (14 * 86400, 10800)):
-            removed["samples"] += await self._roll_up(before=now - older_than, step=step)
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(tables.SampleRow).where(tables.SampleRow.at < now - 90 * 86400)
-            )
-            removed["samples"] += getattr(result, "rowcount", 0) or 0
-            result = await session.execute(
-                delete(tables.EventRow).where(tables.EventRow.at < now - events_days * 86400)
-            )
-            removed["events"] += getattr(result, "rowcount", 0) or 0
-        return removed
-
-    async def _roll_up(self, *, before: float, step: int) -> int:
-        """Replace samples older than ``before`` with finer steps than ``step`` by one sample
-        per ``step``-second bucket (means of gauges, sums of counts, median p50, max p95)."""
-        async with self._sessions.begin() as session:
-            rows = list(
-                await session.scalars(
-                    select(tables.SampleRow).where(
-                        tables.SampleRow.at < before, tables.SampleRow.step_seconds < step
-                    )
-                )
-            )
-            if not rows:
-                return 0
-            buckets: dict[int, list[tables.SampleRow]] = {}
-            for row in rows:
-                buckets.setdefault(int(row.at // step), []).append(row)
-            for index, group in buckets.items():
-                p50s = sorted(
-                    r.queue_to_start_p50 for r in group if r.queue_to_start_p50 is not None
-                )
-                p95s = [r.queue_to_start_p95 for r in group if r.queue_to_start_p95 is not None]
-                session.add(
-                    tables.SampleRow(
-                        at=float(index * step),
-                        step_seconds=step,
-                        active_vms=sum(r.active_vms for r in group) / len(group),
-                        queued_jobs=sum(r.queued_jobs for r in group) / len(group),
-                        spawns=sum(r.spawns for r in group),
-                        deaths=sum(r.deaths for r in group),
-                        queue_to_start_p50=p50s[len(p50s) // 2] if p50s else None,
-                        queue_to_start_p95=max(p95s) if p95s else None,
-                    )
-                )
-            await session.execute(
-                delete(tables.SampleRow).where(tables.SampleRow.id.in_([r.id for r in rows]))
-            )
-            return len(rows) - len(buckets)
-
-    # --- samples ---------------------------------------------------------------------------
-
-    async def add_sample(self, sample: Sample) -> None:
-        async with self._sessions.begin() as session:
-            session.add(tables.SampleRow(**dataclasses.asdict(sample)))
-
-    async def samples(self, *, since: float) -> list[Sample]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(tables.SampleRow)
-                .where(tables.SampleRow.at >= since)
-                .order_by(tables.SampleRow.at)
-            )
-            return [
-                Sample(
-                    at=row.at,
-                    step_seconds=row.step_seconds,
-                    active_vms=row.active_vms,
-                    queued_jobs=row.queued_jobs,
-                    spawns=row.spawns,
-                    deaths=row.deaths,
-                    queue_to_start_p50=row.queue_to_start_p50,
-                    queue_to_start_p95=row.queue_to_start_p95,
-                )
-                for row in rows
-            ]
