@@ -5,11 +5,18 @@ Runs once per boot (systemd unit ``blacksmith-agent.service``):
 
 1. reads its boot data from MMDS V2 (``PUT /latest/api/token``, then ``GET
    /latest/meta-data/blacksmith`` with ``X-metadata-token``), with retries;
-2. installs the SSH public keys (if any) for the runner user;
+2. gives this VM its own identity, as root, before anything else runs: ``/etc/resolv.conf``
+   from the boot data's ``dns_servers`` (the kernel's ``ip=`` only fills ``/proc/net/pnp``), the
+   ``hostname`` (``/etc/hostname``, ``/etc/hosts``, and the kernel's via sethostname), fresh SSH
+   host keys (old ones deleted, ``ssh-keygen -A``) and a fresh ``/etc/machine-id``: the image
+   ships none of these, so no two VMs share them;
+   then installs the SSH public keys (if any) for the runner user;
 3. prints ``blacksmith-agent: boot-data-read`` on the console: the driver's acknowledgement
    signal, upon which it removes the JIT config from MMDS; the agent waits (up to
    ``--wipe-wait`` seconds) until it is gone, so no job step can read it;
-4. runs ``<runner_dir>/run.sh --jitconfig <cfg>`` as the runner user; the runner's own lines
+4. runs ``<runner_dir>/run.sh --jitconfig <cfg>`` as the runner user, with the user's
+   supplementary groups (``docker``: ``/run/docker.sock`` is root:docker 0660) and with
+   self-update disabled (see :func:`disable_self_update`); the runner's own lines
    ("Listening for Jobs", "Running job: ...", "Job ... completed with result: ...") go to the
    console, which is how the control plane follows the job;
 5. when the runner exits, optionally keeps the VM for ``keep_on_failure_seconds`` if the job
@@ -17,30 +24,41 @@ Runs once per boot (systemd unit ``blacksmith-agent.service``):
 
 It never prints the JIT config or anything else from MMDS besides names. Environment variables
 (``BLACKSMITH_MMDS_ADDRESS``, ``BLACKSMITH_RUNNER_DIR``, ``BLACKSMITH_RUNNER_USER``,
-``BLACKSMITH_SSH_DIR``, ``BLACKSMITH_REBOOT_COMMAND``) override the defaults, which is how the
-fake Firecracker runs this very script in tests.
+``BLACKSMITH_SSH_DIR``, ``BLACKSMITH_REBOOT_COMMAND``, ``BLACKSMITH_ROOT``) override the
+defaults, which is how the fake Firecracker and the tests run this very script. ``--root``
+(``BLACKSMITH_ROOT``) prefixes every identity file (``etc/resolv.conf``, ``etc/hostname``,
+``etc/hosts``, ``etc/machine-id``, ``etc/ssh``); the kernel hostname is only set when it is
+``/``, so a test never renames its own machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import glob
 import json
 import os
 import pwd
 import re
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 PREFIX = "blacksmith-agent: "
 ACK = PREFIX + "boot-data-read"
 RESULT = re.compile(r"Job .+ completed with result: (\w+)")
 DEFAULT_MMDS = "169.254.169.254"
+HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)", re.MULTILINE)
 
 
 def say(message: str) -> None:
@@ -138,23 +156,172 @@ def install_ssh_keys(keys: list[str], *, ssh_dir: str, user: pwd.struct_passwd |
     say(f"installed {len(keys)} ssh key(s)")
 
 
+def under(root: str, path: str) -> str:
+    """``path`` (absolute, in the guest) below the ``--root`` prefix."""
+    return os.path.join(root, path.lstrip("/"))
+
+
+def replace_file(path: str, content: str, *, mode: int = 0o644) -> None:
+    """Write ``path`` atomically, replacing a symlink (e.g. resolv.conf -> systemd-resolved)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".blacksmith-new"
+    with open(tmp, "w") as f:
+        f.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def configure_dns(servers: list[str], *, root: str) -> list[str]:
+    """``/etc/resolv.conf`` from the boot data, else from the kernel's ``/proc/net/pnp``."""
+    if not servers:
+        try:
+            with open("/proc/net/pnp") as f:
+                servers = NAMESERVER.findall(f.read())
+        except OSError:
+            servers = []
+    servers = [s for s in servers if s and s != "0.0.0.0"]
+    if servers:
+        lines = "".join(f"nameserver {s}\n" for s in servers)
+        replace_file(under(root, "/etc/resolv.conf"), "# written by blacksmith-agent\n" + lines)
+    return servers
+
+
+def set_hostname(name: str, *, root: str) -> str:
+    """``/etc/hostname``, a ``127.0.1.1`` line in ``/etc/hosts``, and (only when ``root`` is
+    ``/``) the kernel's hostname. An invalid name is refused."""
+    name = name.strip().lower()
+    if not HOSTNAME.fullmatch(name):
+        raise ValueError(f"invalid hostname {name!r}")
+    replace_file(under(root, "/etc/hostname"), name + "\n")
+    hosts_path = under(root, "/etc/hosts")
+    try:
+        with open(hosts_path) as f:
+            lines = [line for line in f.read().splitlines() if not line.startswith("127.0.1.1")]
+    except FileNotFoundError:
+        lines = ["127.0.0.1\tlocalhost", "::1\t\tlocalhost ip6-localhost ip6-loopback"]
+    replace_file(hosts_path, "\n".join([*lines, f"127.0.1.1\t{name}"]) + "\n")
+    if os.path.realpath(root) == "/":
+        socket.sethostname(name)
+    return name
+
+
+def regenerate_host_keys(*, root: str) -> int:
+    """Delete the SSH host keys and make new ones (``ssh-keygen -A``); the number made.
+
+    Skipped (0) when ``/etc/ssh`` is absent (no sshd in this image) or ssh-keygen is missing.
+    """
+    ssh_dir = under(root, "/etc/ssh")
+    keygen = shutil.which("ssh-keygen")
+    if not os.path.isdir(ssh_dir) or keygen is None:
+        return 0
+    for old in glob.glob(os.path.join(ssh_dir, "ssh_host_*")):
+        os.unlink(old)
+    live = os.path.realpath(root) == "/"
+    argv = [keygen, "-A"] if live else [keygen, "-A", "-f", root]
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    if live and os.path.isdir("/run/systemd/system"):
+        restart_sshd()
+    return len(glob.glob(os.path.join(ssh_dir, "ssh_host_*_key")))
+
+
+def restart_sshd() -> None:
+    """An enabled ssh.service started (or failed: no keys) before us; start it with the new
+    keys. Socket-activated sshd (Ubuntu 24.04's ssh.socket) needs nothing."""
+    quiet = {"check": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if subprocess.run(["systemctl", "is-enabled", "--quiet", "ssh.service"], **quiet).returncode:
+        return
+    subprocess.run(["systemctl", "reset-failed", "ssh.service"], **quiet)
+    subprocess.run(["systemctl", "restart", "--no-block", "ssh.service"], **quiet)
+
+
+def regenerate_machine_id(*, root: str) -> str:
+    """A fresh random ``/etc/machine-id`` (32 hex digits), written in place: with systemd it may
+    be a bind mount of ``/run/machine-id``."""
+    machine_id = uuid.uuid4().hex
+    path = under(root, "/etc/machine-id")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(machine_id + "\n")
+    os.chmod(path, 0o444)
+    return machine_id
+
+
+def set_identity(data: dict[str, Any], *, root: str) -> None:
+    """Everything that must differ between two VMs booted from one image; said on the console.
+
+    A step that fails is reported and the others still run: a VM without, say, fresh host keys
+    can still run its job, and a crash here would only reboot it.
+    """
+    servers = [str(s) for s in data.get("dns_servers") or []]
+    hostname = str(data.get("hostname") or "")
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("dns servers", lambda: ",".join(configure_dns(servers, root=root)) or "(none)"),
+        ("hostname", lambda: set_hostname(hostname, root=root) if hostname else "(unchanged)"),
+        ("ssh host keys", lambda: f"{regenerate_host_keys(root=root)} regenerated"),
+        ("machine-id", lambda: regenerate_machine_id(root=root) and "new"),
+    ]
+    for what, step in steps:
+        try:
+            say(f"{what}: {step()}")
+        except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+            say(f"{what}: FAILED ({type(exc).__name__}: {exc})")
+
+
+# Runner self-update, from actions/runner's source (v2.x, src/Runner.Listener):
+# - `--disableupdate` is a flag of `config.sh` only (CommandSettings.cs, validOptions[Configure]);
+#   `run` accepts only --once, --jitconfig and --startuptype, and Program.cs prints
+#   "Unrecognized command-line input arguments for command run" for anything else. So it is
+#   not passed to run.sh.
+# - A JIT runner gets its settings from the JIT config: Runner.cs writes each entry (.runner,
+#   .credentials, ...) into the runner directory, and the listener then sends
+#   `RunnerSettings.DisableUpdate` (ConfigurationStore.cs, the `.runner` file) with every
+#   GetMessage call (MessageListener.cs / BrokerMessageListener.cs `_settings.DisableUpdate`),
+#   which is how the service learns not to send an update message. So we set it in `.runner`.
+# - ACTIONS_RUNNER_INPUT_DISABLEUPDATE=true is the environment form of the flag
+#   (CommandSettings.cs: ACTIONS_RUNNER_INPUT_<name>, read by TestFlag); the runner reads it
+#   only for `config`, but sets it too, in case a later version honours it for `run`.
+# The image also pins the version (image build --runner-version), and `doctor` warns when GitHub
+# has a newer release. Whether GitHub still forces an update on a JIT runner: unconfirmed.
+DISABLE_UPDATE_ENV = {"ACTIONS_RUNNER_INPUT_DISABLEUPDATE": "true"}
+
+
+def disable_self_update(jit_config: str) -> str:
+    """The JIT config with ``disableUpdate: true`` in its ``.runner``; unchanged if it is not
+    the expected base64 JSON (never an error: the runner itself will say what is wrong)."""
+    try:
+        files = json.loads(base64.b64decode(jit_config, validate=True))
+        runner = json.loads(base64.b64decode(files[".runner"], validate=True))
+        if not isinstance(runner, dict):
+            return jit_config
+        runner["disableUpdate"] = True
+        files[".runner"] = base64.b64encode(json.dumps(runner).encode()).decode()
+        return base64.b64encode(json.dumps(files).encode()).decode()
+    except (ValueError, TypeError, KeyError):
+        return jit_config
+
+
 def run_runner(
     *, runner_dir: str, jit_config: str, user: pwd.struct_passwd | None
 ) -> tuple[int, str | None]:
     """Run the runner, relaying its output to the console; return (exit code, job result)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLACKSMITH_")}
+    env.update(DISABLE_UPDATE_ENV)
+    as_user = user is not None and os.geteuid() == 0
     if user is not None:
         env.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+    # The user's own groups (docker, sudo, ...): extra_groups=[] would drop every one of them.
+    groups = os.getgrouplist(user.pw_name, user.pw_gid) if user is not None and as_user else None
+    # "./run.sh" from cwd (entered as root): the runner user needs no access to its parents.
     child = subprocess.Popen(
-        [os.path.join(runner_dir, "run.sh"), "--jitconfig", jit_config],
+        ["./run.sh", "--jitconfig", disable_self_update(jit_config)],
         cwd=runner_dir,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        user=user.pw_uid if user else None,
-        group=user.pw_gid if user else None,
-        extra_groups=[] if user and os.geteuid() == 0 else None,
+        user=user.pw_uid if user is not None and as_user else None,
+        group=user.pw_gid if user is not None and as_user else None,
+        extra_groups=groups,
     )
     signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGINT))
     result = None
@@ -176,6 +343,7 @@ def main() -> int:
     parser.add_argument("--runner-user", default=env("BLACKSMITH_RUNNER_USER", "runner"))
     parser.add_argument("--ssh-dir", default=env("BLACKSMITH_SSH_DIR", ""))
     parser.add_argument("--reboot-command", default=env("BLACKSMITH_REBOOT_COMMAND", "reboot"))
+    parser.add_argument("--root", default=env("BLACKSMITH_ROOT", "/"))
     parser.add_argument("--wipe-wait", type=float, default=10.0)
     parser.add_argument(
         "--setup-route",
@@ -194,6 +362,7 @@ def main() -> int:
         f"boot data for {data.get('name')} (vm {data.get('vm_id')}, labels "
         f"{','.join(map(str, data.get('labels') or []))})"
     )
+    set_identity(data, root=args.root)
     keys = [str(k) for k in data.get("ssh_authorized_keys") or []]
     ssh_dir = args.ssh_dir or (os.path.join(user.pw_dir, ".ssh") if user else "")
     if ssh_dir:
@@ -211,7 +380,11 @@ def main() -> int:
         time.sleep(keep)
     if args.reboot_command != "none":
         say("rebooting")
-        subprocess.run(shlex.split(args.reboot_command), check=False)
+        try:
+            subprocess.run(shlex.split(args.reboot_command), check=False)
+        except OSError as exc:  # no reboot command: the unit's FailureAction=reboot does it
+            say(f"cannot reboot ({type(exc).__name__}: {exc})")
+            return 1
     return 0
 
 

@@ -9,10 +9,16 @@ the MMDS size limit (413), drive and kernel files opened at PUT time. Errors are
 {"fault_message": ...}``.
 
 On ``InstanceStart`` the "guest" boots: it prints kernel-ish lines on stdout (the serial
-console), serves MMDS V2 on a loopback port (tokens with TTL, ``Accept: application/json``,
-JSON pointers, ``X-Forwarded-For`` refused) and runs the REAL guest agent
-(``images/guest/blacksmith-agent.py``) pointed at it, with a runner directory whose ``run.sh``
-runs ``python -m blacksmith_mini.simulator.runner`` (or ``$FAKE_FC_RUNNER_DIR``). When the
+console), serves MMDS V2 (tokens with TTL, ``Accept: application/json``, JSON pointers,
+``X-Forwarded-For`` refused) and runs the REAL guest agent (``images/guest/blacksmith-agent.py``)
+with a runner directory whose ``run.sh`` runs the simulated runner
+(``blacksmith_mini/simulator/runner.py``, or ``$FAKE_FC_RUNNER_DIR``). As root it is as unkind
+as the real guest (see :class:`Guest`): the agent runs as root in the guest's own network
+namespace, where MMDS answers at 169.254.169.254:80, and starts the runner as the unprivileged
+user ``$FAKE_FC_RUNNER_USER`` (default ``bmrunner``, created with a ``docker`` group if missing),
+with its supplementary groups; the guest's identity files go to ``<state dir>/guest-root``.
+Without root (or with ``FAKE_FC_LOOPBACK_MMDS=1``) MMDS is on a loopback port and the runner
+runs as the test's own user. When the
 agent exits (the guest "reboots") the fake exits 0 if the kernel command line has ``reboot=k``,
 as Firecracker does. ``SendCtrlAltDel`` SIGTERMs the guest, which shuts down and reboots.
 
@@ -34,12 +40,16 @@ Stdlib only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import os
+import pwd
 import re
 import secrets
+import shutil
 import signal
+import socket
 import socketserver
 import subprocess
 import sys
@@ -425,8 +435,124 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+CLONE_NEWNET = 0x40000000
+MMDS_IP = "169.254.169.254"
+LOOPBACK_URL = re.compile(r"^https?://(?:127\.0\.0\.1|localhost):(\d+)(?:/|$)")
+
+
+def _libc_call(name: str, *args: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
+
+
+def unkind_guest() -> bool:
+    """Root, ``ip`` and no opt-out: the guest gets its own netns and an unprivileged runner."""
+    hidden = [str(REPO), sys.executable, os.path.realpath(sys.executable)]
+    return (
+        os.geteuid() == 0
+        and shutil.which("ip") is not None
+        and os.path.isdir("/mnt")
+        and not any(path.startswith("/mnt/") for path in hidden)
+        and not os.environ.get("FAKE_FC_LOOPBACK_MMDS")
+    )
+
+
+def ensure_runner_user(name: str) -> pwd.struct_passwd:
+    """The guest's runner user, as in the image: unprivileged, supplementary group ``docker``.
+    Created on this (test) machine if missing; concurrent fakes may race, so re-check."""
+    if subprocess.run(["getent", "group", "docker"], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "-f", "docker"], capture_output=True, check=False)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", "-G", "docker", name],
+            capture_output=True,
+            check=False,
+        )
+    return pwd.getpwnam(name)
+
+
+def world_usable(path: str) -> bool:
+    """Can any user execute ``path`` (every parent searchable, the file r-x for others)?"""
+    real = os.path.realpath(path)
+    parts = Path(real).parents
+    try:
+        ok = all(os.stat(parent).st_mode & 0o001 for parent in parts)
+        return ok and os.stat(real).st_mode & 0o005 == 0o005
+    except OSError:
+        return False
+
+
+def guest_python() -> str:
+    """An interpreter the runner user can run (the venv's may live under /root)."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if world_usable(candidate):
+            return candidate
+    return sys.executable
+
+
+def loopback_ports(store: Any) -> set[int]:
+    """Ports of loopback URLs in the JIT config's ``.runner`` (the broker the runner calls)."""
+    import base64
+
+    try:
+        config = store["latest"]["meta-data"]["blacksmith"]["runner_jit_config"]
+        files = json.loads(base64.b64decode(config))
+        runner = json.loads(base64.b64decode(files[".runner"]))
+    except (KeyError, TypeError, ValueError):
+        return set()
+    found = (LOOPBACK_URL.match(v) for v in runner.values() if isinstance(v, str))
+    return {int(m.group(1)) for m in found if m}
+
+
+class Forwarder:
+    """127.0.0.1:<port> inside the guest's namespace, relayed to the same port outside: the
+    guest reaching the host through its tap, in the fake."""
+
+    def __init__(self, listener: socket.socket, *, port: int, outer_ns: int) -> None:
+        self.listener, self.port, self.outer_ns = listener, port, outer_ns
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        _libc_call("setns", self.outer_ns, CLONE_NEWNET)  # this thread dials from outside
+        while True:
+            inner, _ = self.listener.accept()
+            try:
+                outer = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            except OSError:
+                inner.close()
+                continue
+            outer.settimeout(None)
+            for a, b in ((inner, outer), (outer, inner)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
 class Guest:
-    """The booted "guest": an MMDS endpoint on loopback and the real guest agent."""
+    """The booted "guest": an MMDS endpoint and the real guest agent.
+
+    Unkind mode (:func:`unkind_guest`), like a real guest: the thread that boots it enters a
+    new network namespace (``unshare(CLONE_NEWNET)`` is per thread), brings up ``lo`` and a
+    dummy ``mmds0`` holding 169.254.169.254, binds MMDS to 169.254.169.254:80 there, relays the
+    broker's loopback port (:class:`Forwarder`), and forks the agent, which inherits the
+    namespace. Nothing is named, so the namespace dies with the fake, even after SIGKILL.
+    """
 
     def __init__(self, vmm: Vmm) -> None:
         self.vmm = vmm
@@ -436,6 +562,8 @@ class Guest:
         # The "guest's disk": beside the API socket, i.e. in the VM's state directory, which
         # the driver removes on release (so nothing is left in /tmp, even after a SIGKILL).
         self.scratch = str(Path(vmm.args.api_sock).resolve().parent)
+        self.unkind = unkind_guest()
+        self.runner_dir = ""
 
     def boot(self) -> None:
         boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
@@ -446,21 +574,28 @@ class Guest:
             return
         if knob("FAKE_FC_NO_GUEST"):
             return
-        self.mmds_server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), make_mmds_handler(self)
-        )
-        threading.Thread(target=self.mmds_server.serve_forever, daemon=True).start()
-        port = self.mmds_server.server_address[1]
         agent = os.environ.get("FAKE_FC_AGENT") or str(REPO / "images/guest/blacksmith-agent.py")
+        name = os.environ.get("FAKE_FC_RUNNER_USER") or "bmrunner"
+        user = ensure_runner_user(name) if self.unkind else None
+        runner_dir = knob("FAKE_FC_RUNNER_DIR") or simulator_runner_dir(self.scratch, user=user)
+        self.runner_dir = runner_dir
         env = dict(os.environ)
         env.update(
-            BLACKSMITH_MMDS_ADDRESS=f"127.0.0.1:{port}",
-            BLACKSMITH_RUNNER_DIR=knob("FAKE_FC_RUNNER_DIR") or simulator_runner_dir(self.scratch),
-            BLACKSMITH_RUNNER_USER="",
+            BLACKSMITH_RUNNER_DIR=GUEST_RUNNER_DIR if user is not None else runner_dir,
+            BLACKSMITH_RUNNER_USER=user.pw_name if user is not None else "",
             BLACKSMITH_SSH_DIR=os.environ.get("FAKE_FC_SSH_DIR")
             or tempfile.mkdtemp(prefix="fakefc-ssh-", dir=self.scratch),
+            BLACKSMITH_ROOT=self._guest_root(),
             BLACKSMITH_REBOOT_COMMAND="none",
         )
+        if self.unkind:
+            env["BLACKSMITH_MMDS_ADDRESS"] = MMDS_IP
+        else:
+            self.mmds_server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", 0), make_mmds_handler(self)
+            )
+            threading.Thread(target=self.mmds_server.serve_forever, daemon=True).start()
+            env["BLACKSMITH_MMDS_ADDRESS"] = f"127.0.0.1:{self.mmds_server.server_address[1]}"
         console("[    0.125000] Run /sbin/init as init process")
         spawned = threading.Event()
         threading.Thread(
@@ -468,14 +603,54 @@ class Guest:
         ).start()
         spawned.wait(5)
 
+    def _guest_root(self) -> str:
+        root = Path(self.scratch) / "guest-root"
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        return str(root)
+
+    def _enter_guest_network(self) -> None:
+        """This thread (and what it forks) moves to the guest's own network namespace."""
+        outer_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        _libc_call("unshare", CLONE_NEWNET)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+        # The guest's eth0, its peer holding MMDS's address (some kernels lack dummy links).
+        veth = ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "mmds0"]
+        device = "mmds0" if subprocess.run(veth, capture_output=True).returncode == 0 else "lo"
+        for argv in (
+            ["ip", "addr", "add", f"{MMDS_IP}/32", "dev", device],
+            ["ip", "link", "set", device, "up"],
+            *([["ip", "link", "set", "eth0", "up"]] if device != "lo" else []),
+        ):
+            subprocess.run(argv, check=True, capture_output=True)
+        self.mmds_server = http.server.ThreadingHTTPServer((MMDS_IP, 80), make_mmds_handler(self))
+        threading.Thread(target=self.mmds_server.serve_forever, daemon=True).start()
+        for port in sorted(loopback_ports(self.vmm.mmds)):
+            listener = socket.create_server(("127.0.0.1", port))
+            Forwarder(listener, port=port, outer_ns=outer_ns)
+
     def _run(self, argv: list[str], env: dict[str, str], spawned: threading.Event) -> None:
+        if self.unkind:
+            try:
+                self._enter_guest_network()
+            except (OSError, subprocess.CalledProcessError) as exc:
+                console(f"[    0.200000] fake: no guest network namespace ({exc})")
+                spawned.set()
+                return
         delay = float(knob("FAKE_FC_BOOT_DELAY") or 0)
         if delay:
             spawned.set()
             time.sleep(delay)  # a slow boot: systemd has not reached the agent's unit yet
         # Same process group as the VMM: killing the VM's group kills the "guest" too. The
         # death signal follows this thread, which lives as long as the guest (a "vCPU thread").
-        self.process = subprocess.Popen(argv, env=env, preexec_fn=die_with_parent)
+        preexec = die_with_parent
+        if self.unkind and env.get("BLACKSMITH_RUNNER_DIR") == GUEST_RUNNER_DIR:
+            runner_dir = self.runner_dir
+
+            def preexec() -> None:
+                die_with_parent()
+                mount_runner_dir(runner_dir)
+
+        self.process = subprocess.Popen(argv, env=env, preexec_fn=preexec)
         spawned.set()
         self.process.wait()
         boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
@@ -516,6 +691,33 @@ def reboot_soon() -> None:
     os._exit(0)
 
 
+GUEST_RUNNER_DIR = "/mnt/runner"
+
+
+def mount_runner_dir(runner_dir: str) -> None:
+    """In the (single-threaded) forked guest: a private mount namespace where the runner
+    directory appears at /mnt/runner on a fresh tmpfs, so the unprivileged runner reaches it
+    although the VM's state directory is private (0700), as /opt/runner in a real guest.
+    The namespace ends with the guest; nothing is left on the host."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_bind, ms_rec, ms_private = 4096, 16384, 1 << 18
+
+    def mount(
+        source: str, target: str, *, fstype: str | None = None, flags: int = 0, data: str = ""
+    ) -> None:
+        kind = fstype.encode() if fstype else None
+        if libc.mount(source.encode(), target.encode(), kind, flags, data.encode() or None):
+            raise OSError(ctypes.get_errno(), f"mount {target}")
+
+    _libc_call("unshare", 0x00020000)  # CLONE_NEWNS
+    mount("none", "/", flags=ms_rec | ms_private)
+    mount("tmpfs", "/mnt", fstype="tmpfs", data="mode=0755,size=1m")
+    os.mkdir(GUEST_RUNNER_DIR)
+    mount(runner_dir, GUEST_RUNNER_DIR, flags=ms_bind)
+
+
 def die_with_parent() -> None:
     """PR_SET_PDEATHSIG: the "guest" never outlives its VMM."""
     import ctypes
@@ -523,13 +725,18 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
-def simulator_runner_dir(parent: str) -> str:
+def simulator_runner_dir(parent: str, *, user: pwd.struct_passwd | None) -> str:
+    """The guest's /opt/runner: ``run.sh`` starting a copy of the simulated runner (stdlib
+    only), owned by the runner user, so it needs nothing outside this directory."""
     runner_dir = tempfile.mkdtemp(prefix="fakefc-runner-", dir=parent)
+    script = REPO / "src/blacksmith_mini/simulator/runner.py"
+    shutil.copy(script, Path(runner_dir) / "simulated_runner.py")
     run_sh = Path(runner_dir) / "run.sh"
-    run_sh.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" -m blacksmith_mini.simulator.runner "$@"\n'
-    )
+    run_sh.write_text(f'#!/bin/sh\nexec "{guest_python()}" - "$@" < ./simulated_runner.py\n')
     run_sh.chmod(0o755)
+    if user is not None:
+        for path in (runner_dir, *(str(p) for p in Path(runner_dir).iterdir())):
+            os.chown(path, user.pw_uid, user.pw_gid)
     return runner_dir
 
 

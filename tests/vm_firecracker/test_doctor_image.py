@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from blacksmith_mini.vm.firecracker import doctor, image, ssh
@@ -54,21 +55,82 @@ def test_image_plan_is_argument_lists_in_order(tmp_path: Path) -> None:
     whats = [s.what for s in steps]
     assert whats.index("build vmlinux") < whats.index("install vmlinux")
     assert (
-        whats.index("mount image")
-        < whats.index("debootstrap Ubuntu")
-        < whats.index("unmount image")
+        whats.index("debootstrap")
+        < whats.index("guest agent")
+        < whats.index("no per-VM identity in the image")
+        < whats.index("ext4 filesystem from the tree")
+        < whats.index("install rootfs")
     )
     for step in steps:
         assert isinstance(step.argv, tuple) and all(isinstance(a, str) for a in step.argv)
         assert step.argv[0] not in ("sh", "bash", "/bin/sh")
+        assert step.argv[0] != "mount" or step.argv[-1].endswith("/proc")  # no loop mount
     argv = {s.what: s.argv for s in steps}
     assert image.runner_url("2.335.1") in argv["runner tarball"]
     assert argv["build vmlinux"] == ("make", "-j4", "vmlinux")
     assert "blacksmith-guest.config" in argv["merge our config fragment"][-1]
-    assert "docker.io" in argv["guest packages"]
+    assert (
+        "docker.io" in argv["debootstrap"][3]
+        and "--components=main,universe" in argv["debootstrap"]
+    )
+    assert argv["debootstrap"][-3:] == (
+        "noble",
+        str(tmp_path / "build/rootfs"),
+        image.DISTRIBUTIONS["ubuntu"][0],
+    )
     agent_src = Path(argv["guest agent"][3])
     assert agent_src.is_file() and agent_src.name == "blacksmith-agent.py"
     assert Path(argv["agent unit"][3]).is_file()
+    assert "-d" in argv["ext4 filesystem from the tree"]
+
+
+def test_image_never_bakes_in_the_build_hosts_identity(tmp_path: Path) -> None:
+    """debootstrap copies the build host's resolv.conf and hostname, and openssh-server makes
+    host keys: all must go, and the machine-id be left empty (the agent makes them per VM)."""
+    steps = image.plan_build(output_dir=tmp_path, runner_version="2.335.1", skip_kernel=True)
+    argv = {s.what: s.argv for s in steps}
+    tree = tmp_path / "build/rootfs"
+    removed = argv["no per-VM identity in the image"]
+    for name in ("etc/resolv.conf", "etc/hostname", "var/lib/systemd/random-seed"):
+        assert str(tree / name) in removed
+    assert str(tree / "etc/ssh/ssh_host_*") in argv["no ssh host keys in the image"]
+    assert argv["empty machine-id"] == ("truncate", "-s", "0", str(tree / "etc/machine-id"))
+    whats = [s.what for s in steps]
+    assert whats.index("no per-VM identity in the image") > whats.index("clean apt")
+    assert not any("vmlinux" in s.what or "kernel" in s.what for s in steps)
+
+
+def test_image_plan_for_debian_with_local_inputs(tmp_path: Path) -> None:
+    tarball, kernel = tmp_path / "runner.tar.gz", tmp_path / "vmlinux"
+    steps = image.plan_build(
+        output_dir=tmp_path / "out",
+        runner_version="2.999.0",
+        distribution="debian",
+        packages=("python3", "sudo"),
+        runner_tarball=tarball,
+        runner_dependencies=False,
+        kernel=kernel,
+        keep_tree=True,
+        debootstrap_cache=tmp_path / "debs",
+    )
+    argv = {s.what: s.argv for s in steps}
+    texts = {s.what: s.stdin_text for s in steps}
+    assert argv["debootstrap"][-3:] == (
+        "bookworm",
+        str(tmp_path / "out/build/rootfs"),
+        "http://deb.debian.org/debian",
+    )
+    assert "--include=python3,sudo" in argv["debootstrap"]
+    assert f"--cache-dir={tmp_path / 'debs'}" in argv["debootstrap"]
+    assert "runner tarball" not in argv and str(tarball) in argv["unpack runner"]
+    assert "runner dependencies" not in argv and "mount /proc" not in argv
+    assert argv["install the given vmlinux"][-2:] == (str(kernel), str(tmp_path / "out/vmlinux"))
+    assert "remove the tree" not in argv and "enable docker" not in argv
+    assert texts["runner version"] == "2.999.0\n"
+    manifest = json.loads(texts["manifest"] or "")
+    assert manifest["runner_version"] == "2.999.0" and manifest["suite"] == "bookworm"
+    assert argv["manifest"] == ("tee", str(image.manifest_path(tmp_path / "out/rootfs.ext4")))
+    assert image.manifest_path(Path("/x/rootfs.ext4")) == Path("/x/rootfs.ext4.manifest.json")
 
 
 def test_ssh_argv(tmp_path: Path) -> None:

@@ -1,13 +1,26 @@
 """``blacksmith-mini doctor``, GitHub part: credentials, permissions, reachability, runner group.
 
 Each check names what it found and, when it fails, what to change. Tokens are never printed.
+
+With ``image_rootfs`` (the Firecracker driver's ``rootfs_path``), it also compares the runner
+version the image was built with (``<rootfs>.manifest.json``, written by ``image build``) with
+GitHub's latest runner release: the image never updates its runner itself, so a newer release
+is a warning to rebuild. GitHub being unreachable makes that check inconclusive, not failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+from pathlib import Path
 
 from blacksmith_mini.github import auth, client, errors
+
+# The manifest ``image build`` writes next to the root filesystem (vm/firecracker/image.py
+# ``manifest_path``; not imported: adapters do not import each other).
+MANIFEST_SUFFIX = ".manifest.json"
+LATEST_RUNNER = "/repos/actions/runner/releases/latest"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,6 +32,80 @@ class Check:
 
 
 async def run_checks(
+    gh: client.GitHubClient,
+    *,
+    repositories: list[str],
+    organization: str | None,
+    runner_group: str | None,
+    prefix: str,
+    image_rootfs: Path | None = None,
+) -> list[Check]:
+    checks = await _github_checks(
+        gh,
+        repositories=repositories,
+        organization=organization,
+        runner_group=runner_group,
+        prefix=prefix,
+    )
+    if image_rootfs is not None:
+        checks.append(await runner_version_check(gh, rootfs=image_rootfs))
+    return checks
+
+
+def image_runner_version(rootfs: Path) -> str | None:
+    """The runner version recorded in the manifest next to ``rootfs`` (None: no manifest)."""
+    try:
+        manifest = json.loads(rootfs.with_name(rootfs.name + MANIFEST_SUFFIX).read_text())
+    except (OSError, ValueError):
+        return None
+    version = manifest.get("runner_version") if isinstance(manifest, dict) else None
+    return str(version) if version else None
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    match = re.fullmatch(r"v?(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+async def runner_version_check(gh: client.GitHubClient, *, rootfs: Path) -> Check:
+    """Warn (never fail) when GitHub's latest runner release is newer than the image's."""
+    name = "runner version"
+    ours = image_runner_version(rootfs)
+    if ours is None:
+        return Check(
+            name=name,
+            ok=True,
+            detail=f"unknown: no {rootfs.name}{MANIFEST_SUFFIX} next to {rootfs} (rebuild with "
+            "`blacksmith-mini image build --runner-version X` to record it)",
+        )
+    try:
+        # The client has no method for this public endpoint; its _call keeps auth, the
+        # rate-limit guard and error mapping.
+        release = await gh._call("getitem", LATEST_RUNNER)
+        latest = str(release.get("tag_name") or "") if isinstance(release, dict) else ""
+    except errors.GitHubError as exc:
+        return Check(
+            name=name,
+            ok=True,
+            detail=f"image has {ours}; could not ask GitHub for its latest runner release "
+            f"({type(exc).__name__})",
+        )
+    mine, theirs = _version(ours), _version(latest)
+    if mine is None or theirs is None:
+        return Check(name=name, ok=True, detail=f"image has {ours}; GitHub's latest is {latest!r}")
+    if theirs > mine:
+        wanted = ".".join(map(str, theirs))
+        return Check(
+            name=name,
+            ok=True,
+            detail=f"WARNING: image has runner {ours}, GitHub's latest is {latest}; the image "
+            "does not update itself, and GitHub may stop serving outdated runners: rebuild "
+            f"with `blacksmith-mini image build --runner-version {wanted}`",
+        )
+    return Check(name=name, ok=True, detail=f"image has {ours}, GitHub's latest ({latest})")
+
+
+async def _github_checks(
     gh: client.GitHubClient,
     *,
     repositories: list[str],

@@ -1,20 +1,32 @@
 """``blacksmith-mini image build``: the guest kernel and root filesystem for the Firecracker driver.
 
 :func:`plan_build` is pure: it returns the exact steps (argument lists, never a shell) that
-:func:`build_image` then runs, as root, on a Debian/Ubuntu machine with internet access and
-``debootstrap``, ``e2fsprogs``, ``curl``, ``make``, ``gcc``, ``flex``, ``bison``, ``bc``,
-``libelf-dev`` and ``libssl-dev`` installed. Results in ``output_dir``: ``vmlinux`` (ELF, built
-from kernel.org sources with Firecracker's microvm config plus ``images/kernel/
-blacksmith-guest.config``) and ``rootfs.ext4`` (Ubuntu via debootstrap, Docker, the GitHub
-Actions runner in ``/opt/runner``, user ``runner`` (uid 1001, groups docker/sudo), the guest
-agent and its systemd unit). Point ``kernel_path``/``rootfs_path`` at them.
+:func:`build_image` then runs, as root, on a Debian/Ubuntu machine with ``debootstrap`` and
+``e2fsprogs`` (plus ``curl``, ``make``, ``gcc``, ``flex``, ``bison``, ``bc``, ``libelf-dev`` and
+``libssl-dev`` for the kernel). Results in ``output_dir``:
+
+- ``vmlinux`` (ELF, built from kernel.org sources with Firecracker's microvm config plus
+  ``images/kernel/blacksmith-guest.config``; or copied from ``kernel``, or skipped);
+- ``rootfs.ext4``: debootstrap (``--variant=minbase``, Ubuntu by default, or Debian) into a
+  directory with the packages included, the GitHub Actions runner in ``/opt/runner`` (downloaded,
+  or from a local ``runner_tarball``; its version in ``/opt/runner/.blacksmith-runner-version``),
+  user ``runner`` (uid 1001, groups docker (gid 121)/sudo), the guest agent and its systemd unit.
+  What must differ per VM is removed (``/etc/resolv.conf``, ``/etc/hostname``, the SSH host keys,
+  the random seed; ``/etc/machine-id`` left empty): the agent writes them at boot. The directory
+  becomes the filesystem with ``mkfs.ext4 -d`` (no loop mount);
+- ``rootfs.ext4.manifest.json`` (:func:`manifest_path`): runner version, distribution, suite,
+  packages; ``doctor`` compares its runner version with GitHub's latest release.
+
+Point ``kernel_path``/``rootfs_path`` at them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_IMAGES = Path(__file__).resolve().parents[4] / "images"
@@ -23,26 +35,23 @@ FC_CONFIG_URL = (
     "resources/guest_configs/microvm-kernel-ci-x86_64-6.1.config"
 )
 GUEST_PACKAGES = (
-    "systemd-sysv",
-    "udev",
-    "dbus",
-    "iproute2",
-    "iptables",
-    "ca-certificates",
-    "curl",
-    "git",
-    "sudo",
-    "openssh-server",
-    "python3",
-    "docker.io",
-    "jq",
-    "unzip",
-    "zstd",
-    "haveged",
-    "tar",
-    "gzip",
-    "locales",
+    *("systemd-sysv", "udev", "dbus", "iproute2", "iptables", "ca-certificates", "curl", "git"),
+    *("sudo", "openssh-server", "python3", "docker.io", "jq", "unzip", "zstd", "haveged", "tar"),
+    *("gzip", "locales"),
 )
+DISTRIBUTIONS = {  # name -> (default mirror, components)
+    "ubuntu": ("http://archive.ubuntu.com/ubuntu", "main,universe"),
+    "debian": ("http://deb.debian.org/debian", "main"),
+}
+RUNNER_VERSION_FILE = "opt/runner/.blacksmith-runner-version"
+# Per-VM identity: never baked into the image (the agent makes fresh ones at boot; dbus reads
+# /etc/machine-id when /var/lib/dbus/machine-id is absent).
+IDENTITY_FILES = (
+    *("etc/resolv.conf", "etc/hostname", "var/lib/systemd/random-seed"),
+    "var/lib/dbus/machine-id",
+)
+HOSTS = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+UNIT_DIR = "etc/systemd/system"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,35 +72,81 @@ def runner_url(version: str, arch: str = "x64") -> str:
     )
 
 
+def manifest_path(rootfs: Path) -> Path:
+    """The manifest written next to a built root filesystem (``rootfs.ext4.manifest.json``)."""
+    return rootfs.with_name(rootfs.name + ".manifest.json")
+
+
 def plan_build(
     *,
     output_dir: Path,
     runner_version: str,
     kernel_version: str = "6.1.141",
     ubuntu_suite: str = "noble",
-    mirror: str = "http://archive.ubuntu.com/ubuntu",
+    distribution: str = "ubuntu",
+    suite: str | None = None,
+    mirror: str | None = None,
+    packages: Sequence[str] = GUEST_PACKAGES,
+    runner_tarball: Path | None = None,
+    runner_dependencies: bool = True,
+    kernel: Path | None = None,
+    skip_kernel: bool = False,
     rootfs_size_gib: int = 10,
+    keep_tree: bool = False,
+    debootstrap_cache: Path | None = None,
     jobs: int | None = None,
     images_dir: Path = REPO_IMAGES,
 ) -> list[Step]:
-    """Every step of the build, in order."""
+    """Every step of the build, in order. ``suite`` defaults to ``ubuntu_suite`` for Ubuntu and
+    to ``bookworm`` for Debian; ``mirror`` to the distribution's own."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}: one of {sorted(DISTRIBUTIONS)}")
     work = output_dir / "build"
-    return [
-        *_kernel_steps(
+    if skip_kernel:
+        kernel_steps: list[Step] = []
+    elif kernel is not None:
+        given = ("install", "-m", "0644", str(kernel), str(output_dir / "vmlinux"))
+        kernel_steps = [Step(what="install the given vmlinux", argv=given)]
+    else:
+        kernel_steps = _kernel_steps(
             work=work,
             output_dir=output_dir,
             version=kernel_version,
             jobs=jobs or os.cpu_count() or 2,
             images_dir=images_dir,
-        ),
+        )
+    default_mirror, components = DISTRIBUTIONS[distribution]
+    chosen_suite = suite or (ubuntu_suite if distribution == "ubuntu" else "bookworm")
+    manifest = {
+        "runner_version": runner_version,
+        "distribution": distribution,
+        "suite": chosen_suite,
+        "mirror": mirror or default_mirror,
+        "packages": list(packages),
+        "kernel_version": None if skip_kernel or kernel else kernel_version,
+    }
+    return [
+        Step(what="work directory", argv=("mkdir", "-p", str(work))),
+        *kernel_steps,
         *_rootfs_steps(
             work=work,
             output_dir=output_dir,
             runner_version=runner_version,
-            suite=ubuntu_suite,
-            mirror=mirror,
+            debootstrap=_debootstrap(
+                tree=work / "rootfs",
+                suite=chosen_suite,
+                mirror=mirror or default_mirror,
+                components=components,
+                packages=packages,
+                cache=debootstrap_cache,
+            ),
+            packages=packages,
+            runner_tarball=runner_tarball,
+            runner_dependencies=runner_dependencies,
             size_gib=rootfs_size_gib,
+            keep_tree=keep_tree,
             images_dir=images_dir,
+            manifest=json.dumps(manifest, indent=2) + "\n",
         ),
     ]
 
@@ -104,7 +159,6 @@ def _kernel_steps(
     src = work / f"linux-{version}"
     url = f"https://cdn.kernel.org/pub/linux/kernel/v{major}.x/linux-{version}.tar.xz"
     return [
-        Step(what="work directory", argv=("mkdir", "-p", str(work))),
         Step(what="kernel sources", argv=("curl", "-fsSL", "-o", str(tarball), url)),
         Step(what="unpack kernel", argv=("tar", "-xf", str(tarball), "-C", str(work))),
         Step(
@@ -129,8 +183,37 @@ def _kernel_steps(
     ]
 
 
-def _in_chroot(mnt: Path, *argv: str) -> tuple[str, ...]:
-    return ("chroot", str(mnt), "/usr/bin/env", "DEBIAN_FRONTEND=noninteractive", *argv)
+def _debootstrap(
+    *,
+    tree: Path,
+    suite: str,
+    mirror: str,
+    components: str,
+    packages: Sequence[str],
+    cache: Path | None,
+) -> Step:
+    argv = ["debootstrap", "--variant=minbase", f"--components={components}"]
+    if packages:
+        argv.append("--include=" + ",".join(packages))
+    if cache is not None:
+        argv.append(f"--cache-dir={cache}")
+    return Step(what="debootstrap", argv=(*argv, suite, str(tree), mirror))
+
+
+def _in_chroot(tree: Path, *argv: str) -> tuple[str, ...]:
+    return ("chroot", str(tree), "/usr/bin/env", "DEBIAN_FRONTEND=noninteractive", *argv)
+
+
+def _write(what: str, path: Path, *, text: str) -> Step:
+    return Step(what=what, argv=("tee", str(path)), stdin_text=text)
+
+
+def _host_keys(tree: Path) -> tuple[str, ...]:
+    return (str(tree / "etc"), "-maxdepth", "2", "-path", str(tree / "etc/ssh/ssh_host_*"))
+
+
+def _link(what: str, target: str, *, link: Path) -> Step:
+    return Step(what=what, argv=("ln", "-sfn", target, str(link)))
 
 
 def _rootfs_steps(
@@ -138,104 +221,139 @@ def _rootfs_steps(
     work: Path,
     output_dir: Path,
     runner_version: str,
-    suite: str,
-    mirror: str,
+    debootstrap: Step,
+    packages: Sequence[str],
+    runner_tarball: Path | None,
+    runner_dependencies: bool,
     size_gib: int,
+    keep_tree: bool,
     images_dir: Path,
+    manifest: str,
 ) -> list[Step]:
     image = output_dir / "rootfs.ext4"
-    mnt = work / "rootfs"
-    runner_tar = work / f"actions-runner-{runner_version}.tar.gz"
+    partial = output_dir / "rootfs.ext4.partial"
+    tree = work / "rootfs"
+    wants = tree / UNIT_DIR / "multi-user.target.wants"
+    tarball = runner_tarball or work / f"actions-runner-{runner_version}.tar.gz"
     agent = images_dir / "guest" / "blacksmith-agent.py"
     unit = images_dir / "guest" / "blacksmith-agent.service"
-    fstab = "/dev/vda / ext4 defaults,noatime 0 1\n"
-    sudoers = "runner ALL=(ALL) NOPASSWD:ALL\n"
-    return [
-        Step(what="sparse image file", argv=("truncate", "-s", f"{size_gib}G", str(image))),
-        Step(what="ext4 filesystem", argv=("mkfs.ext4", "-F", "-L", "rootfs", str(image))),
-        Step(what="mount point", argv=("mkdir", "-p", str(mnt))),
-        Step(what="mount image", argv=("mount", "-o", "loop", str(image), str(mnt))),
-        Step(
-            what="debootstrap Ubuntu",
-            argv=(
-                "debootstrap",
-                "--variant=minbase",
-                "--components=main,universe",
-                suite,
-                str(mnt),
-                mirror,
-            ),
-        ),
-        Step(what="mount /proc", argv=("mount", "-t", "proc", "proc", str(mnt / "proc"))),
-        Step(what="apt update", argv=_in_chroot(mnt, "apt-get", "update")),
-        Step(
-            what="guest packages",
-            argv=_in_chroot(
-                mnt, "apt-get", "install", "-y", "--no-install-recommends", *GUEST_PACKAGES
-            ),
-        ),
-        Step(
-            what="iptables-legacy for Docker",
-            argv=_in_chroot(
-                mnt, "update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"
-            ),
-        ),
-        Step(what="docker group gid 121", argv=_in_chroot(mnt, "groupmod", "-g", "121", "docker")),
+    steps = [
+        Step(what="fresh tree", argv=("rm", "-rf", "--one-file-system", str(tree))),
+        debootstrap,
+        Step(what="docker group", argv=_in_chroot(tree, "groupadd", "-f", "docker")),
+        Step(what="docker group gid 121", argv=_in_chroot(tree, "groupmod", "-g", "121", "docker")),
         Step(
             what="runner user",
             argv=_in_chroot(
-                mnt, "useradd", "-m", "-u", "1001", "-G", "docker,sudo", "-s", "/bin/bash", "runner"
+                tree,
+                "useradd",
+                "-m",
+                "-u",
+                "1001",
+                "-G",
+                "docker,sudo",
+                "-s",
+                "/bin/bash",
+                "runner",
             ),
         ),
-        Step(
-            what="passwordless sudo",
-            argv=("tee", str(mnt / "etc/sudoers.d/runner")),
-            stdin_text=sudoers,
+        Step(what="sudoers.d", argv=("install", "-d", "-m", "0750", str(tree / "etc/sudoers.d"))),
+        _write(
+            "passwordless sudo",
+            tree / "etc/sudoers.d/runner",
+            text="runner ALL=(ALL) NOPASSWD:ALL\n",
         ),
-        Step(what="fstab", argv=("tee", str(mnt / "etc/fstab")), stdin_text=fstab),
-        Step(what="blank machine-id", argv=("truncate", "-s", "0", str(mnt / "etc/machine-id"))),
+        Step(what="sudoers mode", argv=("chmod", "0440", str(tree / "etc/sudoers.d/runner"))),
+        _write("fstab", tree / "etc/fstab", text="/dev/vda / ext4 defaults,noatime 0 1\n"),
+        _write("hosts", tree / "etc/hosts", text=HOSTS),
+    ]
+    if runner_tarball is None:
+        steps.append(
+            Step(
+                what="runner tarball",
+                argv=("curl", "-fsSL", "-o", str(tarball), runner_url(runner_version)),
+            )
+        )
+    steps += [
+        Step(what="runner dir", argv=("mkdir", "-p", str(tree / "opt/runner"))),
         Step(
-            what="runner tarball",
-            argv=("curl", "-fsSL", "-o", str(runner_tar), runner_url(runner_version)),
+            what="unpack runner", argv=("tar", "-xzf", str(tarball), "-C", str(tree / "opt/runner"))
         ),
-        Step(what="runner dir", argv=("mkdir", "-p", str(mnt / "opt/runner"))),
-        Step(
-            what="unpack runner",
-            argv=("tar", "-xzf", str(runner_tar), "-C", str(mnt / "opt/runner")),
-        ),
-        Step(
-            what="runner dependencies",
-            argv=_in_chroot(mnt, "/opt/runner/bin/installdependencies.sh"),
-        ),
+        _write("runner version", tree / RUNNER_VERSION_FILE, text=runner_version + "\n"),
+    ]
+    if runner_dependencies:
+        steps += [
+            Step(what="mount /proc", argv=("mount", "-t", "proc", "proc", str(tree / "proc"))),
+            Step(
+                what="runner dependencies",
+                argv=_in_chroot(tree, "/opt/runner/bin/installdependencies.sh"),
+            ),
+            Step(what="unmount /proc", argv=("umount", str(tree / "proc"))),
+        ]
+    steps += [
         Step(
             what="runner owns /opt/runner",
-            argv=_in_chroot(mnt, "chown", "-R", "runner:runner", "/opt/runner"),
+            argv=_in_chroot(tree, "chown", "-R", "runner:runner", "/opt/runner"),
         ),
         Step(
             what="guest agent",
-            argv=("install", "-m", "0755", str(agent), str(mnt / "usr/local/bin/blacksmith-agent")),
-        ),
-        Step(
-            what="agent unit",
             argv=(
                 "install",
                 "-m",
-                "0644",
-                str(unit),
-                str(mnt / "etc/systemd/system/blacksmith-agent.service"),
+                "0755",
+                str(agent),
+                str(tree / "usr/local/bin/blacksmith-agent"),
             ),
         ),
-        Step(what="enable agent", argv=_in_chroot(mnt, "systemctl", "enable", "blacksmith-agent")),
-        Step(what="enable docker", argv=_in_chroot(mnt, "systemctl", "enable", "docker")),
+        Step(what="unit directory", argv=("mkdir", "-p", str(wants))),
         Step(
-            what="no getty on the serial console",
-            argv=_in_chroot(mnt, "systemctl", "mask", "serial-getty@ttyS0.service"),
+            what="agent unit",
+            argv=("install", "-m", "0644", str(unit), str(tree / UNIT_DIR / unit.name)),
         ),
-        Step(what="clean apt", argv=_in_chroot(mnt, "apt-get", "clean")),
-        Step(what="unmount /proc", argv=("umount", str(mnt / "proc"))),
-        Step(what="unmount image", argv=("umount", str(mnt))),
-        Step(what="check filesystem", argv=("e2fsck", "-fy", str(image))),
+        _link("enable agent", f"/{UNIT_DIR}/{unit.name}", link=wants / unit.name),
+        _link(
+            "no getty on the serial console",
+            "/dev/null",
+            link=tree / UNIT_DIR / "serial-getty@ttyS0.service",
+        ),
     ]
+    if "docker.io" in packages:
+        steps.append(
+            _link(
+                "enable docker", "/lib/systemd/system/docker.service", link=wants / "docker.service"
+            )
+        )
+    if "iptables" in packages:
+        steps.append(
+            Step(
+                what="iptables-legacy for Docker",
+                argv=_in_chroot(
+                    tree, "update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"
+                ),
+            )
+        )
+    steps += [
+        Step(what="clean apt", argv=_in_chroot(tree, "apt-get", "clean")),
+        Step(
+            what="no per-VM identity in the image",
+            argv=("rm", "-f", *(str(tree / name) for name in IDENTITY_FILES)),
+        ),
+        Step(what="no ssh host keys in the image", argv=("find", *_host_keys(tree), "-delete")),
+        Step(what="empty machine-id", argv=("truncate", "-s", "0", str(tree / "etc/machine-id"))),
+        Step(what="sparse image file", argv=("truncate", "-s", f"{size_gib}G", str(partial))),
+        Step(
+            what="ext4 filesystem from the tree",
+            argv=("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(tree), str(partial)),
+        ),
+        Step(what="check filesystem", argv=("e2fsck", "-fn", str(partial))),
+        Step(what="install rootfs", argv=("mv", "-f", str(partial), str(image))),
+        _write("manifest", manifest_path(image), text=manifest),
+    ]
+    if not keep_tree:
+        steps.append(
+            Step(what="remove the tree", argv=("rm", "-rf", "--one-file-system", str(tree)))
+        )
+    return steps
 
 
 def build_image(
@@ -245,13 +363,15 @@ def build_image(
     kernel_version: str = "6.1.141",
     ubuntu_suite: str = "noble",
     rootfs_size_gib: int = 10,
-) -> tuple[Path, Path]:
-    """Build ``vmlinux`` and ``rootfs.ext4`` in ``output_dir``; return their paths.
+    **options: object,
+) -> tuple[Path | None, Path]:
+    """Build ``vmlinux`` (unless skipped) and ``rootfs.ext4`` in ``output_dir``; return their
+    paths. ``options`` are :func:`plan_build`'s other keywords.
 
-    Needs root, internet access and the tools listed in the module docstring.
+    Needs root, the network (or the local inputs) and the tools listed in the module docstring.
     """
     if os.geteuid() != 0:
-        raise PermissionError("image build needs root (loop mounts and chroot)")
+        raise PermissionError("image build needs root (debootstrap, chroot)")
     output_dir.mkdir(parents=True, exist_ok=True)
     steps = plan_build(
         output_dir=output_dir,
@@ -259,6 +379,7 @@ def build_image(
         kernel_version=kernel_version,
         ubuntu_suite=ubuntu_suite,
         rootfs_size_gib=rootfs_size_gib,
+        **options,  # type: ignore[arg-type]
     )
     try:
         for step in steps:
@@ -271,8 +392,9 @@ def build_image(
                 stdout=subprocess.DEVNULL if step.stdin_text is not None else None,
             )
     except BaseException:
-        mnt = output_dir / "build" / "rootfs"  # leave no mount behind on failure
-        for target in (mnt / "proc", mnt):
-            subprocess.run(["umount", str(target)], check=False, capture_output=True)
+        tree = output_dir / "build" / "rootfs"  # leave no mount behind on failure
+        subprocess.run(["umount", str(tree / "proc")], check=False, capture_output=True)
+        (output_dir / "rootfs.ext4.partial").unlink(missing_ok=True)
         raise
-    return output_dir / "vmlinux", output_dir / "rootfs.ext4"
+    kernel = None if options.get("skip_kernel") else output_dir / "vmlinux"
+    return kernel, output_dir / "rootfs.ext4"

@@ -5,12 +5,17 @@ Layout: ``{"latest": {"meta-data": {"blacksmith": {...}}}}``; the guest agent re
 credential in it, and it is removed (``PUT /mmds`` with :func:`public_remainder`) as soon as the
 agent acknowledges on the console that it has read it. A GitHub token must never get here:
 :func:`check_no_github_token` refuses anything that looks like one.
+
+The guest's identity comes from here too: ``hostname`` (:func:`guest_hostname` of the runner
+name) and ``dns_servers`` (the kernel's ``ip=`` argument only fills ``/proc/net/pnp``; the agent
+writes ``/etc/resolv.conf`` from these).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from blacksmith_mini.vm import driver
@@ -19,6 +24,17 @@ KEY = "blacksmith"
 SECRET_FIELDS = ("runner_jit_config",)
 # GitHub token prefixes: personal, OAuth, user-to-server, server-to-server, refresh, fine-grained.
 _TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+_NOT_HOSTNAME = re.compile(r"[^a-z0-9-]+")
+HOSTNAME_MAX = 63
+
+
+def guest_hostname(name: str, *, vm_id: int | None = None) -> str:
+    """A valid hostname (RFC 1123 label: ``[a-z0-9-]``, no leading/trailing ``-``, <= 63 chars)
+    derived from the runner name, e.g. ``bm-12-x7k2`` -> ``bm-12-x7k2``."""
+    label = _NOT_HOSTNAME.sub("-", name.lower()).strip("-")[:HOSTNAME_MAX].strip("-")
+    if not label:
+        label = f"bm-vm-{vm_id}" if vm_id is not None else "bm-vm"
+    return label
 
 
 def boot_data(
@@ -27,12 +43,17 @@ def boot_data(
     instance_id: str,
     ssh_public_key: str | None,
     keep_on_failure_seconds: float,
+    dns_servers: Sequence[str],
+    hostname: str | None = None,
 ) -> dict[str, Any]:
-    """The whole MMDS store for a VM being started."""
+    """The whole MMDS store for a VM being started (``hostname`` defaults to
+    :func:`guest_hostname` of the runner name)."""
     keys = [k for k in (spec.ssh_public_key, ssh_public_key) if k]
     data = {
         "vm_id": spec.vm_id,
         "name": spec.name,
+        "hostname": guest_hostname(hostname or spec.name, vm_id=spec.vm_id),
+        "dns_servers": [str(server) for server in dns_servers],
         "instance_id": instance_id,
         "pool": spec.pool,
         "labels": list(spec.labels),
