@@ -49,6 +49,8 @@ const OPERATIONS = [
   "actions/generate-runner-jitconfig-for-repo",
   "actions/generate-runner-jitconfig-for-org",
   "actions/list-self-hosted-runner-groups-for-org",
+  "actions/get-self-hosted-runner-group-for-org",
+  "actions/list-repo-access-to-self-hosted-runner-group-in-org",
   "actions/create-registration-token-for-repo",
   "actions/create-registration-token-for-org",
   // rate limits
@@ -59,6 +61,7 @@ const OPERATIONS = [
   "apps/get-repo-installation",
   "apps/get-org-installation",
   "apps/list-repos-accessible-to-installation",
+  "repos/list-for-org",
   // webhook delivery recovery
   "apps/list-webhook-deliveries",
   "apps/redeliver-webhook-delivery",

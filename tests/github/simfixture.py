@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx2
 
+import github_schema
 from blacksmith_mini.github import client
 from blacksmith_mini.simulator import github_api, state
 
@@ -36,10 +37,27 @@ OPERATIONS = [
     ),
     ("DELETE", r"/orgs/[^/]+/actions/runners/\d+", "actions/delete-self-hosted-runner-from-org"),
     ("GET", r"/rate_limit", "rate-limit/get"),
+    ("GET", r"/orgs/[^/]+/actions/runner-groups", "actions/list-self-hosted-runner-groups-for-org"),
+    (
+        "GET",
+        r"/orgs/[^/]+/actions/runner-groups/\d+",
+        "actions/get-self-hosted-runner-group-for-org",
+    ),
+    (
+        "GET",
+        r"/orgs/[^/]+/actions/runner-groups/\d+/repositories",
+        "actions/list-repo-access-to-self-hosted-runner-group-in-org",
+    ),
+    ("GET", r"/installation/repositories", "apps/list-repos-accessible-to-installation"),
+    ("GET", r"/orgs/[^/]+/repos", "repos/list-for-org"),
+    ("GET", r"/repos/owner/repo", "undocumented"),  # GET /repositories/{id}
 ]
+# GitHub's OpenAPI does not describe /repositories/{id}/...: it answers like /repos/{o}/{r}/...
+BY_ID = re.compile(r"^/repositories/\d+")
 
 
 def operation_for(method: str, path: str) -> str:
+    path = BY_ID.sub("/repos/owner/repo", path)
     for verb, pattern, operation in OPERATIONS:
         if verb == method and re.fullmatch(pattern, path):
             return operation
@@ -82,10 +100,25 @@ class Recorder(httpx2.AsyncBaseTransport):
         )
 
 
+class Clock:
+    """An injectable clock for the simulated GitHub: time moves only when told."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def make(
     repositories: tuple[str, ...] = ("acme/app",),
+    *,
+    clock: Clock | None = None,
 ) -> tuple[client.GitHubClient, state.SimState, Recorder, github_api.Faults]:
-    sim = state.SimState(repositories=repositories)
+    sim = state.SimState(repositories=repositories, clock=clock or Clock())
     faults = github_api.Faults()
     app = github_api.create_app(sim, token=TOKEN, faults=faults)
     recorder = Recorder(httpx2.ASGITransport(app=app))
@@ -96,3 +129,26 @@ def make(
         mutation_spacing=0.0,
     )
     return gh, sim, recorder, faults
+
+
+def check_all(recorder: Recorder) -> None:
+    assert recorder.exchanges
+    for exchange in recorder.exchanges:
+        operation = operation_for(exchange.method, exchange.path)
+        if operation == "undocumented":
+            assert exchange.body["full_name"]
+            continue
+        assert exchange.request_headers["x-github-api-version"] == "2022-11-28"
+        assert exchange.request_headers["accept"].startswith("application/vnd.github")
+        assert exchange.request_headers["authorization"] == f"token {TOKEN}"
+        if exchange.status == 304:
+            continue
+        documented = github_schema.load_operation(operation)["responses"]
+        if exchange.status >= 300 and str(exchange.status) not in documented:
+            # GitHub answers errors it does not document per operation (404, 401, 429, 5xx),
+            # and redirects (301, 307), with its "basic error" body.
+            assert set(exchange.body) >= {"message", "documentation_url"}, exchange.body
+            continue
+        github_schema.validate_response(operation, exchange.status, exchange.body)
+        if exchange.request_body is not None:
+            github_schema.validate_request_body(operation, exchange.request_body)

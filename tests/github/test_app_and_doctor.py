@@ -100,7 +100,8 @@ async def test_token_is_refreshed_before_it_expires() -> None:
     _, app, _, gh, _ = simulated(ttl=200)  # always inside the 5-minute refresh margin
     await gh.open_jobs("acme/app")
     await gh.open_jobs("acme/app")
-    assert app.issued == gh.rate.requests == 4  # never sent with a token about to expire
+    # two polls, each listing every open run status (no runs, so no job listings)
+    assert app.issued == gh.rate.requests == 2 * len(client.OPEN_RUN_STATUSES)
 
 
 async def test_a_jwt_with_a_too_long_life_is_refused() -> None:
@@ -114,13 +115,13 @@ async def test_a_jwt_with_a_too_long_life_is_refused() -> None:
 
 async def test_organization_runner_group_and_repositories() -> None:
     sim, _, _, gh, _ = simulated()
-    sim.group_ids[5] = "Blacksmith"
-    assert await gh.runner_group_id("acme", "blacksmith") == 5
+    group = sim.add_group("Blacksmith")
+    assert await gh.runner_group_id("acme", "blacksmith") == group.id
     with pytest.raises(errors.NotFound, match="no runner group named 'gpu'"):
         await gh.runner_group_id("acme", "gpu")
     assert await gh.organization_repositories("acme") == ["acme/app", "acme/infra"]
     registration = await gh.register_runner(
-        "org:acme", name="bm-1-o", labels=["self-hosted"], runner_group_id=5
+        "org:acme", name="bm-1-o", labels=["self-hosted"], runner_group_id=group.id
     )
     assert [r.name for r in await gh.runners("org:acme", prefix="bm")] == ["bm-1-o"]
     assert await gh.delete_runner("org:acme", registration.runner_id) is True

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_REPO_PATH = re.compile(r"^/repos/([^/?#]+)/([^/?#]+)")
+_ORG_PATH = re.compile(r"^/orgs/([^/?#]+)")
+
 
 class GitHubError(Exception):
     """Any failed GitHub call."""
@@ -32,4 +42,71 @@ class RunnerBusy(GitHubError):
 
 
 class NotFound(GitHubError):
-    """404."""
+    """404: the repository, organization, runner or group does not exist or is not visible."""
+
+
+class PermissionDenied(GitHubError):
+    """403 that is not a rate limit: the token or App lacks a permission the message names.
+
+    Never a reason to stop other requests: only calls needing that permission fail."""
+
+
+def only_github_errors(
+    function: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Whatever escapes a public method is a ``GitHubError``."""
+
+    @functools.wraps(function)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await function(*args, **kwargs)
+        except GitHubError:
+            raise
+        except Exception as exc:
+            raise GitHubError(
+                f"unexpected failure talking to GitHub ({function.__name__}): "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from exc
+
+    return wrapper
+
+
+def not_found_hint(path: str) -> str:
+    repo, org = _REPO_PATH.match(path), _ORG_PATH.match(path)
+    if repo:
+        name = f"{repo[1]}/{repo[2]}"
+        return (
+            f"Repository {name} does not exist or this token cannot see it (deleted, or "
+            f"renamed long ago): fix github.repositories, or install the GitHub App on {name}"
+        )
+    if org:
+        return (
+            f"Organization {org[1]} (or the object asked for) does not exist or this token "
+            "cannot see it: fix github.organization, or install the GitHub App on it"
+        )
+    return "The object does not exist or this token cannot see it"
+
+
+def permission_hint(path: str, *, app: bool) -> str:
+    repo, org = _REPO_PATH.match(path), _ORG_PATH.match(path)
+    target = f"{repo[1]}/{repo[2]}" if repo else (org[1] if org else "this account")
+    if "/actions/runner" in path and org:
+        permission, scope = (
+            "Self-hosted runners (organization_self_hosted_runners): write",
+            "admin:org",
+        )
+    elif "/actions/runner" in path:
+        permission, scope = "Administration: write", "repo"
+    elif "/actions/" in path:
+        permission, scope = "Actions: read", "repo"
+    else:
+        permission, scope = "Metadata: read", "repo"
+    if app:
+        return (
+            f"The GitHub App needs {permission} on {target}: grant it in the App's settings "
+            "and accept the new permissions in the installation"
+        )
+    return (
+        f"The token needs the `{scope}` scope on {target} (a fine-grained token or GitHub "
+        f"App: {permission})"
+    )

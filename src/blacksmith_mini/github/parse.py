@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any, TypeVar
 
+import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from blacksmith_mini.domain import model
+from blacksmith_mini.github import errors
 
+M = TypeVar("M", bound=BaseModel)
 RUNNABLE_STATUSES = {"queued", "in_progress", "completed"}
 
 
@@ -87,3 +91,28 @@ class JitConfig(BaseModel):
 
     runner: Runner
     encoded_jit_config: str
+
+
+class RunnerGroup(BaseModel):
+    """An organization's runner group as GitHub lists it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    name: str
+    visibility: str = "all"
+    allows_public_repositories: bool = False
+
+
+def validated(model: type[M], raw: Any, *, url: str) -> M:
+    """``model`` from GitHub's reply, or a ``GitHubError`` naming the URL and the problems."""
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        raise errors.GitHubError(
+            f"GitHub replied with unexpected data on {url}: {problems}"
+        ) from exc

@@ -2,7 +2,10 @@
 
 Rules (``../shared/reference/github.md`` §2): HMAC-SHA256 of the raw body with the secret,
 ``sha256=<hex>`` in ``X-Hub-Signature-256``, compared in constant time, before the JSON is
-parsed. The legacy SHA-1 header is not accepted.
+parsed. The legacy SHA-1 header is not accepted. Events other than ``workflow_job`` and
+``ping`` (a GitHub App receives ``installation`` and ``installation_repositories`` whether it
+asked or not) are verified, then acknowledged and ignored: a 4xx would mark them failed and
+redelivery would send them again. A body nested deeper than ``MAX_DEPTH`` is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from blacksmith_mini.github import parse
 
 ACCEPTED_EVENTS = frozenset({"workflow_job", "ping"})
 MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_DEPTH = 64  # GitHub's payloads nest about 6 levels
 
 
 class Rejected(Exception):
@@ -53,19 +57,21 @@ def verify(*, body: bytes, headers: dict[str, str], secret: str) -> Delivery:
     event = headers.get("x-github-event", "").strip()
     if not event:
         raise Rejected(400, "missing X-GitHub-Event header")
-    if event not in ACCEPTED_EVENTS:
-        raise Rejected(
-            400, f"event {event!r} is not handled: subscribe the webhook to 'Workflow jobs' only"
-        )
     delivery_id = headers.get("x-github-delivery", "").strip()
     if not delivery_id or len(delivery_id) > 64:
         raise Rejected(400, "missing or malformed X-GitHub-Delivery header")
+    if event not in ACCEPTED_EVENTS:
+        return Delivery(delivery_id=delivery_id, event=event, action=None, payload={})
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Rejected(400, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise Rejected(400, f"body is nested too deeply (limit {MAX_DEPTH} levels)") from exc
     if not isinstance(payload, dict):
         raise Rejected(400, "body must be a JSON object")
+    if _depth(payload) > MAX_DEPTH:
+        raise Rejected(400, f"body is nested too deeply (limit {MAX_DEPTH} levels)")
     action = payload.get("action")
     return Delivery(
         delivery_id=delivery_id,
@@ -73,6 +79,25 @@ def verify(*, body: bytes, headers: dict[str, str], secret: str) -> Delivery:
         action=action if isinstance(action, str) else None,
         payload=payload,
     )
+
+
+def ignored(delivery: Delivery) -> bool:
+    """True for a verified delivery of an event we acknowledge without processing."""
+    return delivery.event not in ACCEPTED_EVENTS
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON containers nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def workflow_job(payload: dict[str, Any]) -> model.Job | None:

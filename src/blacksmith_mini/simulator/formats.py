@@ -35,15 +35,17 @@ def _owner(repository: str) -> dict[str, Any]:
     }
 
 
-def repository(name: str) -> dict[str, Any]:
+def repository(repo: state.SimRepository) -> dict[str, Any]:
+    name = repo.full_name
     url = f"{API}/repos/{name}"
     minimal = {
-        "id": abs(hash(name)) % 10**9,
-        "node_id": "R_kgDOsim",
+        "id": repo.id,
+        "node_id": f"R_kgDOsim{repo.id}",
         "name": name.split("/")[1],
         "full_name": name,
         "owner": _owner(name),
-        "private": True,
+        "private": repo.private,
+        "visibility": "private" if repo.private else "public",
         "html_url": f"{WEB}/{name}",
         "description": None,
         "fork": False,
@@ -91,7 +93,7 @@ def repository(name: str) -> dict[str, Any]:
     return minimal
 
 
-def job(item: state.SimJob) -> dict[str, Any]:
+def job(item: state.SimJob, group_name: str | None = None) -> dict[str, Any]:
     base = f"{API}/repos/{item.repository}/actions"
     steps = []
     if item.started_at is not None:
@@ -125,16 +127,16 @@ def job(item: state.SimJob) -> dict[str, Any]:
         "labels": item.labels,
         "runner_id": item.runner_id,
         "runner_name": item.runner_name,
-        "runner_group_id": 1 if item.runner_id else None,
-        "runner_group_name": "Default" if item.runner_id else None,
+        "runner_group_id": (item.runner_group_id or 1) if item.runner_id else None,
+        "runner_group_name": (group_name or "Default") if item.runner_id else None,
         "workflow_name": item.workflow_name,
         "head_branch": "main",
     }
 
 
-def run(item: state.SimRun) -> dict[str, Any]:
+def run(item: state.SimRun, found: state.SimRepository) -> dict[str, Any]:
     base = f"{API}/repos/{item.repository}/actions/runs/{item.id}"
-    repo = repository(item.repository)
+    repo = repository(found)
     return {
         "id": item.id,
         "name": item.name,
@@ -184,3 +186,22 @@ def runner(item: state.SimRunner) -> dict[str, Any]:
             for index, label in enumerate(item.labels)
         ],
     }
+
+
+def runner_group(group: state.SimGroup, org: str) -> dict[str, Any]:
+    base = f"{API}/orgs/{org}/actions/runner-groups/{group.id}"
+    found = {
+        "id": group.id,
+        "name": group.name,
+        "visibility": group.visibility,
+        "default": group.id == 1,
+        "runners_url": f"{base}/runners",
+        "inherited": False,
+        "allows_public_repositories": group.allows_public_repositories,
+        "restricted_to_workflows": False,
+        "selected_workflows": [],
+        "workflow_restrictions_read_only": False,
+    }
+    if group.visibility == "selected":
+        found["selected_repositories_url"] = f"{base}/repositories"
+    return found

@@ -97,12 +97,14 @@ class WebhookSender:
 
     def _on_change(self, change: state.Change) -> None:
         job = self.sim.jobs.get(change.job_id)
-        if job is None:
+        repo = self.sim.repository(job.repository) if job is not None else None
+        if job is None or repo is None:
             return
+        group = self.sim.groups.get(job.runner_group_id or 1)
         payload = {
             "action": change.action,
-            "workflow_job": formats.job(job),
-            "repository": formats.repository(job.repository),
+            "workflow_job": formats.job(job, group.name if group else None),
+            "repository": formats.repository(repo),
             "sender": {"login": "octocat", "id": 1, "type": "User"},
             "installation": {"id": 1},
         }

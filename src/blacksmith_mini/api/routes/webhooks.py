@@ -1,10 +1,12 @@
 """``POST /api/webhooks/github``: GitHub's ``workflow_job`` deliveries.
 
 Verified (HMAC-SHA256 over the raw body, constant-time) before anything is parsed; a missing
-or bad signature is 401, an empty or unhandled event 400, a body over 5 MB 413. A delivery is
-persisted before it is acknowledged with 202 and processed by the loop right after, so an
-acknowledged delivery survives a crash. A repeated ``X-GitHub-Delivery`` is acknowledged and
-ignored. The endpoint answers 404 until ``github.webhook_secret`` is set.
+or bad signature is 401, a missing event header, malformed or too deeply nested JSON 400, a
+body over 5 MB 413. Other events (``installation``, ``installation_repositories``, ...) are
+acknowledged with 200 and ignored, so GitHub never marks them failed or redelivers them.
+A delivery is persisted before it is acknowledged with 202 and processed by the loop right
+after, so an acknowledged delivery survives a crash. A repeated ``X-GitHub-Delivery`` is
+acknowledged and ignored. The endpoint answers 404 until ``github.webhook_secret`` is set.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ log = logging.getLogger(__name__)
     status_code=202,
     response_model=schemas.WebhookAnswer,
     responses={
-        200: {"model": schemas.WebhookAnswer, "description": "ping, or a repeated delivery"},
+        200: {
+            "model": schemas.WebhookAnswer,
+            "description": "ping, a repeated delivery, or an event we ignore",
+        },
         400: {"model": schemas.ErrorResponse},
         401: {"model": schemas.ErrorResponse},
         404: {"model": schemas.ErrorResponse},
@@ -55,6 +60,9 @@ async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONR
         return _answer(exc.status, str(exc))
     if delivery.event == "ping":
         return _answer(200, "pong")
+    if webhooks.ignored(delivery):
+        log.info("webhook %s (%s) acknowledged and ignored", delivery.delivery_id, delivery.event)
+        return _answer(200, f"event {delivery.event!r} acknowledged and ignored")
     fresh = await runtime.store.record_delivery(
         delivery_id=delivery.delivery_id,
         event=delivery.event,
