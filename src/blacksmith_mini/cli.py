@@ -179,6 +179,11 @@ async def _github_checks(settings: settings_mod.Settings) -> list[object]:
                 organization=github.organization,
                 runner_group=github.runner_group,
                 prefix=github.runner_prefix,
+                image_rootfs=(
+                    settings.vm.firecracker.rootfs_path
+                    if settings.vm.driver == "firecracker"
+                    else None
+                ),
             )
         )
     finally:

@@ -12,7 +12,6 @@ import sys
 import time
 
 import httpx2
-import pydantic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -108,7 +107,6 @@ class Runtime:
         self.webhook_secret = settings.github.resolved_webhook_secret()
         if settings.simulate and settings.simulator.webhooks and self.webhook_secret is None:
             self.webhook_secret = secrets.token_urlsafe(24)
-            settings.github.webhook_secret = pydantic.SecretStr(self.webhook_secret)
         self.store = repository.Store(settings.resolved_database_url())
         self.simulation = (
             Simulation(settings, webhook_secret=self.webhook_secret) if settings.simulate else None

@@ -1,20 +1,31 @@
 """The FastAPI app factory: routers, CORS, access tokens, JSON 404s under /api, the
-simulated GitHub under /_sim (simulate mode only) and the exported dashboard at /."""
+simulated GitHub under /_sim (simulate mode only) and the exported dashboard at /.
+
+The OpenAPI document tells the truth (``tests/api/test_schemathesis.py`` runs every
+schemathesis check on it): a known /api path asked with a method it does not serve answers
+405 with ``Allow``, an unknown one a JSON 404; a body that is not JSON answers FastAPI's
+documented 422 (``json_invalid``); the access control's 401, 403 and 413 are documented on
+every operation they can happen to (``schemas.READ_ERRORS``, ``schemas.CHANGE_ERRORS``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import pathlib
+import re
 from collections.abc import AsyncIterator
 
 import httpx2
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api.routes import (
@@ -32,6 +43,9 @@ from blacksmith_mini.runtime import Runtime
 log = logging.getLogger(__name__)
 REPO_DASHBOARD = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "out"
 PUBLIC_PATHS = ("/api/health", "/api/webhooks/")
+API_CATCH_ALL = "/api/{path:path}"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words for a non-JSON body
 
 
 def operation_id(route: APIRoute) -> str:
@@ -85,6 +99,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     if settings.simulate:
         app.include_router(simulator.router)
         assert runtime.simulation is not None
@@ -97,13 +112,21 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         body = generate_latest(runtime.loop.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.api_route(
-        "/api/{path:path}",
-        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    async def api_not_found(path: str) -> JSONResponse:
-        return JSONResponse({"detail": f"no API route /api/{path}"}, status_code=404)
+    @app.api_route(API_CATCH_ALL, methods=ALL_METHODS, include_in_schema=False)
+    async def api_not_found(request: Request, path: str) -> Response:
+        """A known path asked with another method: 405 (or OPTIONS: 204) with ``Allow``;
+        anything else: a JSON 404."""
+        allowed = _allowed_methods(app, f"/api/{path}")
+        if not allowed or request.method in allowed:  # e.g. /api/jobs/abc: no such job
+            return JSONResponse({"detail": f"no API route /api/{path}"}, status_code=404)
+        allow = ", ".join(sorted(allowed | {"OPTIONS"}))
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"allow": allow})
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed on /api/{path} (allowed: {allow})"},
+            status_code=405,
+            headers={"allow": allow},
+        )
 
     built = dashboard_dir(settings)
     if built is not None:
@@ -140,6 +163,39 @@ def _serve_dashboard_when_built(app: FastAPI, directory: pathlib.Path) -> None:
         if target.is_file():
             return FileResponse(target)
         return FileResponse(root / "404.html", status_code=404)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """The methods the OpenAPI document lists for ``path`` (so ``Allow`` is the document's)."""
+    paths: dict[str, dict[str, object]] = app.openapi()["paths"]
+    return {
+        method.upper()
+        for template, operations in paths.items()
+        if _template_pattern(template).fullmatch(path)
+        for method in operations
+    }
+
+
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers a body it cannot decode (not UTF-8, nested too deeply) with an
+    undocumented 400; answer it as the documented 422 FastAPI gives malformed JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+        error = {
+            "type": "json_invalid",
+            "loc": ["body", 0],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": f"the body is not valid JSON: {type(exc.__cause__).__name__}"},
+        }
+        return JSONResponse({"detail": [error]}, status_code=422)
+    return await http_exception_handler(request, exc)
 
 
 MAX_API_BODY_BYTES = 1024 * 1024

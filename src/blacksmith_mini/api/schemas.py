@@ -7,9 +7,9 @@ every field of the seed's ``GET /api/status`` with the same names and types; the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VmStatus = Literal["pending", "booting", "idle", "busy", "stopping", "gone"]
 JobStatus = Literal["queued", "assigned", "in_progress", "completed"]
@@ -227,11 +227,16 @@ class HistoryResponse(BaseModel):
     points: list[HistoryPoint]
 
 
-class SimulatedJobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Label = Annotated[str, Field(pattern=r"[^ \t\n\r\f\v]", description="Not empty, not only blanks.")]
 
-    labels: list[str] | None = Field(
-        default=None, description="runs-on labels; defaults to the first pool's labels."
+
+class SimulatedJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    labels: list[Label] | None = Field(
+        default=None,
+        max_length=100,
+        description="runs-on labels (at most 100); empty or absent: the first pool's labels.",
     )
     duration_seconds: float = Field(default=5.0, ge=0, le=24 * 3600)
     conclusion: Literal["success", "failure", "cancelled", "timed_out"] = "success"
@@ -249,12 +254,31 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+def error_response(description: str) -> dict[str, Any]:
+    """One documented error answer: ``{"detail": "..."}``."""
+    return {"model": ErrorResponse, "description": description}
+
+
+# What the access control in ``api/app.py`` can answer before any route runs (health and
+# webhooks are public): 401 for a missing or wrong token, 413 for a declared body over 1 MB,
+# and, for changes, 403 when only a read token is configured.
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: error_response("A token is configured and this request's is missing or wrong."),
+    413: error_response("The declared body is over 1 MB, or Content-Length is not a number."),
+}
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    403: error_response("Changes are disabled: only a read token (server.api_token) is set."),
+}
+
+
 class WebhookAnswer(BaseModel):
     detail: str
 
 
 class OperatorRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict, as the schema says: ``false`` is no number, ``"5"`` no integer.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str = Field(default="", max_length=500, description="Why; recorded with the event.")
 
@@ -266,6 +290,12 @@ class StopVmRequest(OperatorRequest):
 class PoolLimitsRequest(OperatorRequest):
     min_idle: int | None = Field(default=None, ge=0, le=10_000)
     max_vms: int | None = Field(default=None, ge=0, le=100_000)
+
+    @field_validator("min_idle", "max_vms", mode="before")
+    @classmethod
+    def _whole(cls, value: object) -> object:
+        """JSON Schema's ``integer`` includes ``5.0``; strict pydantic's ``int`` does not."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class PoolLimits(BaseModel):

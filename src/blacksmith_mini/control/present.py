@@ -104,6 +104,7 @@ def github_health(rate: transport.RateState) -> view.GitHubHealth:
         requests=rate.requests,
         not_modified=rate.not_modified,
         conditional=rate.conditional,
+        rate_limit_kind=rate.limit_kind if rate.blocked_until else None,
     )
 
 

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+GIVE_UP_SECONDS = 300.0  # an idle runner whose service stays unreachable this long exits
 RESULTS = {"success": "Succeeded", "failure": "Failed", "cancelled": "Canceled"}
 VERSION = "2.330.0"
 
@@ -101,12 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Current runner version: '{VERSION}'", flush=True)
     say("Listening for Jobs")
     job = None
+    unreachable_since: float | None = None
     while not stopping["flag"]:
         try:
             status, job = session.call("GET", "/next?wait=2", timeout=10)
         except OSError:
+            # The control plane (which serves the simulated GitHub) is down: a restart adopts
+            # us within minutes; if it never comes back, give up rather than linger forever.
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > GIVE_UP_SECONDS:
+                print("Runner listener exited: the service stayed unreachable", flush=True)
+                return 1
             time.sleep(0.5)
             continue
+        unreachable_since = None
         if status == 200 and job:
             break
         if status == 401:

@@ -14,7 +14,7 @@ from blacksmith_mini.simulator import formats, state, webhook_sender
 from blacksmith_mini.simulator.sim_http import error, page
 
 if TYPE_CHECKING:
-    from blacksmith_mini.simulator.github_api import SimApp
+    from blacksmith_mini.simulator.sim_app import SimApp
 
 
 def org_routes(app: FastAPI, sim: state.SimState, *, sim_app: SimApp | None) -> None:

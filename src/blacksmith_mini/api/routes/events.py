@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from blacksmith_mini.api import schemas
 from blacksmith_mini.api.deps import RuntimeDep
 from blacksmith_mini.api.routes.status import rendered_status
 
@@ -25,7 +26,7 @@ COALESCE_LARGE_SECONDS = 0.5
 LARGE_BYTES = 128 * 1024
 
 
-@router.get("/api/events", response_class=EventSourceResponse)
+@router.get("/api/events", response_class=EventSourceResponse, responses=schemas.READ_ERRORS)
 async def stream_events(runtime: RuntimeDep, request: Request) -> AsyncIterator[ServerSentEvent]:
     """A live stream of ``status`` events (see the module docstring)."""
     cache = rendered_status(request)

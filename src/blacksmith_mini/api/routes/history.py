@@ -20,7 +20,7 @@ router = APIRouter(tags=["history"])
 WINDOWS = {"1h": (3600, 60), "24h": (86400, 900), "7d": (7 * 86400, 10800)}
 
 
-@router.get("/api/history", response_model=schemas.HistoryResponse)
+@router.get("/api/history", response_model=schemas.HistoryResponse, responses=schemas.READ_ERRORS)
 async def get_history(
     runtime: RuntimeDep, window: Literal["1h", "24h", "7d"] = "1h"
 ) -> schemas.HistoryResponse:

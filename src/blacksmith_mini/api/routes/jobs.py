@@ -11,7 +11,7 @@ from blacksmith_mini.domain import planner
 router = APIRouter(tags=["jobs"])
 
 
-@router.get("/api/jobs", response_model=schemas.JobListResponse)
+@router.get("/api/jobs", response_model=schemas.JobListResponse, responses=schemas.READ_ERRORS)
 async def list_jobs(
     runtime: RuntimeDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> schemas.JobListResponse:
@@ -34,9 +34,9 @@ async def list_jobs(
 
 
 @router.get(
-    "/api/jobs/{job_id}",
+    "/api/jobs/{job_id:int}",
     response_model=schemas.JobDetail,
-    responses={404: {"model": schemas.ErrorResponse}},
+    responses={**schemas.READ_ERRORS, 404: {"model": schemas.ErrorResponse}},
 )
 async def get_job(runtime: RuntimeDep, job_id: int = Path(ge=1, le=2**63 - 1)) -> schemas.JobDetail:
     """One job: every stage's timestamp, the VM that ran it, and why it waits if it does."""

@@ -18,9 +18,9 @@ from blacksmith_mini.control import operator as operator_mod
 router = APIRouter(tags=["operator"])
 T = TypeVar("T")
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **schemas.CHANGE_ERRORS,
     404: {"model": schemas.ErrorResponse},
     409: {"model": schemas.ErrorResponse},
-    422: {"description": "invalid request"},
 }
 
 
@@ -44,13 +44,13 @@ def _control(runtime: RuntimeDep) -> schemas.ControlState:
     )
 
 
-@router.get("/api/control", response_model=schemas.ControlState)
+@router.get("/api/control", response_model=schemas.ControlState, responses=schemas.READ_ERRORS)
 async def get_control(runtime: RuntimeDep) -> schemas.ControlState:
     """Draining, paused pools and pool limits as in force now."""
     return _control(runtime)
 
 
-@router.get("/api/audit", response_model=schemas.AuditResponse)
+@router.get("/api/audit", response_model=schemas.AuditResponse, responses=schemas.READ_ERRORS)
 async def get_audit(
     runtime: RuntimeDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> schemas.AuditResponse:
@@ -116,7 +116,8 @@ async def set_pool_limits(
     body: schemas.PoolLimitsRequest,
     name: str = Path(max_length=64),
 ) -> schemas.ControlState:
-    """Change a pool's warm minimum or maximum at run time (kept across restarts)."""
+    """Change a pool's warm minimum or maximum at run time (kept across restarts); 409 if
+    ``min_idle`` would exceed ``max_vms``."""
     await _run(
         runtime.loop.operator.set_pool_limits(
             name,
@@ -129,7 +130,7 @@ async def set_pool_limits(
     return _control(runtime)
 
 
-@router.post("/api/vms/{vm_id}/stop", response_model=schemas.VmOut, responses=ERRORS)
+@router.post("/api/vms/{vm_id:int}/stop", response_model=schemas.VmOut, responses=ERRORS)
 async def stop_vm(
     runtime: RuntimeDep,
     request: Request,
@@ -153,7 +154,12 @@ async def stop_vm(
 
 
 async def _run(action: Awaitable[T]) -> T:
+    """Run an operator action; a refusal is its status (404: no such pool or VM; 409: the
+    current state forbids it). ``min_idle`` above ``max_vms`` (422 in ``control.operator``)
+    is a 409 here: which limits are allowed depends on the pool's current ones, which the
+    request schema cannot state."""
     try:
         return await action
     except operator_mod.Refused as exc:
-        raise HTTPException(status_code=exc.status, detail=str(exc)) from exc
+        status = 409 if exc.status == 422 else exc.status
+        raise HTTPException(status_code=status, detail=str(exc)) from exc

@@ -15,7 +15,7 @@ router = APIRouter(tags=["simulator"])
     "/api/simulator/jobs",
     response_model=schemas.SimulatedJobResponse,
     status_code=201,
-    responses={404: {"model": schemas.ErrorResponse}, 422: {"description": "bad request"}},
+    responses={**schemas.CHANGE_ERRORS, 404: {"model": schemas.ErrorResponse}},
 )
 async def queue_job(
     runtime: RuntimeDep, request: schemas.SimulatedJobRequest
@@ -27,8 +27,6 @@ async def queue_job(
             status_code=404, detail="the simulator is off: start with --simulate to use it"
         )
     labels = request.labels or list(runtime.settings.pools[0].labels)
-    if any(not label.strip() for label in labels) or len(labels) > 100:
-        raise HTTPException(status_code=422, detail="labels must be 1-100 non-empty strings")
     repository = request.repository or simulation.state.repositories[0]
     try:
         job = simulation.state.queue_job(

@@ -60,7 +60,7 @@ def rendered_status(request: Request) -> RenderedStatus:
     return cache
 
 
-@router.get("/api/status", response_model=schemas.StatusResponse)
+@router.get("/api/status", response_model=schemas.StatusResponse, responses=schemas.READ_ERRORS)
 async def get_status(runtime: RuntimeDep, request: Request) -> Response:
     """The whole system at a glance; the seed's fields plus pools, health and unmatched jobs."""
     rendered = rendered_status(request).get(runtime)

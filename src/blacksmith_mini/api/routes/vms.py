@@ -10,7 +10,7 @@ from blacksmith_mini.api.deps import RuntimeDep
 router = APIRouter(tags=["vms"])
 
 
-@router.get("/api/vms", response_model=schemas.VmListResponse)
+@router.get("/api/vms", response_model=schemas.VmListResponse, responses=schemas.READ_ERRORS)
 async def list_vms(runtime: RuntimeDep, include_gone: bool = False) -> schemas.VmListResponse:
     """Active VMs (and, with ``include_gone``, the most recent gone ones)."""
     view = runtime.loop.view
@@ -30,9 +30,9 @@ async def list_vms(runtime: RuntimeDep, include_gone: bool = False) -> schemas.V
 
 
 @router.get(
-    "/api/vms/{vm_id}",
+    "/api/vms/{vm_id:int}",
     response_model=schemas.VmDetail,
-    responses={404: {"model": schemas.ErrorResponse}},
+    responses={**schemas.READ_ERRORS, 404: {"model": schemas.ErrorResponse}},
 )
 async def get_vm(runtime: RuntimeDep, vm_id: int = Path(ge=1, le=2**31 - 1)) -> schemas.VmDetail:
     """One VM, live or gone, with the end of its console output and its events."""

@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 )
 async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONResponse:
     """Receive one GitHub webhook delivery."""
-    secret = runtime.settings.github.webhook_secret
+    secret = runtime.webhook_secret  # webhook_secret or webhook_secret_file, resolved once
     if secret is None:
-        return _answer(404, "webhooks are off: set github.webhook_secret to receive them")
+        return _answer(404, "webhooks are off: set github.webhook_secret (or webhook_secret_file)")
     declared = request.headers.get("content-length", "0")
     if not declared.isdigit() or int(declared) > webhooks.MAX_BODY_BYTES:
         return _answer(413, "body too large (over 5 MB) or without a valid Content-Length")
@@ -54,7 +54,7 @@ async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONR
         return _answer(413, "body too large (over 5 MB)")
     headers = {key.lower(): value for key, value in request.headers.items()}
     try:
-        delivery = webhooks.verify(body=body, headers=headers, secret=secret.get_secret_value())
+        delivery = webhooks.verify(body=body, headers=headers, secret=secret)
     except webhooks.Rejected as exc:
         log.warning("webhook rejected (%d): %s", exc.status, exc)
         return _answer(exc.status, str(exc))
