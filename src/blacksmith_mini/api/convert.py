@@ -44,8 +44,21 @@ def vm_out(
     )
 
 
-def job_out(job: model.Job, *, policy: model.Policy, waiting: str | None = None) -> schemas.JobOut:
-    found = labels.match(job.labels, policy.pools)
+def job_out(
+    job: model.Job,
+    *,
+    policy: model.Policy,
+    waiting: str | None = None,
+    view: view_mod.View | None = None,
+) -> schemas.JobOut:
+    """``view``: when the job is open in it, its pool and why it is unmatched were decided
+    this tick; reuse them rather than matching again."""
+    if view is not None and job.id in view.pools_of:
+        pool_name, unmatched = view.pools_of[job.id], view.unmatched.get(job.id)
+    else:
+        found = labels.match(job.labels, policy.pools)
+        pool_name = found.pool.name if found.pool else None
+        unmatched = demand.unmatched_reason(job, policy, found)
     return schemas.JobOut(
         id=job.id,
         run_id=job.run_id,
@@ -58,8 +71,8 @@ def job_out(job: model.Job, *, policy: model.Policy, waiting: str | None = None)
         conclusion=job.conclusion,
         runner_name=job.runner_name,
         vm_id=job.vm_id,
-        pool=found.pool.name if found.pool else None,
-        unmatched_reason=demand.unmatched_reason(job, policy, found),
+        pool=pool_name,
+        unmatched_reason=unmatched,
         html_url=job.html_url,
         stages=schemas.JobStages(
             queued=job.created_at,
@@ -130,7 +143,9 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
     now = view.at
     policy = view.policy
     active = view.active_vms
-    open_jobs = [job_out(j, policy=policy, waiting=view.waiting.get(j.id)) for j in view.open_jobs]
+    open_jobs = [
+        job_out(j, policy=policy, waiting=view.waiting.get(j.id), view=view) for j in view.open_jobs
+    ]
     queued = [j for j in open_jobs if j.status == "queued"]
     per_pool: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for vm in active:

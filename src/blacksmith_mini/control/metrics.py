@@ -12,7 +12,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from blacksmith_mini.control import view as view_mod
-from blacksmith_mini.domain import labels
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -88,8 +87,7 @@ class ViewCollector(Collector):
         depth: collections.Counter[str] = collections.Counter()
         for job in v.open_jobs:
             if job.status.value == "queued":
-                found = labels.match(job.labels, v.policy.pools).pool
-                depth[found.name if found else ""] += 1
+                depth[v.pools_of.get(job.id) or ""] += 1
         for pool in v.policy.pools:
             depth.setdefault(pool.name, 0)
         for pool_name, count in sorted(depth.items()):

@@ -19,6 +19,7 @@ def build_view(
     world: state.LoopState,
     *,
     policy: model.Policy,
+    matches: Mapping[int, model.Match],
     rate: transport.RateState,
     repositories: Mapping[str, RepoHealth],
     loop: view.LoopHealth,
@@ -33,11 +34,13 @@ def build_view(
     open_jobs = tuple(sorted(world.jobs.values(), key=lambda job: job.created_at))
     unmatched: dict[int, str] = {}
     waits: dict[int, str] = {}
+    pools_of: dict[int, str | None] = {}
     note = github_note(rate, now)
     health = repositories
     sick = {name.lower(): h for name, h in health.items() if not h.healthy}
     for job in open_jobs:
-        found = labels.match(job.labels, policy.pools)
+        found = matches.get(job.id) or labels.match(job.labels, policy.pools)
+        pools_of[job.id] = found.pool.name if found.pool else None
         refused = demand.unmatched_reason(job, policy, found)
         if refused:
             unmatched[job.id] = refused
@@ -68,6 +71,7 @@ def build_view(
         recent_jobs=tuple(world.recent_completed),
         unmatched=unmatched,
         waiting=waits,
+        pools_of=pools_of,
         pids={vm_id: obs.pid for vm_id, obs in world.facts.items() if obs.pid is not None},
         kept={
             vm_id: obs.kept_until

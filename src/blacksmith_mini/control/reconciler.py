@@ -23,8 +23,8 @@ from blacksmith_mini.control import acts, observer, present, state, view
 from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
+from blacksmith_mini.domain import demand, model, planner
 from blacksmith_mini.domain import facts as domain_facts
-from blacksmith_mini.domain import model, planner
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
@@ -75,6 +75,7 @@ class Reconciler:
             store=store, lock=self.lock, wake=self.wake, clock=clock, current=self._current
         )
         self.act_error: str | None = None  # the last act that failed this tick, if any
+        self.matches: dict[int, model.Match] = {}  # each open job's pool, once per tick
         self.runner_prefix = config.runner_prefix  # ``<prefix>-<installation>`` once started
         self._wake = asyncio.Event()
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
@@ -206,6 +207,7 @@ class Reconciler:
             await self.state.merge_jobs(seen.jobs, current=True)
         self._refresh_policy()
         self.state.observed(dict(await self.driver.observe()))
+        self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
         snapshot = model.Snapshot(
             jobs=tuple(self.state.jobs.values()),
             vms=tuple(self.state.vms.values()),
@@ -214,6 +216,7 @@ class Reconciler:
             consumed=self.state.consumed(now),
             backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
+            matches=self.matches,
         )
         self.act_error = None
         for action in planner.plan(snapshot, self.policy, now):
@@ -295,6 +298,7 @@ class Reconciler:
         return present.build_view(
             self.state,
             policy=self.policy,
+            matches=self.matches,
             rate=self.github.rate,
             repositories=self.observer.snapshot(),
             loop=self.loop_health,

@@ -64,6 +64,8 @@ class View:
     github: GitHubHealth
     loop: LoopHealth
     kept: dict[int, float] = dataclasses.field(default_factory=dict)  # vm id -> kept until
+    # open job id -> the pool that serves it (None: none), matched once per tick
+    pools_of: dict[int, str | None] = dataclasses.field(default_factory=dict)
     repositories: tuple[RepoHealth, ...] = ()  # each polled repository's health
     backoff: dict[str, pool_backoff.PoolBackoff] = dataclasses.field(default_factory=dict)
     completed_jobs_total: int

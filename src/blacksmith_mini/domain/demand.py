@@ -9,7 +9,7 @@ hand it to our runners, so a VM started for it would only idle.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
 
@@ -49,16 +49,33 @@ def queued_demand(
     return counts, oldest
 
 
+def match_all(jobs: Iterable[model.Job], pools: Sequence[model.Pool]) -> dict[int, labels.Match]:
+    """Each job's pool (or why none), once per tick; jobs with the same labels share a match."""
+    cache: dict[tuple[str, ...], labels.Match] = {}
+    found: dict[int, labels.Match] = {}
+    for job in jobs:
+        match = cache.get(job.labels)
+        if match is None:
+            match = cache[job.labels] = labels.match(job.labels, pools)
+        found[job.id] = match
+    return found
+
+
 def queued_by_key(
-    jobs: Iterable[model.Job], policy: model.Policy
+    jobs: Iterable[model.Job],
+    policy: model.Policy,
+    *,
+    matches: Mapping[int, labels.Match] | None = None,
 ) -> dict[DemandKey, list[model.Job]]:
-    """Queued jobs per (pool, scope), oldest first."""
+    """Queued jobs per (pool, scope), oldest first (``matches``: computed once per tick)."""
     cache: dict[tuple[str, ...], labels.Match] = {}
     found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
     for job in jobs:
         if job.status is not model.JobStatus.QUEUED:
             continue
-        found = cache.get(job.labels)
+        found = matches.get(job.id) if matches is not None else None
+        if found is None:
+            found = cache.get(job.labels)
         if found is None:
             found = cache[job.labels] = labels.match(job.labels, policy.pools)
         if found.pool is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 
 from blacksmith_mini.domain import model
@@ -13,12 +12,7 @@ def normalize(labels: Iterable[str]) -> frozenset[str]:
     return frozenset(label.strip().lower() for label in labels if label.strip())
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Match:
-    """The pool that serves a job, or why none does."""
-
-    pool: model.Pool | None
-    unmatched_reason: str | None = None
+Match = model.Match
 
 
 def match(job_labels: Sequence[str], pools: Sequence[model.Pool]) -> Match:

@@ -76,6 +76,14 @@ class Pool:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Match:
+    """The pool that serves a job, or why none does (``labels.match``)."""
+
+    pool: Pool | None
+    unmatched_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Job:
     """A GitHub Actions job. Times are epoch seconds, ``None`` until reached."""
 
@@ -185,3 +193,5 @@ class Snapshot:
     # How long GitHub may take to show that a runner took a job (its ``busy`` flag and the
     # job's status lag): a VM whose runner says it took a job covers one queued job that long.
     lag_allowance: float = 60.0
+    # Each open job's pool match, computed once per tick (None: the planner matches itself).
+    matches: Mapping[int, Match] | None = None

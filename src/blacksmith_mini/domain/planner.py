@@ -52,6 +52,7 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
             linked=linked,
             lag_allowance=snapshot.lag_allowance,
             backoff=snapshot.backoff,
+            matches=snapshot.matches,
         )
     )
     cleanup = list(_runners(snapshot, vms))
@@ -202,6 +203,7 @@ def _scale(
     linked: set[str],
     lag_allowance: float,
     backoff: Mapping[str, pool_backoff.PoolBackoff],
+    matches: Mapping[int, model.Match] | None = None,
 ) -> Iterable[act.Action]:
     """VMs being stopped still hold capacity until they are gone, but supply nothing.
 
@@ -213,7 +215,7 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    by_key = queued_by_key(jobs, policy)
+    by_key = queued_by_key(jobs, policy, matches=matches)
     counts = {key: len(found) for key, found in by_key.items()}
     oldest = {key: found[0].created_at for key, found in by_key.items()}
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)

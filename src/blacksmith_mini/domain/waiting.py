@@ -20,16 +20,18 @@ def waiting_reason(
     github_note: str | None = None,
     backoff: Mapping[str, pool_backoff.PoolBackoff] | None = None,
     repository_note: str | None = None,
+    found: model.Match | None = None,
 ) -> str | None:
     """Why a queued job is still waiting, or None when it is not queued.
 
     ``github_note`` says why GitHub cannot be asked for a runner right now (rate limited
     until when, unreachable since when); ``repository_note`` why the job's repository cannot
-    be polled (404, 403, moved); ``backoff`` which pools' starts keep failing.
+    be polled (404, 403, moved); ``backoff`` which pools' starts keep failing; ``found`` the
+    job's pool match when already computed this tick.
     """
     if job.status is not model.JobStatus.QUEUED:
         return None
-    found = labels.match(job.labels, policy.pools)
+    found = found or labels.match(job.labels, policy.pools)
     refused = demand.unmatched_reason(job, policy, found)
     if refused or found.pool is None:
         return refused

@@ -18,7 +18,7 @@ async def list_jobs(
     """Open jobs first (oldest first), then completed ones (newest first)."""
     view = runtime.loop.view
     jobs = [
-        convert.job_out(job, policy=view.policy, waiting=view.waiting.get(job.id))
+        convert.job_out(job, policy=view.policy, waiting=view.waiting.get(job.id), view=view)
         for job in view.open_jobs
     ]
     open_ids = {job.id for job in jobs}
@@ -49,7 +49,7 @@ async def get_job(runtime: RuntimeDep, job_id: int = Path(ge=1, le=2**63 - 1)) -
     waiting = view.waiting.get(job_id) or planner.waiting_reason(
         job, policy=view.policy, vms=view.active_vms, now=view.at
     )
-    out = convert.job_out(job, policy=view.policy, waiting=waiting)
+    out = convert.job_out(job, policy=view.policy, waiting=waiting, view=view)
     events = await runtime.store.events(job_id=job_id, limit=100)
     return schemas.JobDetail(
         **out.model_dump(), events=[convert.event_out(event) for event in events]

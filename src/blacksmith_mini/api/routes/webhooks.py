@@ -11,7 +11,6 @@ acknowledged and ignored. The endpoint answers 404 until ``github.webhook_secret
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -67,7 +66,7 @@ async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONR
         delivery_id=delivery.delivery_id,
         event=delivery.event,
         action=delivery.action,
-        payload=json.dumps(delivery.payload),
+        payload=body.decode("utf-8"),  # the verified bytes as received; parsed once, later
         at=time.time(),
     )
     if not fresh:
