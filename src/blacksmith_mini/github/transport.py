@@ -110,6 +110,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         self._last_mutation = 0.0
         self._clock = clock
         self._timeout = timeout  # enforced here too: not every transport honours httpx's
+        self._blocked_at = float("-inf")  # when the current (or last) block began
         self.state = RateState()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -133,6 +134,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
     async def _send(self, request: httpx2.Request) -> httpx2.Response:
         if "if-none-match" in request.headers or "if-modified-since" in request.headers:
             self.state.conditional += 1
+        sent_at = self._clock()
         async with self._slots:
             try:
                 response = await asyncio.wait_for(
@@ -150,12 +152,22 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         message = ""
         if response.status_code in (403, 429):
             message = error_message(await response.aread())
-        self._record(response, message)
+        self._record(response, message, sent_at=sent_at)
         return response
 
-    def _record(self, response: httpx2.Response, message: str = "") -> None:
+    def _record(
+        self, response: httpx2.Response, message: str = "", *, sent_at: float | None = None
+    ) -> None:
+        """Learn from one answer. Requests run concurrently: an answer to a request sent
+        before the current block began says nothing about the block (its budget figures are
+        older too), so it neither lifts the block nor overwrites what the limit said."""
         headers = response.headers
         now = self._clock()
+        stale = sent_at is not None and sent_at < self._blocked_at
+        if stale and response.status_code < 400:
+            if response.status_code == 304:
+                self.state.not_modified += 1
+            return
         if "x-ratelimit-remaining" in headers:
             try:
                 self.state.remaining = int(headers["x-ratelimit-remaining"])
@@ -170,6 +182,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
             self.state.consecutive_limits += 1
             wait = self._wait_seconds(response, now, kind=kind)
             self.state.blocked_until = now + wait
+            self._blocked_at = now
             self.state.limit_kind = kind
             said = f": {message[:120]}" if message else ""
             self.state.last_error = (
