@@ -1,10 +1,12 @@
 "use client";
 /**
- * The overview page: composes the widgets around one live data subscription (useVMData).
+ * The overview page: composes the widgets. Each widget owns its data: live figures, VMs and jobs
+ * come from the status stream (`StatusStreamProvider` in `app/providers.tsx`, read with
+ * `useStatusSelector`), and a detail view (one VM, one job, the history) fetches its own resource
+ * with TanStack Query. The page itself only keeps the selection in the query string.
  */
-import { useQuery } from "@tanstack/react-query";
 import { Hammer } from "lucide-react";
-import { useMemo } from "react";
+import type { ReactNode } from "react";
 import { ApiConnectionError } from "@/components/ApiConnectionError";
 import { ApiTokenDialog } from "@/components/ApiTokenDialog";
 import { ConnectionIndicator } from "@/components/ConnectionIndicator";
@@ -16,21 +18,39 @@ import { SimulatorControl } from "@/components/SimulatorControl";
 import { SystemOverview } from "@/components/SystemOverview";
 import { Badge } from "@/components/ui/badge";
 import { VMIdentity } from "@/components/VMIdentity";
+import { useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
 import { useUrlSelection } from "@/hooks/useUrlSelection";
-import { useVMData } from "@/hooks/useVMData";
-import { vmsQueryOptions } from "@/lib/api/queries";
-import { defaultVmId, mergeVms } from "@/lib/vms";
+
+/** "driver: …" and "simulate" beside the title. */
+function ServerBadges() {
+  const driver = useStatusSelector((s) => s.driver);
+  const simulate = useStatusSelector((s) => s.simulate);
+  return (
+    <div className="flex h-6 items-center gap-1.5">
+      {driver !== undefined ? <Badge variant="outline">driver: {driver}</Badge> : null}
+      {simulate ? <Badge variant="warning">simulate</Badge> : null}
+    </div>
+  );
+}
+
+/** "Queue a job", only on a server running in simulate mode. */
+function SimulatorSlot() {
+  const simulate = useStatusSelector((s) => s.simulate);
+  return simulate ? <SimulatorControl /> : null;
+}
+
+function Main({ children }: { children: ReactNode }) {
+  const { isLoading } = useStatusConnection();
+  return (
+    <main className="flex flex-col gap-4" aria-busy={isLoading}>
+      {children}
+    </main>
+  );
+}
 
 export default function OverviewPage() {
-  const { data: status, error, isLoading, mode, lastUpdatedAt } = useVMData();
-  const vmsQuery = useQuery({ ...vmsQueryOptions(), enabled: status !== undefined });
-  const vms = useMemo(
-    () => mergeVms(status?.vms, vmsQuery.data?.vms),
-    [status?.vms, vmsQuery.data],
-  );
-  const [vmParam, setVmParam] = useUrlSelection("vm");
+  const [vmId, setVmId] = useUrlSelection("vm");
   const [jobId, setJobId] = useUrlSelection("job");
-  const selectedVmId = vmParam ?? defaultVmId(vms);
 
   return (
     <div className="mx-auto flex w-full max-w-[120rem] flex-col gap-4 p-4 lg:p-6">
@@ -38,54 +58,36 @@ export default function OverviewPage() {
         <div className="flex items-center gap-3">
           <Hammer className="size-6 text-primary" aria-hidden="true" />
           <h1 className="text-lg font-semibold tracking-tight">Blacksmith Mini</h1>
-          <div className="flex h-6 items-center gap-1.5">
-            {status ? <Badge variant="outline">driver: {status.driver}</Badge> : null}
-            {status?.simulate ? <Badge variant="warning">simulate</Badge> : null}
-          </div>
+          <ServerBadges />
         </div>
-        <DrainingBanner draining={status?.draining} />
+        <DrainingBanner />
         <div className="flex items-center gap-3">
-          {status?.simulate ? <SimulatorControl /> : null}
-          <DrainControl draining={status?.draining} />
-          <ConnectionIndicator mode={mode} lastUpdatedAt={lastUpdatedAt} />
+          <SimulatorSlot />
+          <DrainControl />
+          <ConnectionIndicator />
         </div>
       </header>
 
-      {mode === "offline" ? (
-        <ApiConnectionError lastUpdatedAt={lastUpdatedAt} error={error} />
-      ) : null}
+      <ApiConnectionError />
 
-      <main className="flex flex-col gap-4" aria-busy={isLoading}>
-        <SystemOverview status={status} isLoading={isLoading} error={error} />
+      <Main>
+        <SystemOverview />
         <div className="grid grid-cols-1 gap-4 xl:grid-cols-5">
           <div className="min-w-0 xl:col-span-3">
-            <JobRunsTimeline
-              status={status}
-              statusLoading={isLoading}
-              onSelectJob={setJobId}
-              selectedJobId={jobId}
-            />
+            <JobRunsTimeline onSelectJob={setJobId} selectedJobId={jobId} />
           </div>
           <div className="min-w-0 xl:col-span-2">
-            <VMIdentity
-              vms={vms}
-              isLoading={isLoading}
-              error={status ? null : error}
-              selectedVmId={selectedVmId}
-              onSelectVm={setVmParam}
-              onSelectJob={setJobId}
-              simulate={status?.simulate ?? false}
-            />
+            <VMIdentity selectedVmId={vmId} onSelectVm={setVmId} onSelectJob={setJobId} />
           </div>
         </div>
         <HistoryCharts />
-      </main>
+      </Main>
 
       <JobDetails
         jobId={jobId}
         onClose={() => setJobId(null)}
-        onSelectVm={(vmId) => {
-          setVmParam(vmId);
+        onSelectVm={(id) => {
+          setVmId(id);
           setJobId(null);
         }}
       />

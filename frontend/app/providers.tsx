@@ -2,6 +2,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { type ReactNode, useState } from "react";
 import { TooltipProvider } from "@/components/ui/tooltip";
+import { StatusStreamProvider } from "@/hooks/useStatusStream";
 
 export function makeQueryClient(): QueryClient {
   return new QueryClient({
@@ -16,7 +17,9 @@ export function Providers({ children }: { children: ReactNode }) {
   const [queryClient] = useState(makeQueryClient);
   return (
     <QueryClientProvider client={queryClient}>
-      <TooltipProvider>{children}</TooltipProvider>
+      <StatusStreamProvider>
+        <TooltipProvider>{children}</TooltipProvider>
+      </StatusStreamProvider>
     </QueryClientProvider>
   );
 }

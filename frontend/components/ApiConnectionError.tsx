@@ -2,13 +2,22 @@
 /**
  * The "API Connection Error" state: the page stays up with its last data, says how old that data
  * is and how to start the backend, and goes away by itself when the API answers again.
+ * `ApiConnectionError` shows it while the status stream is offline; `ApiConnectionErrorNotice` is
+ * the notice itself.
  */
 import { PlugZap } from "lucide-react";
 import { useNow } from "@/hooks/useNow";
+import { useStatusConnection } from "@/hooks/useStatusStream";
 import { apiBaseUrl } from "@/lib/api/client";
 import { formatAgo } from "@/lib/format";
 
-export function ApiConnectionError({
+export function ApiConnectionError() {
+  const { mode, lastUpdatedAt, error } = useStatusConnection();
+  if (mode !== "offline") return null;
+  return <ApiConnectionErrorNotice lastUpdatedAt={lastUpdatedAt} error={error} />;
+}
+
+export function ApiConnectionErrorNotice({
   lastUpdatedAt,
   error,
 }: {

@@ -1,5 +1,6 @@
 "use client";
 import { useNow } from "@/hooks/useNow";
+import { useStatusConnection } from "@/hooks/useStatusStream";
 import type { ConnectionMode } from "@/hooks/useVMData";
 import { formatAgo } from "@/lib/format";
 import { cn } from "@/lib/utils";
@@ -18,13 +19,9 @@ const MODE: Record<ConnectionMode, { label: string; dot: string; hint: string }>
   offline: { label: "Offline", dot: "bg-red-500", hint: "The API is unreachable: retrying." },
 };
 
-export function ConnectionIndicator({
-  mode,
-  lastUpdatedAt,
-}: {
-  mode: ConnectionMode;
-  lastUpdatedAt: number | null;
-}) {
+/** Live / Polling / Offline and the age of the data, from the status stream. */
+export function ConnectionIndicator() {
+  const { mode, lastUpdatedAt } = useStatusConnection();
   const now = useNow(1_000);
   const m = MODE[mode];
   return (

@@ -2,26 +2,22 @@
 /**
  * DrainControl: the header's Drain / Resume toggle (`POST /api/control/drain` and `/resume`),
  * confirmed in a small dialog with an optional reason. DrainingBanner: the notice shown while the
- * control plane is draining (from `status.draining`).
+ * control plane is draining. Both read `draining` from the status stream.
  */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { CirclePause, CirclePlay, OctagonPause } from "lucide-react";
 import { useState } from "react";
 import { OperatorDialog } from "@/components/OperatorDialog";
 import { Button } from "@/components/ui/button";
+import { useStatusSelector } from "@/hooks/useStatusStream";
 import { api, operatorErrorMessage } from "@/lib/api/client";
 import { applyControlState } from "@/lib/api/queries";
 
 type DrainAction = "drain" | "resume";
 
-export function DrainControl({
-  draining,
-  disabled = false,
-}: {
-  /** From `status.draining`; undefined before the first snapshot. */
-  draining: boolean | undefined;
-  disabled?: boolean;
-}) {
+export function DrainControl({ disabled = false }: { disabled?: boolean }) {
+  // Undefined before the first snapshot: the toggle stays disabled until then.
+  const draining = useStatusSelector((s) => s.draining);
   const queryClient = useQueryClient();
   const [open, setOpen] = useState(false);
   // Fixed when the dialog opens, so a snapshot arriving meanwhile cannot flip what is confirmed.
@@ -83,7 +79,8 @@ export function DrainControl({
 }
 
 /** "Draining: no new VMs", shown in the header while draining (no layout shift below it). */
-export function DrainingBanner({ draining }: { draining: boolean | undefined }) {
+export function DrainingBanner() {
+  const draining = useStatusSelector((s) => s.draining);
   if (!draining) return null;
   return (
     <div

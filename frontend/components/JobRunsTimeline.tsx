@@ -3,6 +3,9 @@
  * JobRunsTimeline: queued, running and recent jobs on a shared time axis. Each bar is split into
  * the job's stages (waiting for a VM, VM booting, runner online, running); the running part takes
  * the colour of the conclusion. Clicking a row opens the job's details.
+ *
+ * The open jobs (queued, running, no pool can run them) come from the status stream; the
+ * completed ones from the job history (`GET /api/jobs`), refreshed when a snapshot shows jobs moved.
  */
 import { useQuery } from "@tanstack/react-query";
 import { AlertTriangle, Clock } from "lucide-react";
@@ -12,15 +15,17 @@ import { Badge, type BadgeVariant } from "@/components/ui/badge";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Segmented } from "@/components/ui/segmented";
 import { useNow } from "@/hooks/useNow";
-import { jobsQueryOptions } from "@/lib/api/queries";
+import { shallowEqual, useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
+import { completedJobsQueryOptions } from "@/lib/api/queries";
 import type { Job, StatusResponse } from "@/lib/api/types";
 import { formatClock, formatDuration } from "@/lib/format";
 import { waitsOnFailure } from "@/lib/health";
 import {
   conclusionTone,
   jobLabel,
+  jobListing,
   jobSegments,
-  mergeJobs,
+  liveJobs,
   type Segment,
   STAGE_BAR,
   statusText,
@@ -53,8 +58,6 @@ const TONE_BADGE: Record<Tone, BadgeVariant> = {
 };
 
 export interface JobRunsTimelineProps {
-  status: StatusResponse | undefined;
-  statusLoading?: boolean;
   onSelectJob: (jobId: number) => void;
   selectedJobId?: number | null;
 }
@@ -224,17 +227,22 @@ function Axis({ domain }: { domain: [number, number] }) {
   );
 }
 
-export function JobRunsTimeline({
-  status,
-  statusLoading = false,
-  onSelectJob,
-  selectedJobId = null,
-}: JobRunsTimelineProps) {
+/** What the rows need from a snapshot besides the jobs: why a queued job is blocked. */
+const selectBlockers = (s: StatusResponse): Pick<StatusResponse, "pools" | "github"> => ({
+  pools: s.pools,
+  github: s.github,
+});
+
+export function JobRunsTimeline({ onSelectJob, selectedJobId = null }: JobRunsTimelineProps) {
   const [range, setRange] = useState<Range>("fit");
-  const jobsQuery = useQuery(jobsQueryOptions());
+  const live = useStatusSelector(liveJobs);
+  const blockers = useStatusSelector(selectBlockers, shallowEqual);
+  const simulate = useStatusSelector((s) => s.simulate);
+  const { isLoading: statusLoading } = useStatusConnection();
+  const jobsQuery = useQuery(completedJobsQueryOptions());
   const nowMs = useNow(1_000);
   const now = nowMs / 1000;
-  const jobs = useMemo(() => mergeJobs(jobsQuery.data?.jobs, status), [jobsQuery.data, status]);
+  const jobs = useMemo(() => jobListing(live, jobsQuery.data), [live, jobsQuery.data]);
 
   const domain = useMemo((): [number, number] => {
     if (range !== "fit") return [now - RANGE_SECONDS[range], now];
@@ -273,10 +281,7 @@ export function JobRunsTimeline({
         <p className="max-w-sm text-xs text-muted-foreground">
           Jobs appear here when GitHub queues a workflow whose <code>runs-on</code> labels match a
           pool
-          {status?.simulate
-            ? ", or when you queue one with the simulator (Queue a job, top right)"
-            : ""}
-          .
+          {simulate ? ", or when you queue one with the simulator (Queue a job, top right)" : ""}.
         </p>
       </div>
     );
@@ -292,7 +297,7 @@ export function JobRunsTimeline({
               domain={domain}
               now={now}
               selected={job.id === selectedJobId}
-              blocked={waitsOnFailure(job, status)}
+              blocked={waitsOnFailure(job, blockers)}
               onSelect={() => onSelectJob(job.id)}
             />
           ))}

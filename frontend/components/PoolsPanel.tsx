@@ -17,6 +17,7 @@ import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
+import { useStatusSelector } from "@/hooks/useStatusStream";
 import { api, operatorErrorMessage } from "@/lib/api/client";
 import { applyControlState } from "@/lib/api/queries";
 import type { Pool, PoolLimitsRequest } from "@/lib/api/types";
@@ -262,13 +263,10 @@ function PoolRow({ pool }: { pool: Pool }) {
   );
 }
 
-export function PoolsTile({
-  pools,
-  draining,
-}: {
-  pools: readonly Pool[] | undefined;
-  draining: boolean | undefined;
-}) {
+/** The pools of the status stream (and whether it drains); empty until the first snapshot. */
+export function PoolsTile() {
+  const pools = useStatusSelector((s) => s.pools);
+  const draining = useStatusSelector((s) => s.draining);
   const paused = pools?.filter((pool) => pool.paused).length ?? 0;
   const backingOff = pools?.filter((pool) => poolBackoff(pool) !== null).length ?? 0;
   let badge = <Badge variant="outline">no data</Badge>;

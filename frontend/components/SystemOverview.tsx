@@ -4,6 +4,8 @@
  * success rate) with a one-hour trend each, the health of GitHub (which rate limit blocks it, the
  * repositories that are unhealthy or renamed), its rate-limit budget and the reconcile loop, and
  * the pools with their operator controls (pause, resume, limits) and start back-off.
+ *
+ * Every tile selects its own slice of the status stream; the trends come from `GET /api/history`.
  */
 import { useQuery } from "@tanstack/react-query";
 import { Activity, Cpu, Gauge, GitBranch, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
@@ -16,14 +18,9 @@ import { HEALTH_GRID, OVERVIEW_GRID, SIZES, SystemOverviewSkeleton } from "@/com
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
 import { useNow } from "@/hooks/useNow";
+import { shallowEqual, useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
 import { historyQueryOptions } from "@/lib/api/queries";
-import type {
-  GitHubHealth,
-  HistoryResponse,
-  LoopHealth,
-  Pool,
-  StatusResponse,
-} from "@/lib/api/types";
+import type { HistoryResponse, Metrics, Pool, StatusResponse } from "@/lib/api/types";
 import {
   formatAgo,
   formatClock,
@@ -34,12 +31,6 @@ import {
 } from "@/lib/format";
 import { rateLimitLabel, repositoryIssues, unhealthyRepositoryCount } from "@/lib/health";
 import { cn } from "@/lib/utils";
-
-export interface SystemOverviewProps {
-  status: StatusResponse | undefined;
-  isLoading: boolean;
-  error?: Error | null;
-}
 
 function StatTile({
   label,
@@ -123,7 +114,9 @@ function HealthTile({
   );
 }
 
-function GitHubTile({ github, now }: { github: GitHubHealth | undefined; now: number }) {
+function GitHubTile() {
+  const github = useStatusSelector((s) => s.github);
+  const now = useNow(1_000);
   const unhealthy = unhealthyRepositoryCount(github);
   let badge: ReactNode = <Badge variant="outline">no data</Badge>;
   if (github?.reachable === true && unhealthy > 0) {
@@ -170,7 +163,9 @@ function GitHubTile({ github, now }: { github: GitHubHealth | undefined; now: nu
   );
 }
 
-function RateLimitTile({ github, now }: { github: GitHubHealth | undefined; now: number }) {
+function RateLimitTile() {
+  const github = useStatusSelector((s) => s.github);
+  const now = useNow(1_000);
   const remaining = github?.rate_limit_remaining ?? null;
   const limit = github?.rate_limit_limit ?? null;
   const fraction = remaining !== null && limit ? remaining / limit : null;
@@ -211,7 +206,9 @@ function RateLimitTile({ github, now }: { github: GitHubHealth | undefined; now:
   );
 }
 
-function LoopTile({ loop, now }: { loop: LoopHealth | undefined; now: number }) {
+function LoopTile() {
+  const loop = useStatusSelector((s) => s.loop);
+  const now = useNow(1_000);
   let badge: ReactNode = <Badge variant="outline">no data</Badge>;
   if (loop?.stuck) badge = <Badge variant="danger">stuck</Badge>;
   else if (loop?.last_error) badge = <Badge variant="warning">errors</Badge>;
@@ -243,138 +240,174 @@ function LoopTile({ loop, now }: { loop: LoopHealth | undefined; now: number }) 
   );
 }
 
-export function SystemOverview({ status, isLoading, error }: SystemOverviewProps) {
-  const now = useNow(1_000);
-  const history = useQuery(historyQueryOptions("1h"));
-  if (isLoading && !status) return <SystemOverviewSkeleton />;
+interface Figures {
+  activeVms: number;
+  maxVms: number;
+  queuedJobs: number;
+  metrics: Metrics;
+  busy: number;
+  idle: number;
+  starting: number;
+  unmatched: number;
+  completed: number;
+  pools: Pool[];
+}
 
+function selectFigures(status: StatusResponse): Figures {
+  const byStatus = (s: string) => status.vms.filter((vm) => vm.status === s).length;
+  return {
+    activeVms: status.active_vms_count,
+    maxVms: status.max_vms,
+    queuedJobs: status.queued_jobs_count,
+    metrics: status.metrics,
+    busy: byStatus("busy"),
+    idle: byStatus("idle"),
+    starting: byStatus("booting") + byStatus("pending"),
+    unmatched: status.unmatched_jobs.length,
+    completed: status.completed_jobs_total,
+    pools: status.pools,
+  };
+}
+
+/** The headline figures with their one-hour trends. */
+function StatTiles() {
+  const figures = useStatusSelector(selectFigures, shallowEqual);
+  const history = useQuery(historyQueryOptions("1h"));
   const h: HistoryResponse | undefined = history.data;
   const step = h?.step_seconds ?? 60;
   const points = h?.points ?? [];
-  const maxVms = status?.max_vms ?? null;
-  const metrics = status?.metrics;
-  const byStatus = (s: string) => status?.vms.filter((vm) => vm.status === s).length ?? 0;
-  const unmatched = status?.unmatched_jobs.length ?? 0;
-  const completed = status?.completed_jobs_total ?? null;
+  const maxVms = figures?.maxVms ?? null;
+  const metrics = figures?.metrics;
+  const unmatched = figures?.unmatched ?? 0;
+  const completed = figures?.completed ?? null;
   const success = metrics?.success_rate_percent ?? null;
+  const pools = figures?.pools ?? [];
 
+  return (
+    <div className={OVERVIEW_GRID}>
+      <StatTile
+        testId="stat-active-vms"
+        label="Active VMs"
+        icon={<Cpu className="size-3.5" />}
+        value={figures ? `${figures.activeVms}` : null}
+        unit={maxVms !== null ? `of ${maxVms}` : undefined}
+        caption={
+          figures
+            ? `${figures.busy} busy · ${figures.idle} idle · ${figures.starting} starting`
+            : "no data yet"
+        }
+        trend={<Sparkline label="Active VMs" values={points.map((p) => p.active_vms)} />}
+      />
+      <StatTile
+        testId="stat-queued-jobs"
+        label="Queued jobs"
+        icon={<ListTodo className="size-3.5" />}
+        value={figures ? `${figures.queuedJobs}` : null}
+        caption={
+          unmatched > 0 ? (
+            <span className="text-amber-400">{unmatched} no pool can run</span>
+          ) : (
+            "waiting for a VM"
+          )
+        }
+        trend={<Sparkline label="Queued jobs" values={points.map((p) => p.queued_jobs)} />}
+      />
+      <StatTile
+        testId="stat-spawn-rate"
+        label="Spawn rate"
+        icon={<Sparkles className="size-3.5" />}
+        value={
+          metrics?.spawn_rate_per_min == null ? null : formatNumber(metrics.spawn_rate_per_min, 1)
+        }
+        unit="/min"
+        caption="VMs started, last 5 min"
+        trend={
+          <Sparkline label="Spawn rate" values={points.map((p) => perMinute(p.spawns, step))} />
+        }
+      />
+      <StatTile
+        testId="stat-death-rate"
+        label="Death rate"
+        icon={<Skull className="size-3.5" />}
+        value={
+          metrics?.death_rate_per_min == null ? null : formatNumber(metrics.death_rate_per_min, 1)
+        }
+        unit="/min"
+        caption="VMs gone, last 5 min"
+        trend={
+          <Sparkline label="Death rate" values={points.map((p) => perMinute(p.deaths, step))} />
+        }
+      />
+      <StatTile
+        testId="stat-saturation"
+        label="Pool saturation"
+        icon={<Gauge className="size-3.5" />}
+        value={
+          metrics?.pool_saturation_percent == null
+            ? null
+            : formatPercent(metrics.pool_saturation_percent)
+        }
+        caption={
+          pools.length ? (
+            <span title={`of ${maxVms} VMs in all; per pool: ${poolsCaption(pools)}`}>
+              {poolsCaption(pools)}
+            </span>
+          ) : maxVms !== null ? (
+            `of ${maxVms} VMs in use`
+          ) : (
+            "no data yet"
+          )
+        }
+        trend={
+          <Sparkline
+            label="Pool saturation"
+            values={points.map((p) =>
+              p.active_vms === null || !maxVms ? null : (p.active_vms / maxVms) * 100,
+            )}
+          />
+        }
+      />
+      <StatTile
+        testId="stat-success-rate"
+        label="Success rate"
+        icon={<Timer className="size-3.5" />}
+        value={success === null ? null : formatPercent(success)}
+        caption={completed !== null ? `${formatNumber(completed)} jobs completed` : "no data yet"}
+        trend={
+          <div className="flex h-7 items-center">
+            <div className="h-1.5 w-full overflow-hidden rounded-full bg-muted">
+              <div
+                className="h-full rounded-full bg-emerald-500"
+                style={{ width: `${success ?? 0}%` }}
+              />
+            </div>
+          </div>
+        }
+      />
+    </div>
+  );
+}
+
+export function SystemOverview() {
+  const { isLoading, error, hasData } = useStatusConnection();
+  if (isLoading && !hasData) return <SystemOverviewSkeleton />;
   return (
     <section
       className="flex flex-col gap-3"
       aria-label="System overview"
       data-testid="system-overview"
     >
-      {error && !status ? (
+      {error && !hasData ? (
         <p className="sr-only" role="status">
           System figures unavailable: {error.message}
         </p>
       ) : null}
-      <div className={OVERVIEW_GRID}>
-        <StatTile
-          testId="stat-active-vms"
-          label="Active VMs"
-          icon={<Cpu className="size-3.5" />}
-          value={status ? `${status.active_vms_count}` : null}
-          unit={maxVms !== null ? `of ${maxVms}` : undefined}
-          caption={
-            status
-              ? `${byStatus("busy")} busy · ${byStatus("idle")} idle · ${byStatus("booting") + byStatus("pending")} starting`
-              : "no data yet"
-          }
-          trend={<Sparkline label="Active VMs" values={points.map((p) => p.active_vms)} />}
-        />
-        <StatTile
-          testId="stat-queued-jobs"
-          label="Queued jobs"
-          icon={<ListTodo className="size-3.5" />}
-          value={status ? `${status.queued_jobs_count}` : null}
-          caption={
-            unmatched > 0 ? (
-              <span className="text-amber-400">{unmatched} no pool can run</span>
-            ) : (
-              "waiting for a VM"
-            )
-          }
-          trend={<Sparkline label="Queued jobs" values={points.map((p) => p.queued_jobs)} />}
-        />
-        <StatTile
-          testId="stat-spawn-rate"
-          label="Spawn rate"
-          icon={<Sparkles className="size-3.5" />}
-          value={
-            metrics?.spawn_rate_per_min == null ? null : formatNumber(metrics.spawn_rate_per_min, 1)
-          }
-          unit="/min"
-          caption="VMs started, last 5 min"
-          trend={
-            <Sparkline label="Spawn rate" values={points.map((p) => perMinute(p.spawns, step))} />
-          }
-        />
-        <StatTile
-          testId="stat-death-rate"
-          label="Death rate"
-          icon={<Skull className="size-3.5" />}
-          value={
-            metrics?.death_rate_per_min == null ? null : formatNumber(metrics.death_rate_per_min, 1)
-          }
-          unit="/min"
-          caption="VMs gone, last 5 min"
-          trend={
-            <Sparkline label="Death rate" values={points.map((p) => perMinute(p.deaths, step))} />
-          }
-        />
-        <StatTile
-          testId="stat-saturation"
-          label="Pool saturation"
-          icon={<Gauge className="size-3.5" />}
-          value={
-            metrics?.pool_saturation_percent == null
-              ? null
-              : formatPercent(metrics.pool_saturation_percent)
-          }
-          caption={
-            status?.pools.length ? (
-              <span title={`of ${maxVms} VMs in all; per pool: ${poolsCaption(status.pools)}`}>
-                {poolsCaption(status.pools)}
-              </span>
-            ) : maxVms !== null ? (
-              `of ${maxVms} VMs in use`
-            ) : (
-              "no data yet"
-            )
-          }
-          trend={
-            <Sparkline
-              label="Pool saturation"
-              values={points.map((p) =>
-                p.active_vms === null || !maxVms ? null : (p.active_vms / maxVms) * 100,
-              )}
-            />
-          }
-        />
-        <StatTile
-          testId="stat-success-rate"
-          label="Success rate"
-          icon={<Timer className="size-3.5" />}
-          value={success === null ? null : formatPercent(success)}
-          caption={completed !== null ? `${formatNumber(completed)} jobs completed` : "no data yet"}
-          trend={
-            <div className="flex h-7 items-center">
-              <div className="h-1.5 w-full overflow-hidden rounded-full bg-muted">
-                <div
-                  className="h-full rounded-full bg-emerald-500"
-                  style={{ width: `${success ?? 0}%` }}
-                />
-              </div>
-            </div>
-          }
-        />
-      </div>
+      <StatTiles />
       <div className={HEALTH_GRID}>
-        <GitHubTile github={status?.github} now={now} />
-        <RateLimitTile github={status?.github} now={now} />
-        <LoopTile loop={status?.loop} now={now} />
-        <PoolsTile pools={status?.pools} draining={status?.draining} />
+        <GitHubTile />
+        <RateLimitTile />
+        <LoopTile />
+        <PoolsTile />
       </div>
     </section>
   );

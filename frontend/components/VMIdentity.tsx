@@ -3,10 +3,14 @@
  * VMIdentity: a list of VMs to pick from and the identity card of the selected one (id, IP,
  * status, pid, pool, labels, size, uptime, its job), with its console tail and recent events. A VM
  * kept after a failed job says until when and how to reach it (`blacksmith-mini ssh <id>`).
+ *
+ * The live VMs come from the status stream, the recently gone ones from the VM history
+ * (`GET /api/vms?include_gone=true`), and the selected VM's console and events from
+ * `GET /api/vms/{vm_id}`. With nothing selected, the first live VM is shown.
  */
 import { useQuery } from "@tanstack/react-query";
 import { AlertTriangle, Server } from "lucide-react";
-import { type ReactNode, useEffect, useRef, useState } from "react";
+import { type ReactNode, useEffect, useMemo, useRef, useState } from "react";
 import { KeptVmBadge, KeptVmNotice } from "@/components/KeptVm";
 import { StopVmControl } from "@/components/StopVmControl";
 import { SIZES, VmDetailsSkeleton, VmListSkeleton } from "@/components/skeletons";
@@ -14,20 +18,18 @@ import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { useNow } from "@/hooks/useNow";
-import { vmDetailQueryOptions } from "@/lib/api/queries";
+import { useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
+import { goneVmsQueryOptions, vmDetailQueryOptions } from "@/lib/api/queries";
 import type { ApiEvent, Vm, VmDetail } from "@/lib/api/types";
 import { formatClock, formatDateTime, formatDuration, formatMemory } from "@/lib/format";
 import { cn } from "@/lib/utils";
-import { isActive, VM_STATUS_VARIANT } from "@/lib/vms";
+import { defaultVmId, isActive, VM_STATUS_VARIANT, vmListing } from "@/lib/vms";
 
 export interface VMIdentityProps {
-  vms: readonly Vm[];
-  isLoading: boolean;
-  error?: Error | null;
+  /** The VM picked by the user (`?vm=`); null shows the first live one. */
   selectedVmId: number | null;
   onSelectVm: (vmId: number) => void;
   onSelectJob?: (jobId: number) => void;
-  simulate?: boolean;
 }
 
 function VmStatusBadge({ status }: { status: Vm["status"] }) {
@@ -244,15 +246,14 @@ function VmDetails({
   );
 }
 
-export function VMIdentity({
-  vms,
-  isLoading,
-  error,
-  selectedVmId,
-  onSelectVm,
-  onSelectJob,
-  simulate = false,
-}: VMIdentityProps) {
+export function VMIdentity({ selectedVmId: pickedVmId, onSelectVm, onSelectJob }: VMIdentityProps) {
+  const live = useStatusSelector((s) => s.vms);
+  const simulate = useStatusSelector((s) => s.simulate) ?? false;
+  const { isLoading, error: streamError, hasData } = useStatusConnection();
+  const gone = useQuery({ ...goneVmsQueryOptions(), enabled: hasData });
+  const vms = useMemo(() => vmListing(live, gone.data), [live, gone.data]);
+  const error = hasData ? null : streamError;
+  const selectedVmId = pickedVmId ?? defaultVmId(vms);
   const selected = vms.find((vm) => vm.vm_id === selectedVmId) ?? null;
   const detail = useQuery({
     ...vmDetailQueryOptions(selectedVmId ?? -1),

@@ -5,7 +5,8 @@
  * Subscribes to `GET /api/events` (server-sent events). Every `status` event carries the full
  * `StatusResponse`, which goes straight into TanStack Query's cache under the status key. When the
  * stream drops, it reconnects with exponential backoff (capped) and, until it is back, polls
- * `GET /api/status` every few seconds. Call it once per page and pass the result down.
+ * `GET /api/status` every few seconds. It runs once per page, inside `StatusStreamProvider`
+ * (`hooks/useStatusStream.tsx`); widgets read it with `useStatusSelector` / `useStatusConnection`.
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState, useSyncExternalStore } from "react";
@@ -44,13 +45,25 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number):
   return Math.min(initialMs * 2 ** attempt, maxMs);
 }
 
+/**
+ * Whether a pushed event has the shape of a status snapshot (the stream is not described by the
+ * OpenAPI document, so its payload is checked here instead of cast).
+ */
+export function isStatusResponse(value: unknown): value is StatusResponse {
+  if (!value || typeof value !== "object") return false;
+  const lists = ["vms", "queued_jobs", "running_jobs", "unmatched_jobs", "pools"] as const;
+  return (
+    "snapshot_version" in value &&
+    typeof value.snapshot_version === "number" &&
+    lists.every((key) => Array.isArray(Reflect.get(value, key)))
+  );
+}
+
 function parseStatus(raw: unknown): StatusResponse | null {
   if (typeof raw !== "string") return null;
   try {
     const value: unknown = JSON.parse(raw);
-    if (value && typeof value === "object" && "snapshot_version" in value) {
-      return value as StatusResponse;
-    }
+    if (isStatusResponse(value)) return value;
   } catch {
     // A malformed event is ignored; the next one or a poll repairs the cache.
   }
@@ -117,9 +130,9 @@ export function useVMData(options: UseVMDataOptions = {}): VMData {
         attempt = 0;
         setStreamUp(true);
       };
-      es.addEventListener("status", (event) => {
+      es.addEventListener("status", (event: MessageEvent) => {
         if (disposed || source !== es) return;
-        const payload = parseStatus((event as MessageEvent).data);
+        const payload = parseStatus(event.data);
         if (!payload) return;
         attempt = 0;
         setStreamUp(true);

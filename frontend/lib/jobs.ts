@@ -1,4 +1,4 @@
-/** Pure helpers about jobs: their stages, colours, GitHub links and the merged job list. */
+/** Pure helpers about jobs: their stages, colours, GitHub links and the listing order. */
 import type { Job, JobStages, StatusResponse } from "@/lib/api/types";
 
 export type StageKey = "waiting" | "booting" | "online" | "running";
@@ -142,27 +142,38 @@ export function jobUrl(job: Pick<Job, "id" | "repository" | "run_id" | "html_url
   return job.html_url ?? `${runUrl(job)}/job/${job.id}`;
 }
 
+function startOf(job: Job): number {
+  return job.stages.queued ?? job.stages.vm_requested ?? job.stages.started ?? 0;
+}
+
+/** Newest first (by when the job was queued), then by id. */
+export function sortByStart(jobs: readonly Job[]): Job[] {
+  return [...jobs].sort((a, b) => startOf(b) - startOf(a) || b.id - a.id);
+}
+
 /**
- * The jobs to show: the recent list from `/api/jobs`, overridden by the fresher queued, running
- * and unmatched jobs of the live status snapshot. Unfinished first, then newest first.
+ * The open jobs of a status snapshot, newest first: queued and running ones. The unmatched jobs
+ * (no pool can run them) are queued jobs too, so each job is listed once.
  */
-export function mergeJobs(
-  listed: readonly Job[] | undefined,
-  status: StatusResponse | undefined,
+export function liveJobs(
+  status: Pick<StatusResponse, "queued_jobs" | "running_jobs" | "unmatched_jobs">,
 ): Job[] {
   const byId = new Map<number, Job>();
-  for (const job of listed ?? []) byId.set(job.id, job);
-  if (status) {
-    for (const job of [...status.unmatched_jobs, ...status.queued_jobs, ...status.running_jobs]) {
-      byId.set(job.id, job);
-    }
+  for (const job of [...status.unmatched_jobs, ...status.queued_jobs, ...status.running_jobs]) {
+    if (!byId.has(job.id)) byId.set(job.id, job);
   }
-  const startOf = (job: Job) =>
-    job.stages.queued ?? job.stages.vm_requested ?? job.stages.started ?? 0;
-  return [...byId.values()].sort((a, b) => {
-    const doneA = a.status === "completed" ? 1 : 0;
-    const doneB = b.status === "completed" ? 1 : 0;
-    if (doneA !== doneB) return doneA - doneB;
-    return startOf(b) - startOf(a) || b.id - a.id;
-  });
+  return sortByStart([...byId.values()]);
+}
+
+/**
+ * The timeline's rows: the open jobs of the status stream, then the completed ones of the job
+ * history (newest first). Shown one after the other, not merged: a job the history already calls
+ * completed while the stream still has it open is shown once, open, until the next snapshot.
+ */
+export function jobListing(
+  live: readonly Job[] | undefined,
+  completed: readonly Job[] | undefined,
+): Job[] {
+  const liveIds = new Set((live ?? []).map((job) => job.id));
+  return [...(live ?? []), ...sortByStart((completed ?? []).filter((job) => !liveIds.has(job.id)))];
 }

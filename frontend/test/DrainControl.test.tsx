@@ -1,20 +1,18 @@
-import { useQuery } from "@tanstack/react-query";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { DrainControl, DrainingBanner } from "@/components/DrainControl";
-import { queryKeys, statusQueryOptions } from "@/lib/api/queries";
+import { queryKeys } from "@/lib/api/queries";
 import { getAuthNeed, isAuthRequired } from "@/lib/api/token";
 import type { StatusResponse } from "@/lib/api/types";
 import { makeControl, makeStatus } from "./fixtures";
 import { callsTo, deferred, json, mockApi, renderWithClient } from "./utils";
 
 function Header() {
-  const { data } = useQuery(statusQueryOptions());
   return (
     <header>
-      <DrainingBanner draining={data?.draining} />
-      <DrainControl draining={data?.draining} />
+      <DrainingBanner />
+      <DrainControl />
     </header>
   );
 }
@@ -32,7 +30,7 @@ async function openAndConfirm(reason?: string) {
 describe("DrainControl", () => {
   it("is disabled until the first status arrives", () => {
     mockApi({});
-    renderWithClient(<DrainControl draining={undefined} />);
+    renderWithClient(<DrainControl />);
     expect(screen.getByTestId("drain-toggle")).toBeDisabled();
   });
 

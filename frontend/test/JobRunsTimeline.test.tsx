@@ -11,25 +11,25 @@ import {
   makeStatus,
   NOW,
 } from "./fixtures";
-import { json, mockApi, pending, renderWithClient } from "./utils";
+import { json, mockApi, pending, renderWithStatus } from "./utils";
 
 describe("JobRunsTimeline", () => {
   it("shows skeleton rows while loading", () => {
-    mockApi({ "/api/jobs": () => pending() });
-    renderWithClient(<JobRunsTimeline status={undefined} statusLoading onSelectJob={() => {}} />);
+    mockApi({ "/api/jobs": () => pending(), "/api/status": () => pending() });
+    renderWithStatus(<JobRunsTimeline onSelectJob={() => {}} />, undefined);
     expect(screen.getByTestId("timeline-skeleton")).toBeInTheDocument();
   });
 
   it("says what to do when there are no jobs", async () => {
     mockApi({ "/api/jobs": { jobs: [] } });
-    renderWithClient(<JobRunsTimeline status={makeEmptyStatus()} onSelectJob={() => {}} />);
+    renderWithStatus(<JobRunsTimeline onSelectJob={() => {}} />, makeEmptyStatus());
     expect(await screen.findByText("No jobs yet")).toBeInTheDocument();
     expect(screen.getByText(/queue one with the simulator/)).toBeInTheDocument();
   });
 
   it("shows an error when jobs cannot be loaded", async () => {
     mockApi({ "/api/jobs": json({ detail: "database is locked" }, 503) });
-    renderWithClient(<JobRunsTimeline status={makeEmptyStatus()} onSelectJob={() => {}} />);
+    renderWithStatus(<JobRunsTimeline onSelectJob={() => {}} />, makeEmptyStatus());
     expect(
       await screen.findByText("Could not load jobs", {}, { timeout: 4000 }),
     ).toBeInTheDocument();
@@ -82,11 +82,10 @@ describe("JobRunsTimeline", () => {
     });
     mockApi({ "/api/jobs?limit=100": { jobs: [done] } });
     const onSelectJob = vi.fn();
-    renderWithClient(
-      <JobRunsTimeline
-        status={makeStatus({ queued_jobs: [queued], unmatched_jobs: [unmatched] })}
-        onSelectJob={onSelectJob}
-      />,
+    renderWithStatus(
+      <JobRunsTimeline onSelectJob={onSelectJob} />,
+      // As the server sends it: an unmatched job is a queued job too (listed once).
+      makeStatus({ queued_jobs: [queued, unmatched], unmatched_jobs: [unmatched] }),
     );
     await waitFor(() => expect(screen.getAllByTestId("timeline-job")).toHaveLength(4));
     expect(screen.getByText("pool default is at max_vms (5)")).toBeInTheDocument();
@@ -156,7 +155,7 @@ describe("JobRunsTimeline", () => {
       makeRepository(),
       makeRepository({ name: "acme/old", healthy: false, error: "404 Not Found" }),
     ];
-    renderWithClient(<JobRunsTimeline status={status} onSelectJob={() => {}} />);
+    renderWithStatus(<JobRunsTimeline onSelectJob={() => {}} />, status);
     await waitFor(() => expect(screen.getAllByTestId("timeline-job")).toHaveLength(4));
     const reason = (text: string) => screen.getByTitle(text);
     expect(reason(backoff)).toHaveAttribute("data-blocked", "true");

@@ -1,12 +1,10 @@
-import { useQuery } from "@tanstack/react-query";
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { PoolsTile, poolCounts, validateLimits } from "@/components/PoolsPanel";
-import { statusQueryOptions } from "@/lib/api/queries";
 import type { Pool } from "@/lib/api/types";
 import { makeControl, makePool, makeStartBackoff, makeStatus, NOW } from "./fixtures";
-import { callsTo, deferred, json, mockApi, renderWithClient } from "./utils";
+import { callsTo, deferred, json, mockApi, renderWithClient, renderWithStatus } from "./utils";
 
 const large: Pool = {
   name: "large",
@@ -21,8 +19,7 @@ const large: Pool = {
 };
 
 function Tile() {
-  const { data } = useQuery(statusQueryOptions());
-  return <PoolsTile pools={data?.pools} draining={data?.draining} />;
+  return <PoolsTile />;
 }
 
 function row(name: string) {
@@ -213,14 +210,14 @@ describe("PoolsTile", () => {
 
   it("shows no data, and no back-off warning, before the first status", () => {
     mockApi({});
-    renderWithClient(<PoolsTile pools={undefined} draining={undefined} />);
+    renderWithStatus(<PoolsTile />, undefined);
     expect(within(screen.getByTestId("pools-panel")).getByText("no data")).toBeInTheDocument();
     expect(screen.queryByTestId("pool-backoff")).not.toBeInTheDocument();
   });
 
   it("says so when no pool is configured", () => {
     mockApi({});
-    renderWithClient(<PoolsTile pools={[]} draining={false} />);
+    renderWithStatus(<PoolsTile />, makeStatus({ pools: [] }));
     expect(screen.getByText("No pools configured.")).toBeInTheDocument();
     expect(screen.queryByTestId("pool-backoff")).not.toBeInTheDocument();
   });
@@ -240,11 +237,9 @@ describe("PoolsTile", () => {
     vi.useFakeTimers();
     vi.setSystemTime(NOW * 1000);
     mockApi({});
-    renderWithClient(
-      <PoolsTile
-        pools={[makePool({ start_backoff: makeStartBackoff() }), large]}
-        draining={false}
-      />,
+    renderWithStatus(
+      <PoolsTile />,
+      makeStatus({ pools: [makePool({ start_backoff: makeStartBackoff() }), large] }),
     );
     expect(row("default")).toHaveAttribute("data-backoff", "true");
     expect(row("large")).toHaveAttribute("data-backoff", "false");
@@ -271,11 +266,12 @@ describe("PoolsTile", () => {
 
   it("says 1 failed start in the singular; draining still wins the badge", () => {
     mockApi({});
-    renderWithClient(
-      <PoolsTile
-        pools={[makePool({ start_backoff: makeStartBackoff({ failures: 1 }) })]}
-        draining
-      />,
+    renderWithStatus(
+      <PoolsTile />,
+      makeStatus({
+        pools: [makePool({ start_backoff: makeStartBackoff({ failures: 1 }) })],
+        draining: true,
+      }),
     );
     expect(screen.getByTestId("pool-backoff")).toHaveTextContent("1 failed start since");
     expect(within(screen.getByTestId("pools-panel")).getByText("draining")).toBeInTheDocument();

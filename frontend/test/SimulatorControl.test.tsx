@@ -2,7 +2,7 @@ import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { parseLabels, SimulatorControl } from "@/components/SimulatorControl";
-import { json, mockApi, renderWithClient } from "./utils";
+import { callsTo, json, mockApi, renderWithClient } from "./utils";
 
 describe("parseLabels", () => {
   it("splits on commas, trims, drops empties, and is undefined when empty", () => {
@@ -27,10 +27,9 @@ describe("SimulatorControl", () => {
     await user.selectOptions(screen.getByLabelText("Conclusion"), "failure");
     await user.click(screen.getByRole("button", { name: "Queue job" }));
     await waitFor(() => expect(screen.getByText("Queued job #42")).toBeInTheDocument());
-    const [url, init] = fetchMock.mock.calls[0] as [string, RequestInit];
-    expect(url).toMatch(/\/api\/simulator\/jobs$/);
-    expect(init.method).toBe("POST");
-    expect(JSON.parse(String(init.body))).toEqual({
+    const [call] = callsTo(fetchMock, "/api/simulator/jobs");
+    expect(call?.url.pathname).toBe("/api/simulator/jobs");
+    expect(call?.body).toEqual({
       labels: ["gpu", "linux"],
       duration_seconds: 3,
       conclusion: "failure",
@@ -47,8 +46,10 @@ describe("SimulatorControl", () => {
     await user.click(screen.getByRole("button", { name: /Queue a job/ }));
     await user.click(screen.getByRole("button", { name: "Queue job" }));
     expect(await screen.findByText(/simulator is stopped/)).toBeInTheDocument();
-    const [, init] = fetchMock.mock.calls[0] as [string, RequestInit];
-    expect(JSON.parse(String(init.body))).toEqual({ duration_seconds: 10, conclusion: "success" });
+    expect(callsTo(fetchMock, "/api/simulator/jobs")[0]?.body).toEqual({
+      duration_seconds: 10,
+      conclusion: "success",
+    });
   });
 
   it("refuses a negative duration", async () => {

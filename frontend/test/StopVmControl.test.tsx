@@ -2,17 +2,24 @@ import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { VMIdentity } from "@/components/VMIdentity";
+import { queryKeys } from "@/lib/api/queries";
 import type { Vm } from "@/lib/api/types";
-import { makeVm, makeVmDetail } from "./fixtures";
-import { callsTo, deferred, json, mockApi, renderWithClient } from "./utils";
+import { makeStatus, makeVm, makeVmDetail } from "./fixtures";
+import { callsTo, deferred, json, makeTestQueryClient, mockApi, renderWithStatus } from "./utils";
 
 const idle = makeVm({ vm_id: 2, status: "idle", job_id: null, name: "bsm-default-2" });
 const busy = makeVm({ vm_id: 1, status: "busy", job_id: 101 });
 const gone = makeVm({ vm_id: 3, status: "gone", job_id: null, ended_at: 1, name: "bsm-3" });
 
+/** The VM live in the stream, or (gone) in the VM history. */
 function renderVm(vm: Vm) {
-  return renderWithClient(
-    <VMIdentity vms={[vm]} isLoading={false} selectedVmId={vm.vm_id} onSelectVm={() => {}} />,
+  const client = makeTestQueryClient();
+  client.setQueryDefaults(queryKeys.vms, { staleTime: Number.POSITIVE_INFINITY });
+  client.setQueryData(queryKeys.vms, { vms: vm.status === "gone" ? [vm] : [] });
+  return renderWithStatus(
+    <VMIdentity selectedVmId={vm.vm_id} onSelectVm={() => {}} />,
+    makeStatus({ vms: vm.status === "gone" ? [] : [vm] }),
+    client,
   );
 }
 

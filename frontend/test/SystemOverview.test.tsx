@@ -1,20 +1,29 @@
-import { screen, waitFor, within } from "@testing-library/react";
-import { describe, expect, it } from "vitest";
+import { act, screen, waitFor, within } from "@testing-library/react";
+import { beforeEach, describe, expect, it } from "vitest";
 import { SystemOverview } from "@/components/SystemOverview";
 import { makeEmptyStatus, makeHistory, makeRepository, makeStatus } from "./fixtures";
-import { mockApi, pending, renderWithClient } from "./utils";
+import {
+  FakeEventSource,
+  mockApi,
+  networkDown,
+  pending,
+  pushStatus,
+  renderWithStatus,
+} from "./utils";
+
+beforeEach(() => FakeEventSource.reset());
 
 describe("SystemOverview", () => {
   it("shows same-size skeletons while loading", () => {
-    mockApi({ "/api/history": () => pending() });
-    renderWithClient(<SystemOverview status={undefined} isLoading />);
+    mockApi({ "/api/history": () => pending(), "/api/status": () => pending() });
+    renderWithStatus(<SystemOverview />, undefined);
     expect(screen.getByTestId("system-overview-skeleton")).toBeInTheDocument();
     expect(screen.queryByTestId("system-overview")).not.toBeInTheDocument();
   });
 
   it("shows the figures, health and a trend per figure", async () => {
     mockApi({ "/api/history": makeHistory() });
-    renderWithClient(<SystemOverview status={makeStatus()} isLoading={false} />);
+    renderWithStatus(<SystemOverview />, makeStatus());
     expect(screen.getByTestId("stat-active-vms-value")).toHaveTextContent("1");
     expect(screen.getByTestId("stat-active-vms")).toHaveTextContent("of 5");
     expect(screen.getByTestId("stat-spawn-rate-value")).toHaveTextContent("1.2");
@@ -33,7 +42,7 @@ describe("SystemOverview", () => {
 
   it("shows an em dash with a 'no data yet' hint for null metrics (empty system)", () => {
     mockApi({ "/api/history": makeHistory({ points: [] }) });
-    renderWithClient(<SystemOverview status={makeEmptyStatus()} isLoading={false} />);
+    renderWithStatus(<SystemOverview />, makeEmptyStatus());
     const success = screen.getByTestId("stat-success-rate-value");
     expect(success).toHaveTextContent("—");
     expect(within(success).getByLabelText("no data yet")).toBeInTheDocument();
@@ -44,64 +53,45 @@ describe("SystemOverview", () => {
   it("flags a stuck loop, an unreachable GitHub and a rate-limit pause", () => {
     mockApi({ "/api/history": makeHistory() });
     const status = makeStatus();
-    renderWithClient(
-      <SystemOverview
-        status={{
-          ...status,
-          loop: { ...status.loop, stuck: true },
-          github: {
-            ...status.github,
-            reachable: false,
-            last_error: "502 Bad Gateway",
-            blocked_until: Date.now() / 1000 + 600,
-          },
-        }}
-        isLoading={false}
-      />,
-    );
+    renderWithStatus(<SystemOverview />, {
+      ...status,
+      loop: { ...status.loop, stuck: true },
+      github: {
+        ...status.github,
+        reachable: false,
+        last_error: "502 Bad Gateway",
+        blocked_until: Date.now() / 1000 + 600,
+      },
+    });
     expect(within(screen.getByTestId("loop-health")).getByText("stuck")).toBeInTheDocument();
     expect(screen.getByTestId("github-health")).toHaveTextContent("unreachable");
     expect(screen.getByTestId("github-health")).toHaveTextContent("502 Bad Gateway");
     expect(screen.getByTestId("github-health")).toHaveTextContent("Paused by rate limit");
   });
 
-  it("keeps its layout with dashes when the API is unreachable", () => {
-    mockApi({
-      "/api/history": () => {
-        throw new TypeError("Failed to fetch");
-      },
-    });
-    renderWithClient(
-      <SystemOverview
-        status={undefined}
-        isLoading={false}
-        error={new TypeError("Failed to fetch")}
-      />,
-    );
+  it("keeps its layout with dashes when the API is unreachable", async () => {
+    mockApi({ "/api/history": () => networkDown(), "/api/status": () => networkDown() });
+    renderWithStatus(<SystemOverview />, undefined);
+    act(() => FakeEventSource.latest().fail());
+    expect(await screen.findByRole("status")).toHaveTextContent("Failed to fetch");
     expect(screen.getByTestId("stat-active-vms-value")).toHaveTextContent("—");
-    expect(screen.getByRole("status")).toHaveTextContent("Failed to fetch");
   });
 
-  it("lists no repositories while all are healthy, nor before any is polled", () => {
+  it("lists no repositories while all are healthy, nor before any is polled", async () => {
     mockApi({ "/api/history": makeHistory() });
     const status = makeStatus();
-    const { rerender } = renderWithClient(<SystemOverview status={status} isLoading={false} />);
+    const { client } = renderWithStatus(<SystemOverview />, status);
     expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
     expect(screen.getByTestId("github-health")).toHaveTextContent("No errors");
-    rerender(
-      <SystemOverview
-        status={{ ...status, github: { ...status.github, repositories: [] } }}
-        isLoading={false}
-      />,
-    );
+    await pushStatus(client, { ...status, github: { ...status.github, repositories: [] } });
     expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
     const { repositories: _, ...older } = status.github;
-    rerender(<SystemOverview status={{ ...status, github: older }} isLoading={false} />);
+    await pushStatus(client, { ...status, github: older });
     expect(screen.queryByTestId("github-repositories")).not.toBeInTheDocument();
     expect(screen.getByTestId("github-health")).toHaveTextContent("No errors");
   });
 
-  it("lists unhealthy repositories with their error and fix, and renamed ones", () => {
+  it("lists unhealthy repositories with their error and fix, and renamed ones", async () => {
     mockApi({ "/api/history": makeHistory() });
     const status = makeStatus();
     const github = {
@@ -117,9 +107,7 @@ describe("SystemOverview", () => {
         }),
       ],
     };
-    const { rerender } = renderWithClient(
-      <SystemOverview status={{ ...status, github }} isLoading={false} />,
-    );
+    const { client } = renderWithStatus(<SystemOverview />, { ...status, github });
     const tile = screen.getByTestId("github-health");
     const badge = within(tile).getByText("1 repo unhealthy");
     expect(badge).toHaveAttribute("title", "reachable; 1 of 3 repositories unhealthy");
@@ -138,40 +126,31 @@ describe("SystemOverview", () => {
     expect(tile).not.toHaveTextContent("No errors");
 
     // Unreachable wins the badge; the repositories stay listed.
-    rerender(
-      <SystemOverview
-        status={{ ...status, github: { ...github, reachable: false } }}
-        isLoading={false}
-      />,
-    );
+    await pushStatus(client, { ...status, github: { ...github, reachable: false } });
     expect(within(tile).getByText("unreachable")).toBeInTheDocument();
     expect(within(tile).getAllByTestId("github-repository")).toHaveLength(2);
   });
 
-  it("says which rate limit blocks GitHub calls", () => {
+  it("says which rate limit blocks GitHub calls", async () => {
     mockApi({ "/api/history": makeHistory() });
     const status = makeStatus();
     const blocked = (kind: "primary" | "secondary" | null) => ({
       ...status,
       github: { ...status.github, blocked_until: Date.now() / 1000 + 90, rate_limit_kind: kind },
     });
-    const { rerender } = renderWithClient(
-      <SystemOverview status={blocked("secondary")} isLoading={false} />,
-    );
+    const { client } = renderWithStatus(<SystemOverview />, blocked("secondary"));
     expect(screen.getByTestId("github-blocked")).toHaveTextContent(
       /^Paused by secondary rate limit until \d\d:\d\d:\d\d \(1m \d\ds\)$/,
     );
-    rerender(<SystemOverview status={blocked("primary")} isLoading={false} />);
+    await pushStatus(client, blocked("primary"));
     expect(screen.getByTestId("github-blocked")).toHaveTextContent(/^Paused by rate limit until/);
-    rerender(<SystemOverview status={blocked(null)} isLoading={false} />);
+    await pushStatus(client, blocked(null));
     expect(screen.getByTestId("github-blocked")).toHaveTextContent(/^Paused by rate limit until/);
     // Not blocked: nothing to say, whatever the last kind was.
-    rerender(
-      <SystemOverview
-        status={{ ...status, github: { ...status.github, rate_limit_kind: "secondary" } }}
-        isLoading={false}
-      />,
-    );
+    await pushStatus(client, {
+      ...status,
+      github: { ...status.github, rate_limit_kind: "secondary" },
+    });
     expect(screen.queryByTestId("github-blocked")).not.toBeInTheDocument();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { jobSegments, jobUrl, mergeJobs, runUrl, stageTimings } from "@/lib/jobs";
+import { jobListing, jobSegments, jobUrl, liveJobs, runUrl, stageTimings } from "@/lib/jobs";
 import { makeJob, makeStatus, NOW } from "./fixtures";
 
 describe("jobSegments", () => {
@@ -73,19 +73,53 @@ describe("GitHub links", () => {
   });
 });
 
-describe("mergeJobs", () => {
-  it("prefers the live snapshot and lists unfinished jobs first", () => {
-    const old = makeJob({
+describe("liveJobs and jobListing", () => {
+  it("lists the stream's open jobs first, then the history's completed ones, newest first", () => {
+    const queued = makeJob({
       id: 1,
       status: "queued",
       stages: { ...makeJob().stages, queued: NOW - 10 },
     });
-    const done = makeJob({ id: 2, status: "completed", conclusion: "success" });
-    const live = { ...old, status: "in_progress" as const };
-    const merged = mergeJobs([done, old], makeStatus({ running_jobs: [live] }));
-    expect(merged.map((j) => [j.id, j.status])).toEqual([
-      [1, "in_progress"],
+    const running = makeJob({ id: 3, stages: { ...makeJob().stages, queued: NOW - 50 } });
+    const unmatched = makeJob({ id: 4, status: "queued", unmatched_reason: "no pool" });
+    const live = liveJobs(
+      makeStatus({ queued_jobs: [queued], running_jobs: [running], unmatched_jobs: [unmatched] }),
+    );
+    expect(live.map((j) => j.id)).toEqual(
+      [1, 3, 4].sort((a, b) => {
+        const start = (id: number) => live.find((j) => j.id === id)?.stages.queued ?? 0;
+        return start(b) - start(a) || b - a;
+      }),
+    );
+    const old = makeJob({
+      id: 5,
+      status: "completed",
+      conclusion: "success",
+      stages: { ...makeJob().stages, queued: NOW - 900 },
+    });
+    const recent = makeJob({
+      id: 2,
+      status: "completed",
+      conclusion: "failure",
+      stages: { ...makeJob().stages, queued: NOW - 100 },
+    });
+    // Job 3 just finished: the history has it, the stream still shows it running.
+    const finished = { ...running, status: "completed" as const, conclusion: "success" as const };
+    const listing = jobListing(live, [old, finished, recent]);
+    expect(listing.map((j) => [j.id, j.status])).toEqual([
+      ...live.map((j) => [j.id, j.status]),
       [2, "completed"],
+      [5, "completed"],
     ]);
+  });
+
+  it("lists an unmatched job once: it is among the queued jobs too", () => {
+    const unmatched = makeJob({ id: 7, status: "queued", unmatched_reason: "no pool" });
+    const status = makeStatus({ queued_jobs: [unmatched], unmatched_jobs: [unmatched] });
+    expect(liveJobs(status).filter((j) => j.id === 7)).toHaveLength(1);
+  });
+
+  it("is empty without data", () => {
+    expect(jobListing(undefined, undefined)).toEqual([]);
   });
 });

@@ -182,8 +182,7 @@ describe("useVMData", () => {
     renderHookWithClient(() => useVMData({ ...FAST, createEventSource: fakeEventSourceFactory() }));
     expect(FakeEventSource.latest().url).toMatch(/\/api\/events\?access_token=s3cret$/);
     await waitFor(() => expect(fetchMock).toHaveBeenCalled());
-    const init = fetchMock.mock.calls[0]?.[1] as RequestInit;
-    expect(new Headers(init.headers).get("Authorization")).toBe("Bearer s3cret");
+    expect(fetchMock.requests[0]?.headers.get("Authorization")).toBe("Bearer s3cret");
   });
 
   it("flags a 401 so the token form can show, without calling it a connection error", async () => {

@@ -1,9 +1,13 @@
 /** Test helpers: a fake API (fetch), a fake EventSource and a render with providers. */
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, renderHook } from "@testing-library/react";
+import { act, render, renderHook } from "@testing-library/react";
 import type { ReactElement, ReactNode } from "react";
 import { vi } from "vitest";
 import { TooltipProvider } from "@/components/ui/tooltip";
+import { StatusStreamProvider } from "@/hooks/useStatusStream";
+import type { UseVMDataOptions } from "@/hooks/useVMData";
+import { queryKeys } from "@/lib/api/queries";
+import type { StatusResponse } from "@/lib/api/types";
 
 export type Handler = (request: { url: URL; init: RequestInit }) => unknown;
 
@@ -14,20 +18,65 @@ export function json(body: unknown, status = 200): Response {
   });
 }
 
+/** One request the fake API received, as the client sent it. */
+export interface RecordedRequest {
+  url: URL;
+  method: string;
+  headers: Headers;
+  /** The parsed JSON body, undefined without one. */
+  body: unknown;
+  /** The body as sent. */
+  text: string | undefined;
+}
+
+/** The arguments of a `fetch` call (a `Request`, as openapi-fetch sends, or a URL and init). */
+async function readRequest(
+  input: RequestInfo | URL,
+  init: RequestInit = {},
+): Promise<RecordedRequest> {
+  if (input instanceof Request) {
+    const text = await input.clone().text();
+    return {
+      url: new URL(input.url, "http://localhost"),
+      method: input.method,
+      headers: new Headers(input.headers),
+      body: text ? JSON.parse(text) : undefined,
+      text: text || undefined,
+    };
+  }
+  return {
+    url: new URL(String(input), "http://localhost"),
+    method: (init.method ?? "GET").toUpperCase(),
+    headers: new Headers(init.headers),
+    body: init.body ? JSON.parse(String(init.body)) : undefined,
+    text: init.body ? String(init.body) : undefined,
+  };
+}
+
 /**
  * Stubs `fetch`: `routes` maps a path (with its query, e.g. "/api/jobs?limit=100", or without it)
- * to a handler returning a body (200), a Response, a thrown error, or a promise of those.
+ * to a handler returning a body (200), a Response, a thrown error, or a promise of those. Every
+ * request is recorded in `requests` (see `callsTo`).
  */
 export function mockApi(routes: Record<string, Handler | unknown>) {
+  const requests: RecordedRequest[] = [];
   const fetchMock = vi.fn(async (input: RequestInfo | URL, init: RequestInit = {}) => {
-    const url = new URL(typeof input === "string" ? input : input.toString(), "http://localhost");
+    const request = await readRequest(input, init);
+    requests.push(request);
+    const { url } = request;
     const route = routes[url.pathname + url.search] ?? routes[url.pathname];
     if (route === undefined) return json({ detail: "Not Found" }, 404);
-    const result = typeof route === "function" ? await (route as Handler)({ url, init }) : route;
+    const result =
+      typeof route === "function"
+        ? await (route as Handler)({
+            url,
+            init: { method: request.method, headers: request.headers, body: request.text },
+          })
+        : route;
     return result instanceof Response ? result.clone() : json(result);
   });
   vi.stubGlobal("fetch", fetchMock);
-  return fetchMock;
+  return Object.assign(fetchMock, { requests });
 }
 
 export function networkDown(): never {
@@ -48,26 +97,77 @@ export function makeTestQueryClient(): QueryClient {
   });
 }
 
-export function wrapperFor(client: QueryClient) {
+export interface WrapperOptions {
+  /**
+   * Mount the page's `StatusStreamProvider` (default true), over a fake EventSource (the test's
+   * `FakeEventSource`) and polling `GET /api/status` (mock it, or seed it with `seedStatus`).
+   */
+  statusStream?: boolean | UseVMDataOptions;
+}
+
+export function wrapperFor(client: QueryClient, { statusStream = true }: WrapperOptions = {}) {
+  const streamOptions: UseVMDataOptions = {
+    createEventSource: fakeEventSourceFactory(),
+    ...(typeof statusStream === "object" ? statusStream : {}),
+  };
   // biome-ignore lint/correctness/noComponentHookFactories: a test wrapper bound to one client
   return function Wrapper({ children }: { children: ReactNode }) {
+    const tree = <TooltipProvider>{children}</TooltipProvider>;
     return (
       <QueryClientProvider client={client}>
-        <TooltipProvider>{children}</TooltipProvider>
+        {statusStream ? (
+          <StatusStreamProvider {...streamOptions}>{tree}</StatusStreamProvider>
+        ) : (
+          tree
+        )}
       </QueryClientProvider>
     );
   };
 }
 
-export function renderWithClient(ui: ReactElement, client: QueryClient = makeTestQueryClient()) {
-  return { client, ...render(ui, { wrapper: wrapperFor(client) }) };
+/**
+ * Puts a status snapshot in the cache as if the stream had pushed it (kept fresh: no refetch on
+ * mount). Call it before rendering for a widget's data state, or inside `act` to push a new one.
+ */
+export function seedStatus(client: QueryClient, status: StatusResponse): void {
+  client.setQueryDefaults(queryKeys.status, { staleTime: Number.POSITIVE_INFINITY });
+  client.setQueryData(queryKeys.status, status);
 }
 
+export function renderWithClient(
+  ui: ReactElement,
+  client: QueryClient = makeTestQueryClient(),
+  options: WrapperOptions = {},
+) {
+  return { client, ...render(ui, { wrapper: wrapperFor(client, options) }) };
+}
+
+/** Pushes a new snapshot into the stream and lets the widgets re-render with it. */
+export async function pushStatus(client: QueryClient, status: StatusResponse): Promise<void> {
+  await act(async () => {
+    seedStatus(client, status);
+    // TanStack Query notifies its observers on the next macrotask.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  });
+}
+
+/** Renders a widget under the status stream holding `status` (or none yet, when undefined). */
+export function renderWithStatus(
+  ui: ReactElement,
+  status: StatusResponse | undefined,
+  client: QueryClient = makeTestQueryClient(),
+) {
+  if (status) seedStatus(client, status);
+  return renderWithClient(ui, client);
+}
+
+/** Renders a hook; without the status stream unless asked (the hook may be `useVMData` itself). */
 export function renderHookWithClient<T>(
   hook: () => T,
   client: QueryClient = makeTestQueryClient(),
+  options: WrapperOptions = { statusStream: false },
 ) {
-  return { client, ...renderHook(hook, { wrapper: wrapperFor(client) }) };
+  return { client, ...renderHook(hook, { wrapper: wrapperFor(client, options) }) };
 }
 
 type Listener = (event: MessageEvent) => void;
@@ -153,20 +253,13 @@ export function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-/** The calls `fetchMock` received for a path and method, with their parsed JSON bodies. */
+/** The requests `fetchMock` received for a path and method, with their parsed JSON bodies. */
 export function callsTo(
   fetchMock: ReturnType<typeof mockApi>,
   path: string,
   method = "POST",
-): { body: unknown; headers: Headers }[] {
-  return fetchMock.mock.calls
-    .map(([input, init]) => ({
-      url: new URL(String(input), "http://localhost"),
-      init: (init ?? {}) as RequestInit,
-    }))
-    .filter(({ url, init }) => url.pathname === path && (init.method ?? "GET") === method)
-    .map(({ init }) => ({
-      body: init.body ? JSON.parse(String(init.body)) : undefined,
-      headers: new Headers(init.headers),
-    }));
+): { body: unknown; headers: Headers; url: URL }[] {
+  return fetchMock.requests
+    .filter((request) => request.url.pathname === path && request.method === method)
+    .map(({ body, headers, url }) => ({ body, headers, url }));
 }

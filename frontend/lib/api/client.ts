@@ -1,25 +1,25 @@
 /**
  * The one place that talks HTTP to the Blacksmith Mini API.
  *
+ * `client` is an `openapi-fetch` client over the generated `paths` of `schema.d.ts`: every path,
+ * method, parameter, request body and response is typed from the backend's OpenAPI document, so
+ * `client.GET("/api/vms/{vm_id}", { params: { path: { vm_id } } })` answers a `VmDetail` and a
+ * renamed field or path breaks `tsc`. One middleware adds the token (`Authorization: Bearer`) and,
+ * on changes, the operator's name (`X-Blacksmith-Actor`), flags a 401 for the token form and turns
+ * every non-2xx answer into an `ApiError`. `api` wraps each call the dashboard makes.
+ *
  * Base URL: `NEXT_PUBLIC_API_URL` when set at build or dev time; otherwise the same origin in the
  * exported build (the backend serves it) and http://localhost:8000 under `next dev`.
  */
+import createClient, { type Middleware } from "openapi-fetch";
+import type { paths } from "./schema";
 import { getActor, getToken, markAuthRequired } from "./token";
 import type {
-  ControlState,
-  HistoryResponse,
   HistoryWindow,
-  JobDetail,
-  JobListResponse,
   OperatorRequest,
   PoolLimitsRequest,
   SimulatedJobRequest,
-  SimulatedJobResponse,
-  StatusResponse,
   StopVmRequest,
-  Vm,
-  VmDetail,
-  VmListResponse,
 } from "./types";
 
 export function apiBaseUrl(): string {
@@ -64,7 +64,8 @@ function validationText(detail: unknown): string | null {
   if (!Array.isArray(detail)) return null;
   const parts = detail.map((item: unknown) => {
     if (!item || typeof item !== "object") return String(item);
-    const { loc, msg } = item as { loc?: unknown; msg?: unknown };
+    const loc = "loc" in item ? item.loc : undefined;
+    const msg = "msg" in item ? item.msg : undefined;
     const field = Array.isArray(loc) ? loc.filter((part) => part !== "body").join(".") : "";
     const text = typeof msg === "string" ? msg : JSON.stringify(item);
     return field ? `${field}: ${text}` : text;
@@ -72,11 +73,12 @@ function validationText(detail: unknown): string | null {
   return parts.length ? parts.join("; ") : null;
 }
 
+/** The `detail` of an error answer (`ErrorResponse` or FastAPI's 422), in words; null if none. */
 async function readDetail(response: Response): Promise<string | null> {
   try {
     const body: unknown = await response.json();
     if (body && typeof body === "object" && "detail" in body) {
-      const { detail } = body as { detail: unknown };
+      const { detail } = body;
       if (typeof detail === "string") return detail;
       return validationText(detail) ?? JSON.stringify(detail);
     }
@@ -84,6 +86,66 @@ async function readDetail(response: Response): Promise<string | null> {
     // Not JSON: fall through.
   }
   return null;
+}
+
+function isWrite(method: string): boolean {
+  const upper = method.toUpperCase();
+  return upper !== "GET" && upper !== "HEAD";
+}
+
+function requestPath(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return url;
+  }
+}
+
+/** Token and actor headers on the way out; 401 flag and `ApiError` on the way back. */
+export const authMiddleware: Middleware = {
+  onRequest({ request }) {
+    request.headers.set("Accept", "application/json");
+    const token = getToken();
+    if (token) request.headers.set("Authorization", `Bearer ${token}`);
+    const actor = isWrite(request.method) ? getActor() : null;
+    if (actor) request.headers.set("X-Blacksmith-Actor", actor);
+    return request;
+  },
+  async onResponse({ request, response }) {
+    if (response.ok) return undefined;
+    if (response.status === 401) markAuthRequired(isWrite(request.method) ? "admin" : "read");
+    throw new ApiError(response.status, await readDetail(response), requestPath(request.url));
+  },
+};
+
+/** The origin requests go to: relative URLs need one to build a `Request` from. */
+function baseUrl(): string {
+  const configured = apiBaseUrl();
+  if (configured) return configured;
+  return typeof window === "undefined" ? "" : window.location.origin;
+}
+
+export const client = createClient<paths>({
+  baseUrl: baseUrl(),
+  cache: "no-store",
+  // Looked up at call time, not captured once: test doubles replace the global `fetch`.
+  fetch: (request) => globalThis.fetch(request),
+});
+client.use(authMiddleware);
+
+/**
+ * The typed body of a 2xx answer. Error answers never get here (the middleware throws an
+ * `ApiError`); a 2xx without a body is one too, since every endpoint used answers JSON.
+ */
+export async function unwrap<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const { data, response } = await call;
+  if (data === undefined) {
+    throw new ApiError(response.status, "empty answer", requestPath(response.url));
+  }
+  return data;
 }
 
 export const CHANGES_DISABLED_MESSAGE =
@@ -103,66 +165,36 @@ export function operatorErrorMessage(error: unknown): string {
   return "Something went wrong.";
 }
 
-export async function apiFetch<T>(
-  path: string,
-  init: RequestInit & { json?: unknown } = {},
-): Promise<T> {
-  const { json, headers: extraHeaders, ...rest } = init;
-  const headers = new Headers(extraHeaders);
-  headers.set("Accept", "application/json");
-  const token = getToken();
-  if (token) headers.set("Authorization", `Bearer ${token}`);
-  const method = (rest.method ?? "GET").toUpperCase();
-  const writing = method !== "GET" && method !== "HEAD";
-  const actor = writing ? getActor() : null;
-  if (actor) headers.set("X-Blacksmith-Actor", actor);
-  let body = rest.body;
-  if (json !== undefined) {
-    headers.set("Content-Type", "application/json");
-    body = JSON.stringify(json);
-  }
-  const response = await fetch(apiUrl(path), { ...rest, headers, body, cache: "no-store" });
-  if (!response.ok) {
-    if (response.status === 401) markAuthRequired(writing ? "admin" : "read");
-    throw new ApiError(response.status, await readDetail(response), path);
-  }
-  return (await response.json()) as T;
-}
-
+/** Every call the dashboard makes, each typed by its path and method in the OpenAPI document. */
 export const api = {
-  status: (signal?: AbortSignal) => apiFetch<StatusResponse>("/api/status", { signal }),
-  vms: (signal?: AbortSignal) => apiFetch<VmListResponse>("/api/vms?include_gone=true", { signal }),
+  status: (signal?: AbortSignal) => unwrap(client.GET("/api/status", { signal })),
+  /** Active VMs and the most recent gone ones (the VM history). */
+  vms: (signal?: AbortSignal) =>
+    unwrap(client.GET("/api/vms", { params: { query: { include_gone: true } }, signal })),
   vm: (vmId: number, signal?: AbortSignal) =>
-    apiFetch<VmDetail>(`/api/vms/${encodeURIComponent(vmId)}`, { signal }),
+    unwrap(client.GET("/api/vms/{vm_id}", { params: { path: { vm_id: vmId } }, signal })),
+  /** Open jobs, then the most recent completed ones (the job history). */
   jobs: (limit: number, signal?: AbortSignal) =>
-    apiFetch<JobListResponse>(`/api/jobs?limit=${encodeURIComponent(limit)}`, { signal }),
+    unwrap(client.GET("/api/jobs", { params: { query: { limit } }, signal })),
   job: (jobId: number, signal?: AbortSignal) =>
-    apiFetch<JobDetail>(`/api/jobs/${encodeURIComponent(jobId)}`, { signal }),
+    unwrap(client.GET("/api/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal })),
   history: (window: HistoryWindow, signal?: AbortSignal) =>
-    apiFetch<HistoryResponse>(`/api/history?window=${encodeURIComponent(window)}`, { signal }),
+    unwrap(client.GET("/api/history", { params: { query: { window } }, signal })),
   simulateJob: (request: SimulatedJobRequest) =>
-    apiFetch<SimulatedJobResponse>("/api/simulator/jobs", { method: "POST", json: request }),
+    unwrap(client.POST("/api/simulator/jobs", { body: request })),
   // Operator actions (admin). Each answers with what is in force afterwards.
-  control: (signal?: AbortSignal) => apiFetch<ControlState>("/api/control", { signal }),
-  drain: (request: OperatorRequest) =>
-    apiFetch<ControlState>("/api/control/drain", { method: "POST", json: request }),
+  control: (signal?: AbortSignal) => unwrap(client.GET("/api/control", { signal })),
+  drain: (request: OperatorRequest) => unwrap(client.POST("/api/control/drain", { body: request })),
   resume: (request: OperatorRequest) =>
-    apiFetch<ControlState>("/api/control/resume", { method: "POST", json: request }),
+    unwrap(client.POST("/api/control/resume", { body: request })),
   pausePool: (name: string, request: OperatorRequest) =>
-    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}/pause`, {
-      method: "POST",
-      json: request,
-    }),
+    unwrap(client.POST("/api/pools/{name}/pause", { params: { path: { name } }, body: request })),
   resumePool: (name: string, request: OperatorRequest) =>
-    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}/resume`, {
-      method: "POST",
-      json: request,
-    }),
+    unwrap(client.POST("/api/pools/{name}/resume", { params: { path: { name } }, body: request })),
   setPoolLimits: (name: string, request: PoolLimitsRequest) =>
-    apiFetch<ControlState>(`/api/pools/${encodeURIComponent(name)}`, {
-      method: "PATCH",
-      json: request,
-    }),
+    unwrap(client.PATCH("/api/pools/{name}", { params: { path: { name } }, body: request })),
   stopVm: (vmId: number, request: StopVmRequest) =>
-    apiFetch<Vm>(`/api/vms/${encodeURIComponent(vmId)}/stop`, { method: "POST", json: request }),
+    unwrap(
+      client.POST("/api/vms/{vm_id}/stop", { params: { path: { vm_id: vmId } }, body: request }),
+    ),
 };

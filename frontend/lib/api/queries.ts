@@ -1,10 +1,14 @@
 /**
  * TanStack Query definitions: every fetch the dashboard makes goes through one of these
  * `queryOptions` factories, so keys and fetchers stay in one place.
+ *
+ * Live VMs and jobs come from the status stream only (`hooks/useStatusStream.tsx`); the queries
+ * here are for resources the stream does not carry: one VM or job by id, the history of gone VMs
+ * and completed jobs, the metric history and the control state.
  */
 import { type QueryClient, queryOptions } from "@tanstack/react-query";
-import { api, isUnauthorized } from "./client";
-import type { ControlState, HistoryWindow, StatusResponse } from "./types";
+import { ApiError, api, isUnauthorized } from "./client";
+import type { ControlState, HistoryWindow, Job, StatusResponse, Vm } from "./types";
 
 export const queryKeys = {
   status: ["status"] as const,
@@ -22,7 +26,7 @@ export const snapshotDependentKeys = [["vms"], ["vm"], ["jobs"], ["job"]] as con
 /** Retry transient failures once, never a 401 or a 404. */
 export function retryOnce(failureCount: number, error: Error): boolean {
   if (isUnauthorized(error)) return false;
-  if (error instanceof Error && "status" in error && (error as { status: number }).status < 500) {
+  if (error instanceof ApiError && error.status < 500) {
     return false;
   }
   return failureCount < 1;
@@ -35,10 +39,12 @@ export const statusQueryOptions = () =>
     retry: false,
   });
 
-export const vmsQueryOptions = () =>
+/** VM history: the most recent gone VMs (the live ones are the status stream's). */
+export const goneVmsQueryOptions = () =>
   queryOptions({
     queryKey: queryKeys.vms,
     queryFn: ({ signal }) => api.vms(signal),
+    select: (response): Vm[] => response.vms.filter((vm) => vm.status === "gone"),
     retry: retryOnce,
   });
 
@@ -51,10 +57,12 @@ export const vmDetailQueryOptions = (vmId: number) =>
 
 export const JOBS_LIMIT = 100;
 
-export const jobsQueryOptions = (limit: number = JOBS_LIMIT) =>
+/** Job history: the most recent completed jobs (the open ones are the status stream's). */
+export const completedJobsQueryOptions = (limit: number = JOBS_LIMIT) =>
   queryOptions({
     queryKey: queryKeys.jobs(limit),
     queryFn: ({ signal }) => api.jobs(limit, signal),
+    select: (response): Job[] => response.jobs.filter((job) => job.status === "completed"),
     retry: retryOnce,
   });
 
