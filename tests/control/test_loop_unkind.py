@@ -161,3 +161,19 @@ async def test_a_kept_vm_outlives_the_stopping_deadline(tmp_path: pathlib.Path) 
     assert not [stop for stop in w.driver.stopped if stop[1]]  # never force-stopped
     assert w.loop.view.kept == {vm.vm_id: keep}
     await w.store.close()
+
+
+async def test_org_scope_starts_nothing_for_repositories_the_group_does_not_serve(
+    tmp_path: pathlib.Path,
+) -> None:
+    w = await fakes.world(tmp_path, repositories=("org:acme",), org_scope=True)
+    w.github.jobs = {
+        "acme/site": [fakes.queued(1, repository="acme/site", at=w.clock.now)],
+        "acme/app": [fakes.queued(2, repository="acme/app", at=w.clock.now)],
+    }
+    w.github.public = {"acme/site"}  # the Default group does not allow public repositories
+    await w.tick()
+    assert len(w.active()) == 1 and len(w.github.registered) == 1
+    assert "does not allow public repositories" in w.loop.view.unmatched[1]
+    assert 2 not in w.loop.view.unmatched
+    await w.store.close()
