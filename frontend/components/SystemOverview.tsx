@@ -6,30 +6,23 @@
  * the pools with their operator controls (pause, resume, limits) and start back-off.
  *
  * Every tile selects its own slice of the status stream; the trends come from `GET /api/history`.
+ * The health tiles live in GitHubHealthTile, RateLimitTile and LoopTile (sharing HealthTile).
  */
 import { useQuery } from "@tanstack/react-query";
-import { Activity, Cpu, Gauge, GitBranch, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
+import { Cpu, Gauge, ListTodo, Skull, Sparkles, Timer } from "lucide-react";
 import type { ReactNode } from "react";
-import { RepositoryIssues } from "@/components/GitHubRepositories";
+import { GitHubHealthTile } from "@/components/GitHubHealthTile";
+import { LoopTile } from "@/components/LoopTile";
 import { NoData } from "@/components/NoData";
 import { PoolsTile } from "@/components/PoolsPanel";
+import { RateLimitTile } from "@/components/RateLimitTile";
 import { Sparkline } from "@/components/Sparkline";
 import { HEALTH_GRID, OVERVIEW_GRID, SIZES, SystemOverviewSkeleton } from "@/components/skeletons";
-import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
-import { useNow } from "@/hooks/useNow";
 import { shallowEqual, useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
 import { historyQueryOptions } from "@/lib/api/queries";
 import type { HistoryResponse, Metrics, Pool, StatusResponse } from "@/lib/api/types";
-import {
-  formatAgo,
-  formatClock,
-  formatCountdown,
-  formatDuration,
-  formatNumber,
-  formatPercent,
-} from "@/lib/format";
-import { rateLimitLabel, repositoryIssues, unhealthyRepositoryCount } from "@/lib/health";
+import { formatNumber, formatPercent } from "@/lib/format";
 import { cn } from "@/lib/utils";
 
 function StatTile({
@@ -83,161 +76,6 @@ export function poolsCaption(pools: readonly Pool[]): string {
 
 function perMinute(value: number | null, stepSeconds: number): number | null {
   return value === null ? null : value / Math.max(stepSeconds / 60, 1 / 60);
-}
-
-function HealthTile({
-  title,
-  icon,
-  badge,
-  children,
-  testId,
-}: {
-  title: string;
-  icon: ReactNode;
-  badge: ReactNode;
-  children: ReactNode;
-  testId: string;
-}) {
-  return (
-    <Card className={cn(SIZES.healthTile, "gap-1.5 overflow-hidden p-3")} data-testid={testId}>
-      <div className="flex items-center justify-between gap-2">
-        <div className="flex items-center gap-1.5 text-xs text-muted-foreground">
-          {icon}
-          <h3 className="font-medium">{title}</h3>
-        </div>
-        {badge}
-      </div>
-      <div className="flex min-h-0 flex-col gap-0.5 overflow-y-auto text-xs text-muted-foreground">
-        {children}
-      </div>
-    </Card>
-  );
-}
-
-function GitHubTile() {
-  const github = useStatusSelector((s) => s.github);
-  const now = useNow(1_000);
-  const unhealthy = unhealthyRepositoryCount(github);
-  let badge: ReactNode = <Badge variant="outline">no data</Badge>;
-  if (github?.reachable === true && unhealthy > 0) {
-    badge = (
-      <Badge
-        variant="warning"
-        title={`reachable; ${unhealthy} of ${github.repositories?.length ?? 0} repositories unhealthy`}
-      >
-        {unhealthy} {unhealthy === 1 ? "repo" : "repos"} unhealthy
-      </Badge>
-    );
-  } else if (github?.reachable === true) badge = <Badge variant="success">reachable</Badge>;
-  else if (github?.reachable === false) badge = <Badge variant="danger">unreachable</Badge>;
-  else if (github) badge = <Badge variant="outline">not contacted yet</Badge>;
-  const repoIssues = repositoryIssues(github).length > 0;
-  return (
-    <HealthTile
-      title="GitHub"
-      icon={<GitBranch className="size-3.5" />}
-      badge={badge}
-      testId="github-health"
-    >
-      <span>
-        Last OK:{" "}
-        <span className="text-foreground">
-          {github?.last_ok_at ? formatAgo(github.last_ok_at * 1000, now) : "never"}
-        </span>
-      </span>
-      {github?.blocked_until && github.blocked_until * 1000 > now ? (
-        <span className="text-amber-400" data-testid="github-blocked">
-          Paused by {rateLimitLabel(github.rate_limit_kind)} until{" "}
-          {formatClock(github.blocked_until)} ({formatCountdown(github.blocked_until, now)})
-        </span>
-      ) : null}
-      <RepositoryIssues github={github} />
-      {github?.last_error ? (
-        <span className="truncate text-red-400" title={github.last_error}>
-          {github.last_error}
-        </span>
-      ) : repoIssues ? null : (
-        <span>No errors</span>
-      )}
-    </HealthTile>
-  );
-}
-
-function RateLimitTile() {
-  const github = useStatusSelector((s) => s.github);
-  const now = useNow(1_000);
-  const remaining = github?.rate_limit_remaining ?? null;
-  const limit = github?.rate_limit_limit ?? null;
-  const fraction = remaining !== null && limit ? remaining / limit : null;
-  const tone =
-    fraction === null
-      ? "bg-muted"
-      : fraction < 0.1
-        ? "bg-red-500"
-        : fraction < 0.3
-          ? "bg-amber-400"
-          : "bg-emerald-500";
-  return (
-    <HealthTile
-      title="Rate-limit budget"
-      icon={<Gauge className="size-3.5" />}
-      testId="rate-limit"
-      badge={
-        <span className="text-sm font-semibold text-foreground tabular-nums">
-          {remaining === null ? <NoData /> : formatNumber(remaining)}
-          {limit !== null ? (
-            <span className="font-normal text-muted-foreground"> / {formatNumber(limit)}</span>
-          ) : null}
-        </span>
-      }
-    >
-      <div className="my-1 h-1.5 w-full overflow-hidden rounded-full bg-muted" aria-hidden="true">
-        <div
-          className={cn("h-full rounded-full", tone)}
-          style={{ width: `${(fraction ?? 0) * 100}%` }}
-        />
-      </div>
-      <span>
-        {github?.rate_limit_reset_at
-          ? `Resets ${github.rate_limit_reset_at * 1000 > now ? `in ${formatDuration(github.rate_limit_reset_at - now / 1000)}` : "now"}`
-          : "No GitHub calls counted yet"}
-      </span>
-    </HealthTile>
-  );
-}
-
-function LoopTile() {
-  const loop = useStatusSelector((s) => s.loop);
-  const now = useNow(1_000);
-  let badge: ReactNode = <Badge variant="outline">no data</Badge>;
-  if (loop?.stuck) badge = <Badge variant="danger">stuck</Badge>;
-  else if (loop?.last_error) badge = <Badge variant="warning">errors</Badge>;
-  else if (loop?.last_tick_at) badge = <Badge variant="success">healthy</Badge>;
-  else if (loop) badge = <Badge variant="outline">starting</Badge>;
-  return (
-    <HealthTile
-      title="Reconcile loop"
-      icon={<Activity className="size-3.5" />}
-      badge={badge}
-      testId="loop-health"
-    >
-      <span>
-        Last tick:{" "}
-        <span className="text-foreground">
-          {loop?.last_tick_at ? formatAgo(loop.last_tick_at * 1000, now) : "never"}
-        </span>
-        {loop?.last_tick_duration_ms != null
-          ? ` · took ${formatNumber(loop.last_tick_duration_ms, 0)} ms`
-          : ""}
-      </span>
-      <span>{formatNumber(loop?.ticks ?? null)} ticks</span>
-      {loop?.last_error ? (
-        <span className="truncate text-red-400" title={loop.last_error}>
-          {loop.last_error}
-        </span>
-      ) : null}
-    </HealthTile>
-  );
 }
 
 interface Figures {
@@ -404,7 +242,7 @@ export function SystemOverview() {
       ) : null}
       <StatTiles />
       <div className={HEALTH_GRID}>
-        <GitHubTile />
+        <GitHubHealthTile />
         <RateLimitTile />
         <LoopTile />
         <PoolsTile />
