@@ -12,5 +12,6 @@ export default defineConfig({
     include: ["test/**/*.test.{ts,tsx}"],
     css: false,
     restoreMocks: true,
+    testTimeout: 20000, // the condition waits above, on a loaded machine
   },
 });

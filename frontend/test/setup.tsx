@@ -1,8 +1,12 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { cloneElement, type ReactElement } from "react";
 import { afterEach, vi } from "vitest";
 import { resetTokenState } from "@/lib/api/token";
+
+// Tests wait for conditions (findBy*, waitFor), never for a fixed time; on a loaded 2-core
+// machine a render can take longer than the library's 1 s default, so wait up to 5 s.
+configure({ asyncUtilTimeout: 5000 });
 
 // jsdom has no layout: give charts a fixed size instead of a measured one.
 vi.mock("recharts", async (importOriginal) => {
