@@ -25,7 +25,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
-from faults import scenarios  # noqa: E402
+from faults import harness, scenarios  # noqa: E402
 
 
 def run_all(names: list[str]) -> list[tuple[scenarios.Figures, float]]:
@@ -120,12 +120,22 @@ def render(results: list[tuple[scenarios.Figures, float]]) -> str:
             f"- VMs used: {figures.details.get('vms_used')}; how they ended: "
             + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
         )
-        for key in ("vms_at_kill", "run_twice", "conclusions_disagree"):
+        for key in (
+            "vms_at_kill",
+            "run_twice",
+            "conclusions_disagree",
+            "runner_registrations",
+            "busy_runners_killed",
+            "start_attempts_in_window",
+            "registrations_first_hour_bound",
+            "registrations_per_hour_after",
+            "registrations_per_hour_without_backoff",
+        ):
             if key in figures.details:
                 lines.append(f"- {key.replace('_', ' ')}: {figures.details[key]}")
         lines.append("")
-    doc = (scenarios.__doc__ or "").strip().split("\n\n", 1)[1]
-    doc = doc.replace("``OUTAGE_SECONDS``", f"{scenarios.OUTAGE_SECONDS:.0f} s")
+    doc = (harness.__doc__ or "").strip().split("\n\n", 1)[1]
+    doc = doc.replace("``OUTAGE_SECONDS``", f"{harness.OUTAGE_SECONDS:.0f} s")
     lines += ["## How the figures are counted", "", doc.replace("``", "`"), ""]
     return "\n".join(lines)
 

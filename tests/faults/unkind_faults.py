@@ -7,10 +7,21 @@ import pathlib
 import signal
 import time
 
+from blacksmith_mini.domain import backoff
 from faults.harness import JOBS, Figures, Run
 
 LAG_SECONDS = 20.0
 FAILING_SECONDS = 60.0
+
+
+def first_hour_bound() -> int:
+    """Start attempts one failing pool can make in its first hour under the back-off."""
+    attempts, at = 1, 0.0
+    while True:
+        at += backoff.delay(attempts)
+        if at >= 3600:
+            return attempts
+        attempts += 1
 
 
 def lagging_busy(workdir: pathlib.Path) -> Figures:
@@ -60,7 +71,7 @@ def start_keeps_failing(workdir: pathlib.Path) -> Figures:
         began = time.monotonic()
         samples = run.watch(FAILING_SECONDS)
         attempts = len(run.db_vms())
-        per_hour_old_rate = 3600.0 * attempts / max(1.0, time.monotonic() - began)
+        elapsed = max(1.0, time.monotonic() - began)
         backoffs = [
             pool.get("start_backoff")
             for sample in samples
@@ -70,9 +81,13 @@ def start_keeps_failing(workdir: pathlib.Path) -> Figures:
         reasons = [
             job.get("waiting_reason") or "" for s in samples for job in s.get("queued_jobs", [])
         ]
-        run.figures.details["start_attempts_in_window"] = attempts
-        run.figures.details["window_seconds"] = FAILING_SECONDS
-        run.figures.details["attempts_per_hour_at_that_rate"] = round(per_hour_old_rate)
+        run.figures.details["start_attempts_in_window"] = f"{attempts} in {elapsed:.0f} s"
+        run.figures.details["registrations_first_hour_bound"] = first_hour_bound()
+        run.figures.details["registrations_per_hour_after"] = round(
+            backoff.attempts_per_hour_bound()
+        )
+        # one a tick (1 s) per stuck job without a back-off, as before (max_vms 5 at once)
+        run.figures.details["registrations_per_hour_without_backoff"] = 3600 * 5
         run.check(
             "starts are backed off: a handful of attempts, not one (or five) a tick",
             0 < attempts <= 8,
