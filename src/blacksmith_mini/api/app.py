@@ -11,7 +11,6 @@ every operation they can happen to (``schemas.READ_ERRORS``, ``schemas.CHANGE_ER
 from __future__ import annotations
 
 import contextlib
-import functools
 import hmac
 import logging
 import pathlib
@@ -112,11 +111,16 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         body = generate_latest(runtime.loop.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    method_table: list[tuple[re.Pattern[str], set[str]]] = []  # filled on first use
+
     @app.api_route(API_CATCH_ALL, methods=ALL_METHODS, include_in_schema=False)
     async def api_not_found(request: Request, path: str) -> Response:
         """A known path asked with another method: 405 (or OPTIONS: 204) with ``Allow``;
         anything else: a JSON 404."""
-        allowed = _allowed_methods(app, f"/api/{path}")
+        if not method_table:
+            method_table.extend(_method_table(app))
+        target = f"/api/{path}"
+        allowed = set().union(*(m for pattern, m in method_table if pattern.fullmatch(target)))
         if not allowed or request.method in allowed:  # e.g. /api/jobs/abc: no such job
             return JSONResponse({"detail": f"no API route /api/{path}"}, status_code=404)
         allow = ", ".join(sorted(allowed | {"OPTIONS"}))
@@ -165,21 +169,15 @@ def _serve_dashboard_when_built(app: FastAPI, directory: pathlib.Path) -> None:
         return FileResponse(root / "404.html", status_code=404)
 
 
-def _allowed_methods(app: FastAPI, path: str) -> set[str]:
-    """The methods the OpenAPI document lists for ``path`` (so ``Allow`` is the document's)."""
+def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each documented path as a pattern, with its methods (so ``Allow`` is the document's)."""
     paths: dict[str, dict[str, object]] = app.openapi()["paths"]
-    return {
-        method.upper()
-        for template, operations in paths.items()
-        if _template_pattern(template).fullmatch(path)
-        for method in operations
-    }
-
-
-@functools.cache
-def _template_pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", template)
-    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+    table = []
+    for template, operations in paths.items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        table.append((re.compile(pattern), {method.upper() for method in operations}))
+    return table
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
