@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.api import limits
 from blacksmith_mini.api.routes import (
     events,
     history,
@@ -87,6 +88,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         allow_headers=["authorization", "content-type", "last-event-id", "x-blacksmith-actor"],
     )
     _add_access_control(app, settings)
+    app.add_middleware(limits.BodyLimit)  # outermost: counts the bytes as they arrive
     routers = (
         status.router,
         vms.router,
@@ -196,7 +198,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-MAX_API_BODY_BYTES = 1024 * 1024
 ACTOR_HEADER = "x-blacksmith-actor"
 
 
@@ -219,9 +220,6 @@ def _add_access_control(app: FastAPI, settings: settings_mod.Settings) -> None:
         guarded = path.startswith(("/api/", "/_sim/faults")) or path == "/metrics"
         if request.method == "OPTIONS" or not guarded or path.startswith(PUBLIC_PATHS):
             return await call_next(request)  # type: ignore[operator,no-any-return]
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_API_BODY_BYTES):
-            return JSONResponse({"detail": "request body too large (limit 1 MB)"}, status_code=413)
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         given = given or request.query_params.get("access_token", "")
         is_admin = admin is not None and hmac.compare_digest(given, admin)
