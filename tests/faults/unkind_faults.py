@@ -90,7 +90,7 @@ def start_keeps_failing(workdir: pathlib.Path) -> Figures:
         run.figures.details["registrations_per_hour_without_backoff"] = 3600 * 5
         run.check(
             "starts are backed off: a handful of attempts, not one (or five) a tick",
-            0 < attempts <= 8,
+            0 < attempts <= 5,
             attempts=attempts,
         )
         run.check(

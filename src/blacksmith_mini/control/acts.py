@@ -67,6 +67,9 @@ class Acts:
         with logs.bound(vm_id=vm_id, job_id=job_id or (vm.job_id if vm else None)):
             match action:
                 case act.StartVm():
+                    held = self.state.backoff.get(action.pool)
+                    if held is not None and held.blocks(now):
+                        return  # an earlier start in this tick failed: the pool backs off now
                     pool = next(p for p in policy.pools if p.name == action.pool)
                     await self.start_vm(action, pool=pool, now=now)
                 case act.ResumeStart():
