@@ -49,6 +49,7 @@ class Simulation:
         self.state = state.SimState(
             repositories=repositories,
             broker_url=f"http://{reachable}:{settings.server.port}/_sim/broker",
+            lag_seconds=config.lag_seconds,
         )
         self.state.attach(settings.data_dir / "simulated-github.json")
         self.faults = github_api.Faults()

@@ -21,6 +21,13 @@ class SimulatorSettings(BaseModel):
         default=0, ge=0, description="Fault injection: every N-th VM start fails (0: never)."
     )
     token_ttl_seconds: float = Field(default=3600.0, gt=0)
+    lag_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=600,
+        description="GitHub's REST answers (runner busy, job status) lag the runners by this "
+        "much, as the real GitHub's do (tens of seconds at worst); 0: no lag.",
+    )
     label_mix: list[list[str]] = Field(
         default_factory=lambda: (
             [["self-hosted", "linux", "x64"]] * 4
