@@ -17,6 +17,7 @@ from mini_broker import MiniBroker  # noqa: E402
 from blacksmith_mini.vm import driver as port  # noqa: E402
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings  # noqa: E402
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver  # noqa: E402
+from vm_firecracker.driving import opened  # noqa: E402
 from vm_firecracker.simserver import (  # noqa: E402
     Netns,
     SimEnv,
@@ -91,16 +92,8 @@ def broker() -> Iterator[MiniBroker]:
 async def fc_driver(
     settings: FirecrackerSettings, fake_net: FakeNetwork, tmp_path: Path
 ) -> AsyncIterator[FirecrackerDriver]:
-    drv = FirecrackerDriver(
-        settings=settings, data_dir=tmp_path / "data", net=fake_net, poll_interval=0.05
-    )
-    await drv.open()
-    try:
+    async with opened(settings, net=fake_net, data_dir=tmp_path / "data") as drv:
         yield drv
-    finally:
-        for vm_id in list(drv.records):
-            await drv.release(vm_id)
-        await drv.close()
 
 
 def _spec(

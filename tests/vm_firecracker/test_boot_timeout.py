@@ -14,34 +14,19 @@ from mini_broker import MiniBroker
 from blacksmith_mini.vm import driver as port
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+from vm_firecracker.driving import opened, wait_for
 
 pytestmark = pytest.mark.anyio
 BOOT_TIMEOUT = 1.0
-
-
-async def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.05)
 
 
 @pytest.fixture
 async def impatient(
     settings: FirecrackerSettings, fake_net: FakeNetwork, tmp_path: Path
 ) -> AsyncIterator[FirecrackerDriver]:
-    drv = FirecrackerDriver(
-        settings=settings.model_copy(update={"boot_timeout": BOOT_TIMEOUT}),
-        data_dir=tmp_path / "d",
-        net=fake_net,
-        poll_interval=0.05,
-    )
-    await drv.open()
-    try:
+    impatient = settings.model_copy(update={"boot_timeout": BOOT_TIMEOUT})
+    async with opened(impatient, net=fake_net, data_dir=tmp_path / "d") as drv:
         yield drv
-    finally:
-        for vm_id in list(drv.records):
-            await drv.release(vm_id)
-        await drv.close()
 
 
 async def test_a_guest_without_agent_is_stopped_after_boot_timeout(

@@ -16,18 +16,13 @@ from mini_broker import MiniBroker
 from blacksmith_mini.vm import driver as port
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+from vm_firecracker.driving import wait_for
 
 pytestmark = pytest.mark.anyio
 
 
 def read_calls(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-async def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.05)
 
 
 async def test_full_boot_in_documented_order(

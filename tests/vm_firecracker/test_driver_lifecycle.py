@@ -18,14 +18,9 @@ from blacksmith_mini.vm import driver as port
 from blacksmith_mini.vm.firecracker import proc
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+from vm_firecracker.driving import wait_for
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.05)
 
 
 async def observe(drv: FirecrackerDriver, vm_id: int) -> port.VmObservation:

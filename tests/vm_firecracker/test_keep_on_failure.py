@@ -19,15 +19,10 @@ from blacksmith_mini.vm import driver as port
 from blacksmith_mini.vm.firecracker import commands, proc
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+from vm_firecracker.driving import opened, wait_for
 
 pytestmark = pytest.mark.anyio
 KEEP_SECONDS = 3.0
-
-
-async def wait_for(predicate: Callable[[], object], *, timeout: float = 15.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.05)
 
 
 @pytest.fixture
@@ -37,16 +32,8 @@ async def keeping(
     keep = settings.model_copy(
         update={"keep_on_failure_minutes": KEEP_SECONDS / 60, "stop_grace_seconds": 0.5}
     )
-    drv = FirecrackerDriver(
-        settings=keep, data_dir=tmp_path / "d", net=fake_net, poll_interval=0.05
-    )
-    await drv.open()
-    try:
+    async with opened(keep, net=fake_net, data_dir=tmp_path / "d") as drv:
         yield drv
-    finally:
-        for vm_id in list(drv.records):
-            await drv.release(vm_id)
-        await drv.close()
 
 
 def ssh_print(drv: FirecrackerDriver, vm_id: int) -> tuple[int, str]:
