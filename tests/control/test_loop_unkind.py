@@ -178,3 +178,19 @@ async def test_org_scope_starts_nothing_for_repositories_the_group_does_not_serv
     assert "does not allow public repositories" in w.loop.view.unmatched[1]
     assert 2 not in w.loop.view.unmatched
     await w.store.close()
+
+
+async def test_polls_are_paced_to_githubs_budget(tmp_path: pathlib.Path) -> None:
+    """A poll that costs charged requests is spaced so the rest of GitHub's hourly budget
+    (less a reserve for registrations) lasts until its reset: slower as it runs out."""
+    w = await fakes.world(tmp_path)
+    w.loop.observer.interval = w.loop.observer.effective_interval = 5.0
+    rate = w.github.rate
+    rate.limit, rate.reset_at = 5000, w.clock.now + 3600
+    # 10 charged requests a poll; 500 of the 5,000 kept for registrations
+    for remaining, expected in ((5000, 8.0), (1500, 36.0), (600, 360.0), (400, 3600.0)):
+        rate.remaining = remaining
+        w.loop.observer._account(seconds=1.0, sent=50, charged=10, rate=rate)
+        found = w.loop.observer.effective_interval
+        assert found == pytest.approx(expected, rel=0.05), (remaining, found)
+    await w.store.close()

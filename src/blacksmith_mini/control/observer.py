@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import groups, model
-from blacksmith_mini.github import errors, port
+from blacksmith_mini.github import errors, port, transport
 
 log = logging.getLogger(__name__)
 MAX_SINGLE_JOB_REFRESH = 25
@@ -35,6 +35,9 @@ CONCURRENCY = 8
 # do not say a 304 is exempt from it: polls are spaced so they send at most this many a minute.
 REQUESTS_PER_MINUTE_BUDGET = 600.0
 ORG_REFRESH_SECONDS = 600.0
+# Of GitHub's primary budget (x-ratelimit-limit an hour; 304 answers are free), this share is
+# kept for registrations and deletions: polls are paced to spend only the rest before reset.
+PRIMARY_RESERVE_SHARE = 0.1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -142,7 +145,8 @@ class GitHubObserver:
     async def poll(self) -> Observation:
         """Poll every repository and scope concurrently; never raises ``GitHubError``."""
         started = self._clock()
-        began, sent_before = time.monotonic(), self.github.rate.requests
+        began, rate = time.monotonic(), self.github.rate
+        sent_before, free_before = rate.requests, rate.not_modified
         if self.organization and started >= self._next_org_refresh:
             await self._refresh_organization(self.organization)
             self._next_org_refresh = started + ORG_REFRESH_SECONDS
@@ -161,7 +165,10 @@ class GitHubObserver:
             if name not in repositories:
                 del self.health[name]
         self._account(
-            seconds=time.monotonic() - began, sent=self.github.rate.requests - sent_before
+            seconds=time.monotonic() - began,
+            sent=rate.requests - sent_before,
+            charged=(rate.requests - sent_before) - (rate.not_modified - free_before),
+            rate=rate,
         )
         return Observation(
             started_at=started,
@@ -192,20 +199,32 @@ class GitHubObserver:
         )
         self.unserved = groups.unserved(access, repositories=found, private=private)
 
-    def _account(self, *, seconds: float, sent: int) -> None:
-        """Record the poll's cost; space polls so they stay inside the request budget."""
+    def _account(
+        self, *, seconds: float, sent: int, charged: int, rate: transport.RateState
+    ) -> None:
+        """Record the poll's cost; space polls so they stay inside GitHub's budgets: the
+        secondary limit's requests a minute (304s included, as the docs do not exempt them),
+        and the primary budget left until its reset (only answers other than 304 count),
+        less a reserve for registrations: the fewer requests left, the slower the polls."""
         self.last_poll_seconds, self.last_poll_requests = seconds, sent
-        needed = sent * 60.0 / REQUESTS_PER_MINUTE_BUDGET
-        stretched = max(self.interval, needed)
-        if abs(stretched - self.effective_interval) > 0.5:
+        secondary = sent * 60.0 / REQUESTS_PER_MINUTE_BUDGET
+        primary = 0.0
+        if rate.remaining is not None and rate.limit and rate.reset_at and charged:
+            spendable = rate.remaining - PRIMARY_RESERVE_SHARE * rate.limit
+            left = max(60.0, rate.reset_at - self._clock())
+            primary = left if spendable <= 0 else min(left, charged * left / spendable)
+        stretched = max(self.interval, secondary, primary)
+        if abs(stretched - self.effective_interval) > max(1.0, 0.1 * self.effective_interval):
             log.info(
-                "GitHub poll of %d repositories sends %d requests: polling every %.0fs "
-                "(configured %.0fs) to stay under %.0f requests a minute",
+                "a GitHub poll of %d repositories sent %d requests (%d charged, %s of %s left):"
+                " polling every %.0fs (configured %.0fs) to stay inside GitHub's budgets",
                 len(self.health),
                 sent,
+                charged,
+                rate.remaining,
+                rate.limit,
                 stretched,
                 self.interval,
-                REQUESTS_PER_MINUTE_BUDGET,
             )
         self.effective_interval = stretched
 

@@ -62,7 +62,7 @@ class Faults:
 
 @dataclasses.dataclass
 class Budget:
-    limit: int = 5000
+    limit: int = 15000  # a GitHub App installation on Enterprise Cloud (a token: 5,000)
     used: int = 0
     window_start: float = dataclasses.field(default_factory=time.time)
 
