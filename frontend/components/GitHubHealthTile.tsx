@@ -43,6 +43,12 @@ export function GitHubHealthTile() {
         <span className="text-foreground">
           {github?.last_ok_at ? formatAgo(github.last_ok_at * 1000, now) : "never"}
         </span>
+        {github?.poll_interval_seconds ? (
+          <span data-testid="github-poll-interval" title="paced to GitHub's rate-limit budgets">
+            {" "}
+            · polls every {Math.round(github.poll_interval_seconds)}s
+          </span>
+        ) : null}
       </span>
       {github?.blocked_until && github.blocked_until * 1000 > now ? (
         <span className="text-amber-400" data-testid="github-blocked">

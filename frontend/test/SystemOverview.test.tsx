@@ -69,6 +69,16 @@ describe("SystemOverview", () => {
     expect(screen.getByTestId("github-health")).toHaveTextContent("Paused by rate limit");
   });
 
+  it("shows how often GitHub is polled once the loop has paced it", () => {
+    mockApi({ "/api/history": makeHistory() });
+    const status = makeStatus();
+    renderWithStatus(<SystemOverview />, {
+      ...status,
+      github: { ...status.github, poll_interval_seconds: 36.4 },
+    });
+    expect(screen.getByTestId("github-poll-interval")).toHaveTextContent("polls every 36s");
+  });
+
   it("keeps its layout with dashes when the API is unreachable", async () => {
     mockApi({ "/api/history": () => networkDown(), "/api/status": () => networkDown() });
     renderWithStatus(<SystemOverview />, undefined);

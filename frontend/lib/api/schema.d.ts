@@ -283,6 +283,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get
+         * @description VM-seconds, vCPU-seconds and cost per repository, workflow or day, with totals. A VM
+         *     that ran a job counts for the job's repository and workflow, one that ran none for its
+         *     scope as `(idle)`, a running VM up to now, and a VM alive across midnight on both days.
+         */
+        get: operations["usage-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Csv
+         * @description The same rows as `GET /api/usage` (no totals), as a CSV download.
+         */
+        get: operations["usage-csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/vms": {
         parameters: {
             query?: never;
@@ -434,6 +476,11 @@ export interface components {
              * @description Of those, answered 304 (free).
              */
             not_modified_total: number;
+            /**
+             * Poll Interval Seconds
+             * @description Seconds between REST polls now: the configured interval, stretched to stay inside GitHub's budgets when a poll costs many requests.
+             */
+            poll_interval_seconds?: number | null;
             /**
              * Rate Limit Kind
              * @description Which limit blocks us while blocked_until is set.
@@ -864,6 +911,85 @@ export interface components {
              * @default
              */
             reason: string;
+        };
+        /**
+         * UsageResponse
+         * @description VM-seconds, vCPU-seconds and cost from `since` to `until` (UTC days, both included).
+         */
+        UsageResponse: {
+            /**
+             * Cost Per Vcpu Hour
+             * @description The `usage.cost_per_vcpu_hour` setting.
+             */
+            cost_per_vcpu_hour: number;
+            /**
+             * Group By
+             * @description Null: one row per day, repo and workflow.
+             */
+            group_by: ("repository" | "workflow" | "day") | null;
+            /** Rows */
+            rows: components["schemas"]["UsageRowOut"][];
+            /**
+             * Since
+             * Format: date
+             */
+            since: string;
+            totals: components["schemas"]["UsageTotals"];
+            /**
+             * Until
+             * Format: date
+             */
+            until: string;
+        };
+        /**
+         * UsageRowOut
+         * @description Usage of one group. The keys the rows are not grouped by are null: grouped by
+         *     `repository` only `repository` is set, by `workflow` `repository` and `workflow`, by `day`
+         *     only `day`; ungrouped rows have all three.
+         */
+        UsageRowOut: {
+            /**
+             * Cost
+             * @description vcpu_seconds / 3600 x cost_per_vcpu_hour.
+             */
+            cost: number;
+            /**
+             * Day
+             * @description UTC day (YYYY-MM-DD).
+             */
+            day: string | null;
+            /**
+             * Repository
+             * @description The job's repository; for a VM that ran no job, its scope (`owner/repo` or `org:NAME`).
+             */
+            repository: string | null;
+            /**
+             * Vcpu Seconds
+             * @description VM-seconds times each VM's vCPUs.
+             */
+            vcpu_seconds: number;
+            /**
+             * Vm Seconds
+             * @description Seconds VMs were alive.
+             */
+            vm_seconds: number;
+            /**
+             * Workflow
+             * @description The job's workflow; `(idle)` for VMs that ran no job (warm pool, failed starts), `(unnamed)` for a job whose workflow GitHub did not name.
+             */
+            workflow: string | null;
+        };
+        /**
+         * UsageTotals
+         * @description The sums over every row.
+         */
+        UsageTotals: {
+            /** Cost */
+            cost: number;
+            /** Vcpu Seconds */
+            vcpu_seconds: number;
+            /** Vm Seconds */
+            vm_seconds: number;
         };
         /** ValidationError */
         ValidationError: {
@@ -1840,6 +1966,114 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "usage-get": {
+        parameters: {
+            query?: {
+                /** @description First UTC day (YYYY-MM-DD), included; default: 6 days before `until`. */
+                since?: string | null;
+                /** @description Last UTC day (YYYY-MM-DD), included; default: today. */
+                until?: string | null;
+                /** @description Sum the rows per repository, per (repository, workflow) or per day; omitted: one row per day, repository and workflow. */
+                group_by?: ("repository" | "workflow" | "day") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-csv": {
+        parameters: {
+            query?: {
+                /** @description First UTC day (YYYY-MM-DD), included; default: 6 days before `until`. */
+                since?: string | null;
+                /** @description Last UTC day (YYYY-MM-DD), included; default: today. */
+                until?: string | null;
+                /** @description Sum the rows per repository, per (repository, workflow) or per day; omitted: one row per day, repository and workflow. */
+                group_by?: ("repository" | "workflow" | "day") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rows of `GET /api/usage` as CSV, after a header line: day,repository,workflow,vm_seconds,vcpu_seconds,cost. Keys the rows are not grouped by are empty. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -116,6 +116,7 @@ def github_health(view: view_mod.View) -> schemas.GitHubHealth:
         requests_total=g.requests,
         not_modified_total=g.not_modified,
         rate_limit_kind=g.rate_limit_kind,
+        poll_interval_seconds=g.poll_interval_seconds,
         repositories=[
             schemas.RepositoryHealth(
                 name=repo.name,

@@ -136,6 +136,11 @@ class GitHubHealth(BaseModel):
     blocked_until: float | None = Field(description="No calls until then (rate limit back-off).")
     requests_total: int = Field(description="REST requests sent since start-up.")
     not_modified_total: int = Field(description="Of those, answered 304 (free).")
+    poll_interval_seconds: float | None = Field(
+        default=None,
+        description="Seconds between REST polls now: the configured interval, stretched to "
+        "stay inside GitHub's budgets when a poll costs many requests.",
+    )
     rate_limit_kind: Literal["primary", "secondary"] | None = Field(
         default=None, description="Which limit blocks us while blocked_until is set."
     )

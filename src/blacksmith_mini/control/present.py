@@ -6,6 +6,7 @@ locks. Nothing here changes the loop's state.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 
@@ -21,6 +22,7 @@ def build_view(
     policy: model.Policy,
     matches: Mapping[int, model.Match],
     rate: transport.RateState,
+    poll_interval: float,
     repositories: Mapping[str, RepoHealth],
     loop: view.LoopHealth,
     version: int,
@@ -86,7 +88,7 @@ def build_view(
                 successful=world.counters.successful_jobs, rated=world.counters.rated_jobs
             ),
         ),
-        github=github_health(rate),
+        github=dataclasses.replace(github_health(rate), poll_interval_seconds=poll_interval),
         repositories=tuple(health[name] for name in sorted(health)),
         backoff={name: held for name, held in world.backoff.items() if held.blocks(now)},
         loop=loop,

@@ -300,6 +300,7 @@ class Reconciler:
             policy=self.policy,
             matches=self.matches,
             rate=self.github.rate,
+            poll_interval=round(self.observer.effective_interval, 1),
             repositories=self.observer.snapshot(),
             loop=self.loop_health,
             version=self.version,

@@ -29,6 +29,7 @@ class GitHubHealth:
     not_modified: int = 0
     conditional: int = 0
     rate_limit_kind: str | None = None  # "primary" or "secondary" while blocked
+    poll_interval_seconds: float | None = None  # between REST polls now (paced to budgets)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
