@@ -28,6 +28,7 @@ lint: setup
 	$(UV) run ruff check src tests bench
 	$(UV) run ruff format --check src tests bench
 	$(UV) run lint-imports
+	$(UV) run python -m blacksmith_mini.config_reference --check
 
 typecheck: setup
 	$(UV) run mypy

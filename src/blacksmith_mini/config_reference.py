@@ -1,0 +1,396 @@
+"""``python -m blacksmith_mini.config_reference [--check]``: docs/CONFIGURATION.md, from the model.
+
+It walks ``settings.Settings`` and writes one row per key: dotted TOML path, type, default
+(never a secret's), environment names (``BLACKSMITH_...`` and the seed's, which it learns from
+``settings.SeedEnvSource`` itself), bounds and description. A list of tables is documented once
+(``pools[].name``). ``--check`` exits 1 when the file is stale (``make lint`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import json
+import os
+import pathlib
+import re
+import sys
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from blacksmith_mini import settings as settings_mod
+
+DEFAULT_OUTPUT = pathlib.Path("docs/CONFIGURATION.md")
+ENV_PREFIX = "BLACKSMITH_"
+TOP = ""  # the section of top-level keys
+UNSET, HIDDEN = "unset", "(secret, not shown)"
+REGENERATE = "uv run python -m blacksmith_mini.config_reference"
+
+# For fields whose model has no description (tests fail on a note that shadows one or names no
+# field; better still, move them into the model's Field(description=...)).
+NOTES: dict[str, str] = {
+    "data_dir": "State: SQLite database, VM directories (vms/), simulator state.",
+    "database_url": "Unset: SQLite in data_dir; `postgresql://user:pass@host/db` for PostgreSQL.",
+    "simulate": "Use the built-in simulated GitHub (`blacksmith-mini up --simulate`).",
+    "log_format": "console for people, json (one object a line) for machines.",
+    "log_level": "Python logging level: debug, info, warning, error.",
+    "server.host": "Bind address; anything but loopback needs server.api_token.",
+    "server.port": "Port of the API and the dashboard.",
+    "server.cors_origins": "Origins allowed by CORS (the dashboard's dev server).",
+    "server.dashboard_dir": "The exported dashboard (index.html); unset: frontend/out.",
+    "server.drain_seconds": "With on_shutdown = drain: seconds busy VMs get to finish.",
+    "github.token": "Personal access token: repo scope (classic) or Administration: write.",
+    "github.private_key_file": "The GitHub App's private key (.pem).",
+    "github.owner": "Owner of repositories given by bare name.",
+    "github.repositories": "Repositories to serve: owner/name, or bare names with github.owner.",
+    "github.api_url": "GitHub's REST API base URL.",
+    "github.runner_group_id": "Runner group id when github.runner_group is unset (1: Default).",
+    "github.runner_prefix": "Runner names: <prefix>-<installation id>-...; only ours are removed.",
+    "github.webhook_secret": "Secret of the workflow_job webhook; unset: the endpoint answers 404.",
+    "github.request_timeout": "Seconds for each GitHub request.",
+    "vm.driver": "local: the runner as a host process (no isolation); firecracker: microVMs.",
+    "vm.max_vms": "Most VMs alive at once, over all pools.",
+    "vm.timeouts.pending": "Seconds a VM may stay pending (requested, not started yet).",
+    "vm.timeouts.boot": "Seconds a VM may take to boot and bring its runner online.",
+    "vm.timeouts.idle": "Seconds an idle VM waits for a job before it is stopped.",
+    "vm.timeouts.max_lifetime": "Idle VMs older than this stop; busy ones are only shown overdue.",
+    "vm.timeouts.stopping": "Seconds a VM may take to stop.",
+    "vm.console_max_bytes": "Bound of each local VM's console log.",
+    "vm.ssh_key_path": "SSH key whose public half (this path, or path.pub) goes to every VM.",
+    "pools[].name": "Lower-case letters, digits, - or _ (at most 31); unique.",
+    "pools[].labels": "runs-on labels the pool serves (self-hosted is always added).",
+    "pools[].memory_mib": "Guest memory of each VM, MiB.",
+    "pools[].min_idle": "Idle VMs kept warm.",
+    "pools[].max_vms": "Most VMs of this pool alive at once.",
+    "simulator.failure_ratio": "Share of generated jobs that fail.",
+    "simulator.min_duration": "Shortest generated job, seconds.",
+    "simulator.max_duration": "Longest generated job, seconds.",
+    "simulator.seed": "Random seed of the workload and webhooks (unset: random).",
+    "simulator.repositories": "Repositories of the simulated GitHub (owner/name).",
+    "simulator.webhook_drop_ratio": "Share of webhook deliveries dropped.",
+    "simulator.webhook_duplicate_ratio": "Share of webhook deliveries sent twice.",
+    "simulator.token_ttl_seconds": "Life of the simulated App's installation tokens.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One documented key."""
+
+    key: str  # dotted TOML path; ``[]`` marks a list of tables (``pools[].name``)
+    section: str  # the TOML table it lives in (``vm.firecracker``, ``pools[]``, "" at the top)
+    type: str
+    default: str
+    env: tuple[str, ...]
+    bounds: str
+    description: str
+    secret: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A TOML table: its path, a note on how it is written, and its keys."""
+
+    path: str
+    note: str
+    entries: list[Entry] = dataclasses.field(default_factory=list)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation if is_model else None
+
+
+def _list_item_model(annotation: Any) -> type[BaseModel] | None:
+    args = typing.get_args(annotation)
+    is_list = typing.get_origin(annotation) in (list, tuple) and len(args) == 1
+    return _model_of(args[0]) if is_list else None
+
+
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def is_secret(field: FieldInfo) -> bool:
+    """Whether the field holds a secret (``SecretStr``, possibly optional)."""
+    return _without_none(field.annotation) is SecretStr
+
+
+SCALARS = {str: "string", int: "integer", float: "float", bool: "boolean"}
+
+
+def type_name(annotation: Any) -> str:
+    """The TOML-facing name of a field's type (``None`` means the key is left out)."""
+    annotation = _without_none(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(arg) for arg in args)
+    if origin in (list, tuple, Sequence):
+        return "array of " + type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(arg) for arg in args if arg is not type(None))
+    if annotation is SecretStr:
+        return "secret string"
+    if isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath):
+        return "path"
+    if annotation in SCALARS:
+        return SCALARS[annotation]
+    return str(getattr(annotation, "__name__", annotation))
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as TOML writes it (inline)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | pathlib.PurePath):
+        return json.dumps(str(value))
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _bounds(field: FieldInfo) -> str:
+    found = []
+    for item in field.metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if isinstance(item, annotated_types.BaseMetadata) and hasattr(item, attr):
+                found.append(f"{sign} {getattr(item, attr)!r}")
+    return ", ".join(found)
+
+
+def _default(field: FieldInfo) -> str:
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return UNSET
+    return HIDDEN if is_secret(field) else toml_value(value)
+
+
+@contextlib.contextmanager
+def _only(name: str, names: Sequence[str]) -> Iterator[None]:
+    """Temporarily set ``name`` (to "1") and none of the other ``names`` in ``os.environ``."""
+    saved = {other: os.environ.pop(other) for other in names if other in os.environ}
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(name)
+        os.environ.update(saved)
+
+
+def _leaf_paths(found: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in found.items():
+        is_table = isinstance(value, Mapping)
+        yield from _leaf_paths(value, f"{prefix}{key}.") if is_table else [prefix + key]
+
+
+def legacy_names() -> dict[str, str]:
+    """The seed's environment names, by the dotted key each sets: the names are read from
+    ``SeedEnvSource``'s source, and each is set alone to see where ``SeedEnvSource`` puts it."""
+    code = inspect.getsource(settings_mod.SeedEnvSource.__call__)
+    names = sorted(set(re.findall(r"""env\.get\(["']([A-Z_]+)["']\)""", code)))
+    if not names:
+        raise RuntimeError("found no environment names in settings.SeedEnvSource")
+    mapping: dict[str, str] = {}
+    for name in names:
+        with _only(name, names):
+            found = settings_mod.SeedEnvSource(settings_mod.Settings)()
+        mapping.update(dict.fromkeys(_leaf_paths(found), name))
+    return mapping
+
+
+def _env_name(path: Sequence[str]) -> str:
+    return ENV_PREFIX + "__".join(part.upper() for part in path)
+
+
+def walk(
+    model: type[BaseModel],
+    path: tuple[str, ...] = (),
+    *,
+    in_list: bool = False,
+    legacy: Mapping[str, str] | None = None,
+    notes: dict[str, str] | None = None,
+) -> list[Entry]:
+    """Every leaf field of ``model``, depth first, in declaration order; each list of tables
+    leaves its note (how to write it, its default) in ``notes`` under its section."""
+    legacy = legacy_names() if legacy is None else legacy
+    notes = {} if notes is None else notes
+    entries: list[Entry] = []
+    for name, field in model.model_fields.items():
+        here = (*path, name)
+        nested, items = _model_of(field.annotation), _list_item_model(field.annotation)
+        if nested is not None or items is not None:
+            inner, section = (nested, here) if nested else (items, (*path, name + "[]"))
+            if items is not None:
+                notes[".".join(section)] = _list_note(".".join(here), field)
+            assert inner is not None
+            more = walk(inner, section, in_list=in_list or bool(items), legacy=legacy, notes=notes)
+            entries.extend(more)
+            continue
+        key = ".".join(here)
+        env = (() if in_list else (_env_name(here),)) + ((legacy[key],) if key in legacy else ())
+        description = field.description or NOTES.get(key, "")
+        twin = name.removesuffix("_file")
+        if not description and twin != name and twin in model.model_fields:
+            description = f"File holding `{'.'.join((*path, twin))}` (read at start-up)."
+        if is_secret(field):
+            where = f"`{name}_file` or " if f"{name}_file" in model.model_fields else ""
+            description += f" Secret: never shown; set it with {where}the environment."
+        entries.append(
+            Entry(
+                key=key,
+                section=".".join(path),
+                type=type_name(field.annotation),
+                default=_default(field),
+                env=env,
+                bounds=_bounds(field),
+                description=description.strip(),
+                secret=is_secret(field),
+            )
+        )
+    return entries
+
+
+def _list_note(table: str, field: FieldInfo) -> str:
+    """How a list of tables is written, and the list used when the file declares none."""
+    block: list[str] = []
+    for item in field.get_default(call_default_factory=True) or []:
+        dumped = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+        block += ["", f"[[{table}]]", *(f"{k} = {toml_value(v)}" for k, v in dumped.items())]
+    return (
+        f"An array of tables: one `[[{table}]]` per item, each key defaulting as below. In the "
+        f"environment only as a whole: `{_env_name(table.split('.'))}`, a JSON array of objects."
+        f" With no `[[{table}]]` at all:\n\n```toml" + "\n".join(block) + "\n```"
+    )
+
+
+def sections(model: type[BaseModel] = settings_mod.Settings) -> list[Section]:
+    """The model's keys grouped by TOML table, in declaration order."""
+    notes: dict[str, str] = {}
+    found: dict[str, Section] = {}
+    for entry in walk(model, notes=notes):
+        section = entry.section
+        found.setdefault(section, Section(path=section, note=notes.get(section, "")))
+        found[section].entries.append(entry)
+    return list(found.values())
+
+
+def _heading(path: str) -> str:
+    if path == TOP:
+        return "Top level"
+    return f"`[[{path[:-2]}]]`" if path.endswith("[]") else f"`[{path}]`"
+
+
+def _anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+
+
+def _cell(text: str, *, code: bool = False) -> str:
+    """A table cell: pipes escaped, ``<name>`` kept visible outside code spans."""
+    if not text:
+        return "—"
+    if code:
+        return f"`{text}`".replace("|", "\\|")
+    parts = text.split("`")
+    parts[::2] = [re.sub(r"<(?=[A-Za-z/])", "&lt;", part) for part in parts[::2]]
+    return "`".join(parts).replace("|", "\\|")
+
+
+def _row(entry: Entry) -> str:
+    seed = " (seed)"
+    env = ", ".join(f"`{n}`" + ("" if n.startswith(ENV_PREFIX) else seed) for n in entry.env)
+    plain = entry.default in (UNSET, HIDDEN)
+    key, default = _cell(entry.key, code=True), _cell(entry.default, code=not plain)
+    cells = (key, _cell(entry.type), default, env or "—", _cell(entry.bounds))
+    return "| " + " | ".join((*cells, _cell(entry.description))) + " |"
+
+
+HEADER = f"""# Configuration reference
+
+<!-- Generated from the settings model by `{REGENERATE}`.
+     Do not edit: `make lint` fails when this file is stale. -->
+
+Lowest to highest precedence: these defaults, the TOML file (`blacksmith-mini up --config FILE`,
+e.g. [config/blacksmith.example.toml](../config/blacksmith.example.toml)), the seed's names
+(marked *seed*), the `BLACKSMITH_*` variables, the flags of `blacksmith-mini up`.
+
+- **Environment:** `BLACKSMITH_` + the key's path in upper case joined by `__`
+  (`BLACKSMITH_VM__FIRECRACKER__BOOT_TIMEOUT`); case-insensitive; arrays as JSON
+  (`BLACKSMITH_GITHUB__REPOSITORIES='["acme/app"]'`).
+- **Unset** means the key is left out (TOML has no null). **Secrets** are never shown, logged or
+  stored; each can also be read from a file (`*_file`), which keeps it out of the environment.
+- Bounds are checked at load time, and so are a few rules of their own (pool names, `vcpus` at
+  most 32, `reboot=k` in `boot_args`, ...); the error says how to fix the value.
+"""
+
+
+def render(model: type[BaseModel] = settings_mod.Settings) -> str:
+    """The whole reference as Markdown."""
+    found = sections(model)
+    lines = [HEADER]
+    for section in found:
+        heading = _heading(section.path)
+        lines.append(f"- [{heading}](#{_anchor(heading)})")
+    for section in found:
+        lines += ["", f"## {_heading(section.path)}", ""]
+        if section.note:
+            lines += [section.note, ""]
+        lines += [
+            "| key | type | default | environment | bounds | description |",
+            "|---|---|---|---|---|---|",
+            *(_row(entry) for entry in section.entries),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def check(output: pathlib.Path) -> str | None:
+    """``None`` when ``output`` is current, else what is wrong and how to fix it."""
+    try:
+        current = output.read_text()
+    except OSError as exc:
+        return f"{output} cannot be read ({exc.strerror}): generate it with `{REGENERATE}`"
+    expected = render()
+    if current == expected:
+        return None
+    diff = difflib.unified_diff(current.splitlines(), expected.splitlines(), lineterm="", n=1)
+    return (
+        f"{output} is stale (it differs from the settings model): regenerate it with "
+        f"`{REGENERATE}`. First differences (- file, + model):\n" + "\n".join(list(diff)[2:30])
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the reference, or with ``--check`` exit 1 when the written one is stale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--check", action="store_true", help="Exit 1 if the file is stale.")
+    args = parser.parse_args(argv)
+    if args.check:
+        problem = check(args.output)
+        sys.stderr.write(f"error: {problem}\n" if problem else "")
+        return 1 if problem else 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render())
+    sys.stdout.write(f"wrote {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
