@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from blacksmith_mini.vm import driver
+from blacksmith_mini.vm import driver, environment
 from blacksmith_mini.vm.firecracker import (
     api,
     cleanup,
@@ -265,6 +265,7 @@ class FirecrackerDriver:
                 stdout=errors,
                 stderr=errors,
                 cwd=record.state_dir,
+                env=environment.host_environment(),
                 start_new_session=True,
                 close_fds=True,
             )
