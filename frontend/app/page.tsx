@@ -16,6 +16,7 @@ import { JobDetails } from "@/components/JobDetails";
 import { JobRunsTimeline } from "@/components/JobRunsTimeline";
 import { SimulatorControl } from "@/components/SimulatorControl";
 import { SystemOverview } from "@/components/SystemOverview";
+import { UsagePanel } from "@/components/UsagePanel";
 import { Badge } from "@/components/ui/badge";
 import { VMIdentity } from "@/components/VMIdentity";
 import { useStatusConnection, useStatusSelector } from "@/hooks/useStatusStream";
@@ -81,6 +82,7 @@ export default function OverviewPage() {
           </div>
         </div>
         <HistoryCharts />
+        <UsagePanel />
       </Main>
 
       <JobDetails

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from blacksmith_mini.domain import labels as domain_labels
 from blacksmith_mini.domain import model
 from blacksmith_mini.settings_simulator import SimulatorSettings as SimulatorSettings
+from blacksmith_mini.settings_usage import UsageSettings as UsageSettings
 from blacksmith_mini.vm.firecracker import config as fc_config
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
@@ -252,6 +253,7 @@ class Settings(BaseSettings):
         ]
     )
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

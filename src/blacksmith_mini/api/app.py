@@ -35,6 +35,7 @@ from blacksmith_mini.api.routes import (
     operator,
     simulator,
     status,
+    usage,
     vms,
     webhooks,
 )
@@ -97,6 +98,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         history.router,
         webhooks.router,
         operator.router,
+        usage.router,
     )
     for router in routers:
         app.include_router(router)

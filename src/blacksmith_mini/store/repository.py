@@ -19,6 +19,7 @@ from blacksmith_mini.store import tables
 from blacksmith_mini.store.deliveries import DeliveryStore
 from blacksmith_mini.store.records import UNRATED_CONCLUSIONS, Counters, Event, Sample
 from blacksmith_mini.store.samples import SampleStore
+from blacksmith_mini.store.usage import UsageStore
 
 __all__ = ["UNRATED_CONCLUSIONS", "Counters", "Event", "Sample", "Store"]
 
@@ -125,7 +126,7 @@ def _event(row: tables.EventRow) -> Event:
     )
 
 
-class Store(DeliveryStore, SampleStore):
+class Store(DeliveryStore, SampleStore, UsageStore):
     """Async repository over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str) -> None:
