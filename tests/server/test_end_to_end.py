@@ -41,8 +41,13 @@ def test_queued_job_runs_on_a_vm_and_completes_with_its_conclusion(data_dir: pat
             stages["vm_ready"] <= stages["started"] + 1 and stages["started"] <= stages["completed"]
         )
         assert done_ok["vm_id"] is not None
-        detail = server.get(f"/api/vms/{done_ok['vm_id']}")[1]
-        assert detail["status"] == "gone" and detail["death_reason"] == "job_finished"
+        # the job's completion can reach us before the VM's exit does: wait for the exit
+        detail = wait_for(
+            lambda: (d := server.get(f"/api/vms/{done_ok['vm_id']}")[1])["status"] == "gone" and d,
+            timeout=15,
+            what="the job's VM to be gone",
+        )
+        assert detail["death_reason"] == "job_finished"
         assert "Listening for Jobs" in detail["console_tail"] or detail["console_tail"] == ""
         status = wait_for(
             lambda: (s := server.get("/api/status")[1])["completed_jobs_total"] == 2 and s,
