@@ -95,6 +95,8 @@ class GitHubObserver:
         self.last_poll_seconds: float | None = None  # how long the last poll took
         self.last_poll_requests = 0  # REST requests the last poll sent
         self.effective_interval = interval  # stretched to stay inside the request budget
+        self._polls = 0
+        self._charged_per_poll: float | None = None  # smoothed; the first (cold) poll aside
         self._latest: Observation | None = None
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -207,12 +209,17 @@ class GitHubObserver:
         and the primary budget left until its reset (only answers other than 304 count),
         less a reserve for registrations: the fewer requests left, the slower the polls."""
         self.last_poll_seconds, self.last_poll_requests = seconds, sent
-        secondary = sent * 60.0 / REQUESTS_PER_MINUTE_BUDGET
+        self._polls += 1
+        if self._polls > 1:  # the first poll fills the ETag cache: every answer is charged once
+            before = self._charged_per_poll
+            self._charged_per_poll = charged if before is None else (before + charged) / 2
+        cost = self._charged_per_poll or 0.0
+        secondary = sent * 60.0 / REQUESTS_PER_MINUTE_BUDGET if self._polls > 1 else 0.0
         primary = 0.0
-        if rate.remaining is not None and rate.limit and rate.reset_at and charged:
+        if rate.remaining is not None and rate.limit and rate.reset_at and cost:
             spendable = rate.remaining - PRIMARY_RESERVE_SHARE * rate.limit
             left = max(60.0, rate.reset_at - self._clock())
-            primary = left if spendable <= 0 else min(left, charged * left / spendable)
+            primary = left if spendable <= 0 else min(left, cost * left / spendable)
         stretched = max(self.interval, secondary, primary)
         if abs(stretched - self.effective_interval) > max(1.0, 0.1 * self.effective_interval):
             log.info(
