@@ -17,10 +17,12 @@ class Scripted(httpx2.AsyncBaseTransport):
     """``/slow`` answers 200 once ``release`` is set; ``/limited`` answers a primary 403."""
 
     def __init__(self) -> None:
+        self.arrived = asyncio.Event()
         self.release = asyncio.Event()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/slow":
+            self.arrived.set()
             await self.release.wait()
             return httpx2.Response(200, headers={"x-ratelimit-remaining": "4999"}, json={})
         return httpx2.Response(
@@ -35,7 +37,7 @@ async def test_an_older_success_does_not_lift_a_newer_rate_limit() -> None:
     guard = transport.GuardedTransport(inner, mutation_spacing=0.0)
     async with httpx2.AsyncClient(transport=guard, base_url="http://gh") as client:
         slow = asyncio.create_task(client.get("/slow"))
-        await asyncio.sleep(0.05)  # /slow is in flight
+        await asyncio.wait_for(inner.arrived.wait(), timeout=10)  # /slow is in flight
         limited = await client.get("/limited")
         assert limited.status_code == 403 and guard.state.blocked_until is not None
         inner.release.set()
