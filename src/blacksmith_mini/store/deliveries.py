@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blacksmith_mini.store import tables
+from blacksmith_mini.store.lease import FencedWrites
 
 
-class DeliveryStore:
+class DeliveryStore(FencedWrites):
     """Mixed into ``repository.Store``: the same sessions."""
 
     _sessions: async_sessionmaker[AsyncSession]
@@ -24,7 +25,7 @@ class DeliveryStore:
     ) -> bool:
         """Persist a delivery before it is acknowledged; False if its id was seen already."""
         try:
-            async with self._sessions.begin() as session:
+            async with self._write() as session:
                 session.add(
                     tables.WebhookDeliveryRow(
                         delivery_id=delivery_id,
@@ -56,7 +57,7 @@ class DeliveryStore:
     async def mark_processed(self, delivery_ids: Sequence[str], *, at: float) -> None:
         if not delivery_ids:
             return
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(tables.WebhookDeliveryRow)
                 .where(tables.WebhookDeliveryRow.delivery_id.in_(list(delivery_ids)))
@@ -85,7 +86,7 @@ class DeliveryStore:
             return {row.key: dict(row.value) for row in rows}
 
     async def set_control_state(self, key: str, value: dict[str, Any], *, at: float) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             row = await session.get(tables.ControlStateRow, key)
             if row is None:
                 session.add(tables.ControlStateRow(key=key, value=value, updated_at=at))

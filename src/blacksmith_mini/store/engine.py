@@ -43,7 +43,18 @@ def create_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
             cursor.close()
 
         return engine
-    connect_args = {"server_settings": {"search_path": search_path}} if search_path else {}
+    # A leader cut off mid-transaction must not hold its locks (the lease row's share lock
+    # among them) until TCP gives up hours later: PostgreSQL ends idle transactions after 5 s
+    # and probes the client's socket every few seconds.
+    server_settings = {
+        "idle_in_transaction_session_timeout": "5000",
+        "tcp_keepalives_idle": "5",
+        "tcp_keepalives_interval": "2",
+        "tcp_keepalives_count": "3",
+    }
+    if search_path:
+        server_settings["search_path"] = search_path
+    connect_args = {"server_settings": server_settings}
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
     )

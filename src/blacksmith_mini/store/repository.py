@@ -2,7 +2,8 @@
 
 Every write is its own short transaction, so a crash loses at most the act in flight, and the
 act is idempotent by the name persisted first (``create_vm`` commits the runner name before any
-GitHub call is made).
+GitHub call is made). Every write begins with ``_write()``: a leader's view of the store
+(``fenced``) checks its lease there, in the same transaction (``store.lease``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from blacksmith_mini.domain import model
 from blacksmith_mini.store import engine as engine_mod
 from blacksmith_mini.store import tables
 from blacksmith_mini.store.deliveries import DeliveryStore
+from blacksmith_mini.store.hosts import HostStore
 from blacksmith_mini.store.records import UNRATED_CONCLUSIONS, Counters, Event, Sample
 from blacksmith_mini.store.samples import SampleStore
 from blacksmith_mini.store.usage import UsageStore
@@ -45,6 +47,7 @@ def _vm(row: tables.VmRow) -> model.Vm:
         stop_reason=model.DeathReason(row.stop_reason) if row.stop_reason else None,
         runner_id=row.runner_id,
         ran_job=row.ran_job,
+        host=row.host,
     )
 
 
@@ -68,6 +71,7 @@ def _vm_values(vm: model.Vm) -> dict[str, object]:
         "stop_reason": vm.stop_reason.value if vm.stop_reason else None,
         "runner_id": vm.runner_id,
         "ran_job": vm.ran_job,
+        "host": vm.host,
     }
 
 
@@ -126,7 +130,7 @@ def _event(row: tables.EventRow) -> Event:
     )
 
 
-class Store(DeliveryStore, SampleStore, UsageStore):
+class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
     """Async repository over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str) -> None:
@@ -151,9 +155,12 @@ class Store(DeliveryStore, SampleStore, UsageStore):
 
     # --- VMs -------------------------------------------------------------------------------
 
-    async def create_vm(self, *, pool: model.Pool, scope: str, prefix: str, now: float) -> model.Vm:
-        """Persist a new pending VM and its unique runner name, before any external call."""
-        async with self._sessions.begin() as session:
+    async def create_vm(
+        self, *, pool: model.Pool, scope: str, prefix: str, now: float, host: str | None = None
+    ) -> model.Vm:
+        """Persist a new pending VM, its host and its unique runner name, before any external
+        call."""
+        async with self._write() as session:
             row = tables.VmRow(
                 name=f"{prefix}-tmp-{secrets.token_hex(8)}",
                 pool=pool.name,
@@ -165,6 +172,7 @@ class Store(DeliveryStore, SampleStore, UsageStore):
                 state_since=now,
                 created_at=now,
                 ran_job=False,
+                host=host,
             )
             session.add(row)
             await session.flush()
@@ -172,7 +180,7 @@ class Store(DeliveryStore, SampleStore, UsageStore):
         return _vm(row)
 
     async def save_vm(self, vm: model.Vm) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(tables.VmRow).where(tables.VmRow.vm_id == vm.vm_id).values(**_vm_values(vm))
             )
@@ -204,7 +212,7 @@ class Store(DeliveryStore, SampleStore, UsageStore):
         jobs = list(jobs)
         if not jobs:
             return
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             existing = set(
                 await session.scalars(
                     select(tables.JobRow.id).where(tables.JobRow.id.in_([j.id for j in jobs]))
@@ -278,7 +286,7 @@ class Store(DeliveryStore, SampleStore, UsageStore):
         job_id: int | None = None,
         actor: str = "system",
     ) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             session.add(
                 tables.EventRow(
                     at=at, kind=kind, vm_id=vm_id, job_id=job_id, message=message, actor=actor

@@ -8,10 +8,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blacksmith_mini.store import tables
+from blacksmith_mini.store.lease import FencedWrites
 from blacksmith_mini.store.records import Sample
 
 
-class SampleStore:
+class SampleStore(FencedWrites):
     """Mixed into ``repository.Store``: the same sessions."""
 
     _sessions: async_sessionmaker[AsyncSession]
@@ -25,7 +26,7 @@ class SampleStore:
         removed = {"events": 0, "samples": 0}
         for older_than, step in ((2 * 86400, 900), (14 * 86400, 10800)):
             removed["samples"] += await self._roll_up(before=now - older_than, step=step)
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             result = await session.execute(
                 delete(tables.SampleRow).where(tables.SampleRow.at < now - 90 * 86400)
             )
@@ -39,7 +40,7 @@ class SampleStore:
     async def _roll_up(self, *, before: float, step: int) -> int:
         """Replace samples older than ``before`` with finer steps than ``step`` by one sample
         per ``step``-second bucket (means of gauges, sums of counts, median p50, max p95)."""
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             rows = list(
                 await session.scalars(
                     select(tables.SampleRow).where(
@@ -77,7 +78,7 @@ class SampleStore:
     # --- samples ---------------------------------------------------------------------------
 
     async def add_sample(self, sample: Sample) -> None:
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             session.add(tables.SampleRow(**dataclasses.asdict(sample)))
 
     async def samples(self, *, since: float) -> list[Sample]:

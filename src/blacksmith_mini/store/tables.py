@@ -34,6 +34,7 @@ class VmRow(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     runner_id: Mapped[int | None] = mapped_column(BigInteger)
     ran_job: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class JobRow(Base):
@@ -104,3 +105,50 @@ class ControlStateRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class HostRow(Base):
+    """A host that runs VMs: its agent's token (hashed), what it reported, and its admin state."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    admin_state: Mapped[str] = mapped_column(String(16), default="up")  # up/cordoned/draining
+    session: Mapped[int] = mapped_column(Integer, default=0)  # +1 per agent hello: its fence
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # capacity, versions
+    observations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # vm_id -> facts
+    last_seen: Mapped[float | None] = mapped_column(Float)
+    down_since: Mapped[float | None] = mapped_column(Float)
+    down_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class HostCommandRow(Base):
+    """A command for a host's agent, persisted before it is sent, acknowledged by the agent."""
+
+    __tablename__ = "host_commands"
+    __table_args__ = (Index("ix_host_commands_host_acked", "host", "acked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(120), unique=True)  # kind:vm_id:attempt
+    kind: Mapped[str] = mapped_column(String(16))
+    vm_id: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    acked_at: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LeaseRow(Base):
+    """Who leads the loop: a lease with a fencing token that grows with every new holder."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Float)
+    renewed_at: Mapped[float] = mapped_column(Float)
