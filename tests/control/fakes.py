@@ -47,6 +47,9 @@ class FakeGitHub:
         self.on_delete: Callable[[int], None] | None = None
         self.public: set[str] = set()  # repositories that are public (organization scope)
         self._ids = itertools.count(100)
+        self.reruns: list[tuple[str, int]] = []  # rerun_job calls, in order
+        self.rerun_errors: list[errors.GitHubError] = []  # raised by the next rerun_job calls
+        self.on_rerun: Callable[[str, int], None] | None = None
 
     async def open_jobs(self, repository: str) -> list[model.Job]:
         if repository in self.broken:
@@ -55,6 +58,13 @@ class FakeGitHub:
 
     async def job(self, repository: str, job_id: int) -> model.Job | None:
         return next((j for j in self.jobs.get(repository, []) if j.id == job_id), None)
+
+    async def rerun_job(self, repository: str, job_id: int) -> None:
+        self.reruns.append((repository, job_id))
+        if self.on_rerun is not None:
+            self.on_rerun(repository, job_id)
+        if self.rerun_errors:
+            raise self.rerun_errors.pop(0)
 
     async def runners(self, scope: str, *, prefix: str) -> list[model.RunnerInfo]:
         return [r for r in self.runners_by_scope.get(scope, []) if r.name.startswith(prefix)]

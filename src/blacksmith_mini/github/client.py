@@ -275,6 +275,12 @@ class GitHubClient:
         raw = await self._call("getitem", url)
         return parse.validated(parse.WorkflowJob, raw, url=url).to_domain(repository)
 
+    @errors.only_github_errors
+    @errors.rerun_refusals
+    async def rerun_job(self, repository: str, job_id: int) -> None:
+        """Re-run one job in a new run attempt (201); refusals: ``errors.rerun_refusals``."""
+        await self._call("post", f"/repos/{repository}/actions/jobs/{job_id}/rerun", data={})
+
     # --- runners ---------------------------------------------------------------------------
 
     @errors.only_github_errors

@@ -51,6 +51,25 @@ class PermissionDenied(GitHubError):
     Never a reason to stop other requests: only calls needing that permission fail."""
 
 
+class RerunRefused(GitHubError):
+    """GitHub will not re-run the job; ``status`` and GitHub's own words (``reason``) say why.
+
+    403 "This workflow is already running": another job of its run is still open, so it may
+    pass once the whole run has completed (``still_running``); 403 "Unable to retry this
+    workflow run because it was created over a month ago": past GitHub's 30-day window; other
+    403s ("This workflow run cannot be retried"), 404 (no such job, or not visible), 410, 422.
+    A missing permission is ``PermissionDenied``, a rate limit ``RateLimited``, not this."""
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def still_running(self) -> bool:
+        return "already running" in self.reason.lower()
+
+
 def only_github_errors(
     function: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -69,6 +88,52 @@ def only_github_errors(
             ) from exc
 
     return wrapper
+
+
+def rerun_refusals(
+    function: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A re-run GitHub declines becomes ``RerunRefused``: a 403 that is neither a rate limit
+    (already ``RateLimited``) nor a missing permission ("Resource not accessible by ..."), or a
+    404, 410 or 422. The status and words come from GitHub's answer, the error's cause."""
+
+    @functools.wraps(function)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await function(*args, **kwargs)
+        except (RateLimited, GitHubUnavailable, BadCredentials, RerunRefused):
+            raise
+        except GitHubError as exc:
+            refused = _rerun_refusal(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    return wrapper
+
+
+def _rerun_refusal(exc: GitHubError) -> RerunRefused | None:
+    answer = exc.__cause__
+    status = getattr(answer, "status_code", None)
+    if answer is None or status is None:
+        return None
+    status, reason = int(status), str(answer)
+    if status == 403 and "not accessible" in reason.lower():
+        return None
+    if status not in (403, 404, 410, 422):
+        return None
+    lowered = reason.lower()
+    if "already running" in lowered:
+        hint = "; a job can be re-run only once its whole run has completed"
+    elif "month ago" in lowered:
+        hint = "; GitHub re-runs only runs less than 30 days old"
+    elif status == 404:
+        hint = "; the job does not exist or this token cannot see its repository"
+    else:
+        hint = ""
+    return RerunRefused(
+        f"GitHub refused to re-run the job ({status}): {reason}{hint}", status=status, reason=reason
+    )
 
 
 def not_found_hint(path: str) -> str:
@@ -97,6 +162,8 @@ def permission_hint(path: str, *, app: bool) -> str:
         )
     elif "/actions/runner" in path:
         permission, scope = "Administration: write", "repo"
+    elif path.endswith("/rerun") or "/rerun-" in path:
+        permission, scope = "Actions: write", "repo"
     elif "/actions/" in path:
         permission, scope = "Actions: read", "repo"
     else:

@@ -31,6 +31,7 @@ from blacksmith_mini.simulator.sim_broker import broker_routes
 from blacksmith_mini.simulator.sim_controls import control_routes
 from blacksmith_mini.simulator.sim_http import DOCS, error
 from blacksmith_mini.simulator.sim_org import org_routes
+from blacksmith_mini.simulator.sim_rerun import rerun_routes
 from blacksmith_mini.simulator.sim_rest import actions_routes
 
 SECONDARY_MESSAGE = (
@@ -201,6 +202,7 @@ def create_app(
         return response
 
     actions_routes(app, sim)
+    rerun_routes(app, sim)
     org_routes(app, sim, sim_app=sim_app)
     broker_routes(app, sim)
     control_routes(app, sim)
