@@ -2,7 +2,8 @@
 
 - Only ``control/acts.py`` moves a VM along the state machine (``lifecycle.transition``) and
   calls the driver's mutating methods (``start``, ``stop``, ``release``, ``sweep``); the
-  domain's planner may replay transitions on its own copies (``planner._apply``).
+  domain's planner may replay transitions on its own copies (``planner._apply``), and the
+  host agent carries out on its host the commands acts sent it.
 - No import cycles between our modules, counting imports made only for type checking: a
   module is never called back by the one it calls.
 """
@@ -18,7 +19,9 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "blacksmith_mini"
 MUTATING = {"start", "stop", "release", "sweep"}
 ALLOWED_TRANSITIONS = {"control/acts.py", "domain/planner.py", "domain/lifecycle.py"}
-ALLOWED_DRIVER_CALLS = {"control/acts.py"}
+# The host agent carries out, on its host's driver, the commands ``control/acts.py`` persisted
+# for it (and kills what the control plane wrote off); it decides nothing of its own.
+ALLOWED_DRIVER_CALLS = {"control/acts.py", "agent/agent.py"}
 
 
 def modules() -> dict[str, pathlib.Path]:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from blacksmith_mini import logs, operator_cli
+from blacksmith_mini import host_cli, logs, operator_cli
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.vm.firecracker import commands as firecracker_commands
 
@@ -192,6 +192,7 @@ async def _github_checks(settings: settings_mod.Settings) -> list[object]:
 
 firecracker_commands.register(app)
 operator_cli.register(app)
+host_cli.register(app)
 
 
 def main() -> None:

@@ -57,7 +57,6 @@ NOTES: dict[str, str] = {
     "github.runner_prefix": "Runner names: <prefix>-<installation id>-...; only ours are removed.",
     "github.webhook_secret": "Secret of the workflow_job webhook; unset: the endpoint answers 404.",
     "github.request_timeout": "Seconds for each GitHub request.",
-    "vm.driver": "local: the runner as a host process (no isolation); firecracker: microVMs.",
     "vm.max_vms": "Most VMs alive at once, over all pools.",
     "vm.timeouts.pending": "Seconds a VM may stay pending (requested, not started yet).",
     "vm.timeouts.boot": "Seconds a VM may take to boot and bring its runner online.",

@@ -17,12 +17,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.control import reconciler
+from blacksmith_mini.domain import placement
+from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
 from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
+from blacksmith_mini.vm.remote import driver as remote_driver
+from blacksmith_mini.vm.remote import wakeups
 
 log = logging.getLogger(__name__)
 SIMULATED_API_URL = "http://simulated-github.invalid"
@@ -114,6 +118,8 @@ class Runtime:
         )
         self.github = github_client_for(settings, self.simulation)
         self.tokens = self.github.tokens
+        self.wakeups: wakeups.Wakeups = wakeups.LocalWakeups()
+        self.remote: remote_driver.RemoteDriver | None = None
         self.driver: vm_driver.VmDriver = self._driver()
         if settings.simulate and settings.simulator.vm_start_failure_every:
             self.driver = faults.FlakyDriver(
@@ -138,6 +144,7 @@ class Runtime:
                 drain_seconds=settings.server.drain_seconds,
                 lag_allowance=settings.github.status_lag_allowance,
             ),
+            host_plan=self._host_plan,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -145,6 +152,15 @@ class Runtime:
 
     def _driver(self) -> vm_driver.VmDriver:
         vm = self.settings.vm
+        if vm.driver == "remote":
+            hosts = self.settings.hosts
+            self.remote = remote_driver.RemoteDriver(
+                store=self.store,
+                wakeups=self.wakeups,
+                lease_seconds=hosts.lease_seconds,
+                ack_timeout=hosts.ack_timeout,
+            )
+            return self.remote
         if vm.driver == "firecracker":
             from blacksmith_mini.vm.firecracker import driver as fc_driver
 
@@ -172,6 +188,21 @@ class Runtime:
             data_dir=self.settings.data_dir,
             runner_command=command,
             console_max_bytes=vm.console_max_bytes,
+        )
+
+    def _host_plan(self) -> HostPlan | None:
+        """Many hosts: where VMs may go, from the remote driver's last look (None: one box)."""
+        driver = self.remote
+        if driver is None:
+            return None
+        hosts = self.settings.hosts
+        return driver.host_plan(
+            strategy=placement.Strategy(hosts.placement),
+            overcommit=placement.Overcommit(
+                cpu=hosts.cpu_overcommit, memory=hosts.memory_overcommit
+            ),
+            vm_disk_mib=hosts.vm_disk_mib,
+            weights=hosts.repository_weights,
         )
 
     def attach_app(self, transport: httpx2.AsyncBaseTransport) -> None:

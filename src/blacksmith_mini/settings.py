@@ -7,7 +7,6 @@ Nested fields use ``__`` in environment names (``BLACKSMITH_VM__MAX_VMS=8``). Th
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 from typing import Any, Literal
@@ -22,6 +21,8 @@ from pydantic_settings import (
 
 from blacksmith_mini.domain import labels as domain_labels
 from blacksmith_mini.domain import model
+from blacksmith_mini.settings_hosts import HostsSettings as HostsSettings
+from blacksmith_mini.settings_seed_env import SeedEnvSource as SeedEnvSource
 from blacksmith_mini.settings_simulator import SimulatorSettings as SimulatorSettings
 from blacksmith_mini.settings_usage import UsageSettings as UsageSettings
 from blacksmith_mini.vm.firecracker import config as fc_config
@@ -43,6 +44,11 @@ class PoolSettings(BaseModel):
     memory_mib: int = Field(default=4096, ge=128, le=1024 * 1024)
     min_idle: int = Field(default=0, ge=0)
     max_vms: int = Field(default=10, ge=0)
+    rerun_infrastructure_failures: bool = Field(
+        default=False,
+        description="Re-run, once, a job that failed because our infrastructure did (host "
+        "lost, VM crashed, boot failure after the job was assigned); needs Actions: write.",
+    )
 
     @field_validator("vcpus")
     @classmethod
@@ -71,6 +77,7 @@ class PoolSettings(BaseModel):
             memory_mib=self.memory_mib,
             min_idle=self.min_idle,
             max_vms=self.max_vms,
+            rerun_infrastructure_failures=self.rerun_infrastructure_failures,
         )
 
 
@@ -184,7 +191,11 @@ class TimeoutSettings(BaseModel):
 
 
 class VmSettings(BaseModel):
-    driver: Literal["local", "firecracker"] = "local"
+    driver: Literal["local", "firecracker", "remote"] = Field(
+        default="local",
+        description="local: the runner as a host process (no isolation); firecracker: "
+        "microVMs; remote: VMs on hosts running `blacksmith-mini agent` (see [hosts]).",
+    )
     max_vms: int = Field(default=5, ge=0, le=100_000)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     runner_command: list[str] = Field(
@@ -254,6 +265,7 @@ class Settings(BaseSettings):
     )
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    hosts: HostsSettings = Field(default_factory=HostsSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -350,36 +362,6 @@ def _secret(value: SecretStr | None, path: pathlib.Path | None, name: str) -> st
         return path.read_text().strip() or None
     except OSError as exc:
         raise ConfigError(f"{name} {path} cannot be read ({exc.strerror})") from exc
-
-
-class SeedEnvSource(PydanticBaseSettingsSource):
-    """The seed's environment variable names, mapped onto the nested settings."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        env = os.environ
-        found: dict[str, Any] = {}
-        github: dict[str, Any] = {}
-        if env.get("GITHUB_TOKEN"):
-            github["token"] = env["GITHUB_TOKEN"]
-        if env.get("REPO_OWNER"):
-            github["owner"] = env["REPO_OWNER"]
-        if env.get("REPO_NAME"):
-            github["repositories"] = [env["REPO_NAME"]]
-        if env.get("POLL_INTERVAL"):
-            github["poll_interval"] = env["POLL_INTERVAL"]
-        vm: dict[str, Any] = {}
-        if env.get("MAX_VMS"):
-            vm["max_vms"] = env["MAX_VMS"]
-        if env.get("SSH_KEY_PATH"):
-            vm["ssh_key_path"] = env["SSH_KEY_PATH"]
-        if github:
-            found["github"] = github
-        if vm:
-            found["vm"] = vm
-        return found
 
 
 def load(config_file: pathlib.Path | None = None, **overrides: Any) -> Settings:

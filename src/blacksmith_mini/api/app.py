@@ -29,8 +29,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api import limits
 from blacksmith_mini.api.routes import (
+    agent,
     events,
     history,
+    hosts,
     jobs,
     operator,
     simulator,
@@ -43,7 +45,8 @@ from blacksmith_mini.runtime import Runtime
 
 log = logging.getLogger(__name__)
 REPO_DASHBOARD = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "out"
-PUBLIC_PATHS = ("/api/health", "/api/webhooks/")
+# Webhooks carry their own signature, agents their host token.
+PUBLIC_PATHS = ("/api/health", "/api/webhooks/", "/api/agent/")
 API_CATCH_ALL = "/api/{path:path}"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words for a non-JSON body
@@ -99,6 +102,8 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         webhooks.router,
         operator.router,
         usage.router,
+        agent.router,
+        hosts.router,
     )
     for router in routers:
         app.include_router(router)

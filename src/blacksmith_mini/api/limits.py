@@ -4,7 +4,7 @@ A chunked request has no ``Content-Length``: checking the header alone would let
 through (and the webhook route reads its whole body before verifying it). This ASGI
 middleware counts the body as it is received and answers 413 once it passes the limit: 5 MB
 for webhook deliveries (GitHub's own cap is 25 MB, its ``workflow_job`` payloads are a few
-KB), 1 MB for everything else.
+KB), 16 MB for a host agent's reports (a few hundred bytes per VM), 1 MB for everything else.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 API_BODY_BYTES = 1024 * 1024
 WEBHOOK_BODY_BYTES = 5 * 1024 * 1024
 WEBHOOK_PATH = "/api/webhooks/github"
+AGENT_BODY_BYTES = 16 * 1024 * 1024
+AGENT_PREFIX = "/api/agent/"
 
 
 def limit_for(path: str) -> int:
-    return WEBHOOK_BODY_BYTES if path == WEBHOOK_PATH else API_BODY_BYTES
+    if path == WEBHOOK_PATH:
+        return WEBHOOK_BODY_BYTES
+    return AGENT_BODY_BYTES if path.startswith(AGENT_PREFIX) else API_BODY_BYTES
 
 
 class BodyLimit:

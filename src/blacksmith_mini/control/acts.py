@@ -86,7 +86,12 @@ class Acts:
 
     async def start_vm(self, action: act.StartVm, *, pool: model.Pool, now: float) -> None:
         vm = await self.state.create_vm(
-            pool=pool, scope=action.scope, prefix=self.runner_prefix, reason=action.reason, now=now
+            pool=pool,
+            scope=action.scope,
+            prefix=self.runner_prefix,
+            reason=action.reason,
+            now=now,
+            host=action.host,
         )
         await self.state.stamp_requested(action.job_id, now=now)
         await self.boot(vm)
@@ -108,6 +113,7 @@ class Acts:
             memory_mib=vm.memory_mib,
             jit_config="",
             ssh_public_key=self.config.ssh_public_key,
+            host=vm.host,
         )
         try:
             await self.driver.preflight(spec)

@@ -6,13 +6,15 @@ locks. Nothing here changes the loop's state.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from blacksmith_mini.control import rates, state, view
 from blacksmith_mini.control.observer import RepoHealth
-from blacksmith_mini.domain import demand, labels, model, waiting
+from blacksmith_mini.domain import demand, hostplan, labels, model, waiting
+from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import transport
 
 
@@ -30,6 +32,7 @@ def build_view(
     driver: str,
     simulate: bool,
     now: float,
+    hosts: HostPlan | None = None,
 ) -> view.View:
     active = tuple(sorted(world.vms.values(), key=lambda vm: vm.vm_id))
     vms_by_id = {vm.vm_id: vm for vm in [*active, *world.gone]}
@@ -40,6 +43,7 @@ def build_view(
     note = github_note(rate, now)
     health = repositories
     sick = {name.lower(): h for name, h in health.items() if not h.healthy}
+    room = _capacity_notes(hosts, policy=policy, active=active, jobs=open_jobs)
     for job in open_jobs:
         found = matches.get(job.id) or labels.match(job.labels, policy.pools)
         pools_of[job.id] = found.pool.name if found.pool else None
@@ -57,6 +61,7 @@ def build_view(
             repository_note=f"repository {job.repository} is unhealthy: {bad.error}"
             if bad
             else None,
+            capacity_notes=room.get(job.repository),
         )
         if reason:
             waits[job.id] = reason
@@ -126,3 +131,34 @@ def github_note(rate: transport.RateState, now: float) -> str | None:
         since = f" since {now - rate.last_ok_at:.0f}s" if rate.last_ok_at else ""
         return f"GitHub unreachable{since} ({rate.last_error}); retrying"
     return None
+
+
+def _capacity_notes(
+    hosts: HostPlan | None,
+    *,
+    policy: model.Policy,
+    active: Sequence[model.Vm],
+    jobs: Sequence[model.Job],
+) -> dict[str, dict[str, str]]:
+    """Many hosts: repository -> pool -> why no host takes that pool's next VM ("no host
+    has 16 GiB free"), with the repository's fair share when others hold VMs."""
+    if hosts is None:
+        return {}
+    full = {
+        pool.name: note
+        for pool in policy.pools
+        if (note := hostplan.placement_note(pool, plan=hosts, vms=active)) is not None
+    }
+    if not full:
+        return {}
+    queued = collections.Counter(j.repository for j in jobs if j.status is model.JobStatus.QUEUED)
+    by_id = {job.id: job for job in jobs}
+    found: dict[str, dict[str, str]] = {}
+    for repository in queued:
+        fair = hostplan.fair_share_note(
+            repository, queued=queued, vms=active, jobs=by_id, weights=hosts.weights
+        )
+        found[repository] = {
+            pool: f"{note}; {fair}" if fair else note for pool, note in full.items()
+        }
+    return found

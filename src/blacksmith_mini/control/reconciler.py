@@ -23,8 +23,11 @@ from blacksmith_mini.control import acts, observer, present, state, view
 from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
+from blacksmith_mini.control import reruns as control_reruns
 from blacksmith_mini.domain import demand, model, planner
 from blacksmith_mini.domain import facts as domain_facts
+from blacksmith_mini.domain import reruns as domain_reruns
+from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
@@ -45,6 +48,7 @@ class Reconciler:
         driver: vm_driver.VmDriver,
         config: config_mod.LoopConfig,
         clock: Callable[[], float] = time.time,
+        host_plan: Callable[[], HostPlan | None] = lambda: None,
     ) -> None:
         self.base_policy = policy  # as configured
         self.policy = policy  # with the operators' decisions and the runner group's reach
@@ -54,6 +58,8 @@ class Reconciler:
         self.driver = driver
         self.config = config
         self.clock = clock
+        self.host_plan = host_plan  # many hosts: where VMs may go (after each observe)
+        self.hosts: HostPlan | None = None
         self.metrics = metrics_mod.Metrics()
         self.state = state.LoopState(store=store, metrics=self.metrics, clock=clock)
         self.acts = acts.Acts(
@@ -207,6 +213,7 @@ class Reconciler:
             await self.state.merge_jobs(seen.jobs, current=True)
         self._refresh_policy()
         self.state.observed(dict(await self.driver.observe()))
+        self.hosts = self.host_plan()
         self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
         snapshot = model.Snapshot(
             jobs=tuple(self.state.jobs.values()),
@@ -217,6 +224,7 @@ class Reconciler:
             backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
             matches=self.matches,
+            hosts=self.hosts,
         )
         self.act_error = None
         for action in planner.plan(snapshot, self.policy, now):
@@ -228,6 +236,7 @@ class Reconciler:
                 self.act_error = f"{type(action).__name__} failed: {exc}"
                 await self._record_failure(action, exc)
         await self.operator.forget_stops(active=set(self.state.vms))
+        await self._rerun_infrastructure_failures(now)
         if now >= self._next_sample:
             await self.state.sample(now=now, step=self.config.sample_interval)
             self._next_sample = now + self.config.sample_interval
@@ -236,6 +245,26 @@ class Reconciler:
             removed = await self.store.prune(now=now)
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
+
+    async def _rerun_infrastructure_failures(self, now: float) -> None:
+        """Re-run, through GitHub, jobs our infrastructure failed (pools that opted in)."""
+        if not any(pool.rerun_infrastructure_failures for pool in self.policy.pools):
+            return
+        already = await control_reruns.already_rerun(self.store, now=now)
+        for action in domain_reruns.plan_reruns(
+            jobs=[*self.state.jobs.values(), *self.state.recent_completed],
+            vms=[*self.state.vms.values(), *self.state.gone],
+            pools=self.policy.pools,
+            already=already,
+            now=now,
+        ):
+            try:
+                await control_reruns.perform_rerun(
+                    action, github=self.github, store=self.store, now=now
+                )
+            except Exception as exc:
+                log.warning("re-run of job %s failed: %s", action.job_id, exc)
+                await self._record_failure(action, exc)
 
     def _refresh_policy(self) -> None:
         """Configuration, plus the operators' persisted decisions, plus (organization scope)
@@ -308,6 +337,7 @@ class Reconciler:
             driver=self.driver.name,
             simulate=self.config.simulate,
             now=now,
+            hosts=self.hosts,
         )
 
     def is_stuck(self, now: float) -> bool:
@@ -326,4 +356,5 @@ def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
         pid=observation.pid,
         ip=observation.ip,
         kept_until=observation.kept_until,
+        host_lost=observation.host_lost,
     )

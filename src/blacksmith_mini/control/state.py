@@ -75,15 +75,24 @@ class LoopState:
     # --- VMs -------------------------------------------------------------------------------
 
     async def create_vm(
-        self, *, pool: model.Pool, scope: str, prefix: str, reason: str, now: float
+        self,
+        *,
+        pool: model.Pool,
+        scope: str,
+        prefix: str,
+        reason: str,
+        now: float,
+        host: str | None = None,
     ) -> model.Vm:
-        vm = await self.store.create_vm(pool=pool, scope=scope, prefix=prefix, now=now)
+        vm = await self.store.create_vm(pool=pool, scope=scope, prefix=prefix, now=now, host=host)
         self.vms[vm.vm_id] = vm
         self.spawns.add(now)
         self.metrics.vm_starts.labels(vm.pool).inc()
         await self.store.add_event(
             kind="vm.requested",
-            message=f"VM {vm.vm_id} ({vm.name}) requested in pool {pool.name}: {reason}",
+            message=f"VM {vm.vm_id} ({vm.name}) requested in pool {pool.name}"
+            + (f" on host {host}" if host else "")
+            + f": {reason}",
             at=now,
             vm_id=vm.vm_id,
         )

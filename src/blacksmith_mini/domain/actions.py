@@ -19,6 +19,7 @@ class StartVm:
     scope: str
     reason: str
     job_id: int | None = None
+    host: str | None = None  # chosen by placement when there are hosts (None: one box)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +57,23 @@ class DeregisterRunner:
     name: str
     scope: str
     reason: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RerunJob:
+    """Ask GitHub to re-run a job our infrastructure failed (``domain/reruns.py``), once.
+
+    ``key`` names the logical job across attempts (``reruns.rerun_key``): it is persisted
+    before GitHub is called, so the job is never re-run twice. ``vm_id`` is the VM that failed
+    it and ``cause`` that VM's death reason.
+    """
+
+    repository: str
+    job_id: int
+    reason: str
+    key: str
+    vm_id: int | None = None
+    cause: model.DeathReason | None = None
 
 
 Action = StartVm | ResumeStart | StopVm | Transition | DeregisterRunner

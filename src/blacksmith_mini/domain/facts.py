@@ -17,3 +17,4 @@ class VmFacts:
     pid: int | None = None
     ip: str | None = None
     kept_until: float | None = None  # a failed job's VM kept for inspection until then
+    host_lost: bool = False  # its host's lease lapsed: the VM is written off

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import facts as vm_facts
+from blacksmith_mini.domain.hostset import HostPlan
 
 
 class JobStatus(enum.StrEnum):
@@ -56,6 +57,7 @@ class DeathReason(enum.StrEnum):
     SCALED_DOWN = "scaled_down"
     SHUTDOWN = "shutdown"
     ORPHAN = "orphan"
+    HOST_LOST = "host_lost"  # its host's lease lapsed: written off
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +70,7 @@ class Pool:
     memory_mib: int = 4096
     min_idle: int = 0  # warm VMs kept idle per scope
     max_vms: int = 10
+    rerun_infrastructure_failures: bool = False
 
     def registration_labels(self) -> tuple[str, ...]:
         """The full label list sent to GitHub, ``self-hosted`` first, the rest sorted."""
@@ -133,6 +136,7 @@ class Vm:
     runner_id: int | None = None  # GitHub's id once registered
     stop_reason: DeathReason | None = None  # why a stop was requested
     ran_job: bool = False
+    host: str | None = None  # where it runs (None: the in-process host of one box)
 
     @property
     def is_active(self) -> bool:
@@ -195,3 +199,5 @@ class Snapshot:
     lag_allowance: float = 60.0
     # Each open job's pool match, computed once per tick (None: the planner matches itself).
     matches: Mapping[int, Match] | None = None
+    # Many hosts: where VMs may go this tick (None: one box, no placement).
+    hosts: HostPlan | None = None

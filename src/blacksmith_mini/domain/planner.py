@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import deadlines, lifecycle, model
+from blacksmith_mini.domain import deadlines, hostplan, lifecycle, model
 from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
@@ -55,6 +55,8 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
             matches=snapshot.matches,
         )
     )
+    if snapshot.hosts is not None:
+        scale = _on_hosts(scale, snapshot, policy, vms, skip=stopped)
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -130,6 +132,8 @@ def _observe_vm(
 
 
 def _exit_reason(vm: model.Vm, fact: VmFacts | None, job: model.Job | None) -> model.DeathReason:
+    if fact is not None and fact.host_lost:
+        return model.DeathReason.HOST_LOST
     if vm.state is S.STOPPING and vm.stop_reason is not None:
         return vm.stop_reason
     if (fact is not None and fact.job_finished) or (
@@ -144,6 +148,8 @@ def _exit_reason(vm: model.Vm, fact: VmFacts | None, job: model.Job | None) -> m
 def _exit_note(fact: VmFacts | None) -> str:
     if fact is None:
         return "the driver no longer knows this VM"
+    if fact.host_lost:
+        return "its host was lost (no heartbeat within the lease): written off"
     return f"exited with code {fact.exit_code}" if fact.exit_code is not None else "exited"
 
 
@@ -258,6 +264,26 @@ def _scale(
         active_per_pool=active_per_pool,
         max_vms=policy.max_vms,
     )
+
+
+def _on_hosts(
+    scale: list[act.Action],
+    snapshot: model.Snapshot,
+    policy: model.Policy,
+    vms: Sequence[model.Vm],
+    *,
+    skip: frozenset[int],
+) -> list[act.Action]:
+    """Many hosts: starts get a host (fairly, where there is room); draining hosts empty."""
+    assert snapshot.hosts is not None
+    starts = [a for a in scale if isinstance(a, act.StartVm)]
+    kept: list[act.Action] = [a for a in scale if not isinstance(a, act.StartVm)]
+    stopping = skip | {a.vm_id for a in kept if isinstance(a, act.StopVm)}
+    kept.extend(s for s in hostplan.drain_stops(vms, snapshot.hosts) if s.vm_id not in stopping)
+    jobs = {job.id: job for job in snapshot.jobs}
+    pools = {pool.name: pool for pool in policy.pools}
+    placed = hostplan.allocate(starts, plan=snapshot.hosts, vms=vms, pools=pools, jobs=jobs)
+    return [*kept, *placed]
 
 
 def _ran_unknown_job(vm: model.Vm, linked: set[str], *, now: float, lag_allowance: float) -> bool:

@@ -21,13 +21,15 @@ def waiting_reason(
     backoff: Mapping[str, pool_backoff.PoolBackoff] | None = None,
     repository_note: str | None = None,
     found: model.Match | None = None,
+    capacity_notes: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a queued job is still waiting, or None when it is not queued.
 
     ``github_note`` says why GitHub cannot be asked for a runner right now (rate limited
     until when, unreachable since when); ``repository_note`` why the job's repository cannot
     be polled (404, 403, moved); ``backoff`` which pools' starts keep failing; ``found`` the
-    job's pool match when already computed this tick.
+    job's pool match when already computed this tick; ``capacity_notes`` why no host has
+    room for each pool's next VM (many hosts), fair share included.
     """
     if job.status is not model.JobStatus.QUEUED:
         return None
@@ -61,6 +63,8 @@ def waiting_reason(
         return f"pool '{pool.name}' is at its limit of {pool.max_vms} VMs"
     if sum(1 for vm in vms if vm.is_active) >= policy.max_vms:
         return f"at max_vms ({policy.max_vms}); waiting for a VM to finish"
+    if capacity_notes and pool.name in capacity_notes:
+        return capacity_notes[pool.name]
     if repository_note:
         return repository_note
     return github_note or "a VM will be requested on the next tick"

@@ -25,6 +25,7 @@ class VmSpec:
     memory_mib: int
     jit_config: str = dataclasses.field(repr=False)
     ssh_public_key: str | None = None
+    host: str | None = None  # the host placement chose (the remote driver sends it there)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +54,8 @@ class VmObservation:
     # The job failed and the VM is kept (for ``blacksmith-mini ssh``) until this epoch time;
     # the control loop must not force-stop it before then.
     kept_until: float | None = None
+    # The VM's host was lost (its lease lapsed): the VM is written off, not merely exited.
+    host_lost: bool = False
 
 
 class VmStartError(Exception):

@@ -1,0 +1,59 @@
+"""Building and running the agent from its settings (``blacksmith-mini agent``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import httpx2
+
+from blacksmith_mini.agent import agent as agent_mod
+from blacksmith_mini.agent import capacity, journal
+from blacksmith_mini.agent.settings import AgentSettings
+from blacksmith_mini.vm import driver as vm_driver
+from blacksmith_mini.vm import local
+
+
+def build_driver(settings: AgentSettings) -> vm_driver.VmDriver:
+    if settings.driver == "firecracker":
+        from blacksmith_mini.vm.firecracker import driver as fc_driver
+
+        return fc_driver.FirecrackerDriver(
+            settings=settings.firecracker, data_dir=settings.data_dir
+        )
+    return local.LocalDriver(
+        data_dir=settings.data_dir,
+        runner_command=settings.command(),
+        console_max_bytes=settings.console_max_bytes,
+    )
+
+
+async def serve(settings: AgentSettings) -> None:
+    """Run the agent until SIGTERM/SIGINT (its VMs keep running for the next start to adopt)."""
+    token = settings.resolved_token()
+    driver = build_driver(settings)
+    report = capacity.detect(
+        data_dir=settings.data_dir,
+        driver=settings.driver,
+        vcpus=settings.vcpus,
+        memory=settings.memory_mib,
+        disk=settings.disk_mib,
+    )
+    async with httpx2.AsyncClient(
+        base_url=settings.control_plane.rstrip("/"),
+        headers={"authorization": f"Bearer {token}"},
+        timeout=15.0,
+    ) as client:
+        agent = agent_mod.Agent(
+            client=client,
+            driver=driver,
+            journal=journal.Journal(settings.data_dir / "agent-journal.json"),
+            report=report,
+        )
+        task = asyncio.create_task(agent.run())
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

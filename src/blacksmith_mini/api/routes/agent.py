@@ -1,0 +1,156 @@
+"""``/api/agent/*``: where host agents connect (protocol in ``vm.remote.wire``).
+
+Every call carries the host's own token (``Authorization: Bearer bmh_...``), which names the
+host: an agent can read only its own commands and write only its own reports. A revoked or
+unknown token is 401; a message from a replaced agent session is 409 (reconnect with
+``hello``); a body that breaks the protocol's bounds (negative capacity, too many VMs) is 422.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from blacksmith_mini.api import schemas
+from blacksmith_mini.api.deps import RuntimeDep
+from blacksmith_mini.domain.hostbook import HostRecord
+from blacksmith_mini.runtime import Runtime
+from blacksmith_mini.store import hosts as host_store
+from blacksmith_mini.vm.remote import wakeups as wake
+from blacksmith_mini.vm.remote import wire
+
+router = APIRouter(tags=["agent"])
+MAX_WAIT_SECONDS = 30.0
+AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **schemas.READ_ERRORS,
+    401: schemas.error_response("Missing, unknown or revoked host token."),
+    409: schemas.error_response(
+        "The agent session was replaced (reconnect), or this control plane has no hosts."
+    ),
+}
+
+
+async def agent_host(runtime: RuntimeDep, request: Request) -> HostRecord:
+    if runtime.settings.vm.driver != "remote":
+        raise HTTPException(
+            status_code=409,
+            detail='this control plane runs its VMs itself; set vm.driver = "remote" to use '
+            "host agents",
+        )
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    host = await runtime.store.host_for_token(token) if token else None
+    if host is None:
+        raise HTTPException(
+            status_code=401,
+            detail="missing, unknown or revoked host token: make one with "
+            "`blacksmith-mini host add NAME` and give it to the agent (--token-file)",
+            headers={"www-authenticate": "Bearer"},
+        )
+    return host
+
+
+AgentHost = Annotated[HostRecord, Depends(agent_host)]
+
+
+MAX_VMS_PER_REPORT = 10_000
+
+
+def _observations(items: list[wire.Observation]) -> dict[str, object]:
+    if len(items) > MAX_VMS_PER_REPORT:
+        raise HTTPException(
+            status_code=422,
+            detail=f"a report may hold at most {MAX_VMS_PER_REPORT} VMs, not {len(items)}",
+        )
+    return {str(item.vm_id): item.model_dump() for item in items}
+
+
+@router.post("/api/agent/hello", response_model=wire.HelloReply, responses=AGENT_ERRORS)
+async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.HelloReply:
+    """An agent (re)connects: a new session; the VMs it must kill before taking work."""
+    now = time.time()
+    settings = runtime.settings.hosts
+    session = await runtime.store.hello(
+        host.name,
+        report=body.report.model_dump(),
+        observations=_observations(body.observations),
+        now=now,
+    )
+    written_off = await runtime.store.written_off(host.name, (o.vm_id for o in body.observations))
+    if host.down_since is not None or written_off:
+        what = f"; it must kill {len(written_off)} written-off VM(s)" if written_off else ""
+        await runtime.store.add_event(
+            kind="host.up", message=f"host {host.name} connected (session {session}){what}", at=now
+        )
+    runtime.wakeups.publish(wake.REPORTS)
+    return wire.HelloReply(
+        host=host.name,
+        session=session,
+        written_off=written_off,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+@router.post("/api/agent/report", response_model=wire.ReportReply, responses=AGENT_ERRORS)
+async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wire.ReportReply:
+    """An agent's heartbeat: its VMs and the commands it carried out, in one message."""
+    acks = [
+        (ack.id, ack.model_dump(exclude={"id"}, exclude_none=True, mode="json"))
+        for ack in body.acks
+    ]
+    try:
+        await runtime.store.record_report(
+            host.name,
+            session=body.session,
+            observations=_observations(body.observations),
+            acks=acks,
+            now=time.time(),
+        )
+    except host_store.StaleSession as exc:
+        raise HTTPException(status_code=409, detail=f"{exc}: reconnect (hello)") from exc
+    runtime.wakeups.publish(wake.REPORTS)
+    written_off = await runtime.store.written_off(host.name, (o.vm_id for o in body.observations))
+    return wire.ReportReply(
+        written_off=written_off, lease_seconds=runtime.settings.hosts.lease_seconds
+    )
+
+
+@router.get("/api/agent/commands", response_model=wire.Commands, responses=AGENT_ERRORS)
+async def commands(
+    host: AgentHost,
+    runtime: RuntimeDep,
+    session: Annotated[int, Query(ge=0)],
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0.0,
+) -> wire.Commands:
+    """The host's unacknowledged commands, oldest first; waits up to ``wait`` s for one."""
+    if session != host.session:
+        raise HTTPException(
+            status_code=409,
+            detail=f"session {session} of host {host.name} was replaced by session "
+            f"{host.session}: reconnect (hello)",
+        )
+    return wire.Commands(commands=await _pending(runtime, host.name, wait=wait))
+
+
+async def _pending(runtime: Runtime, host: str, *, wait: float) -> list[wire.Command]:
+    deadline = time.monotonic() + wait
+    seen = runtime.wakeups.counter(wake.COMMANDS)
+    while True:
+        pending = await runtime.store.pending_commands(host)
+        left = deadline - time.monotonic()
+        if pending or left <= 0:
+            return [
+                wire.Command.model_validate(
+                    {
+                        "id": c.id,
+                        "key": c.key,
+                        "kind": c.kind,
+                        "vm_id": c.vm_id,
+                        "payload": c.payload,
+                    }
+                )
+                for c in pending
+            ]
+        seen = await runtime.wakeups.wait(wake.COMMANDS, after=seen, timeout=min(left, 1.0))

@@ -1,0 +1,147 @@
+"""The agent protocol's messages, shared by the control plane's routes and the agent.
+
+An agent connects out (hosts may sit behind NAT) with its host token:
+
+1. ``POST /api/agent/hello`` with its ``HostReport`` and observations. The answer holds a new
+   ``session`` (every later message carries it; a message from a replaced session is refused
+   with 409) and ``written_off``: VMs it reports that the control plane gave up (gone, never
+   given to it, another host's). The agent kills and releases those before taking work.
+2. ``GET /api/agent/commands?session=N&wait=S`` (long poll): its unacknowledged commands,
+   oldest first, each with an idempotency ``key``.
+3. ``POST /api/agent/report``: its observations and the commands it has carried out, with
+   their results, in one message; also its heartbeat (every ``heartbeat_seconds``). Missing
+   heartbeats for ``lease_seconds`` make the host down and its VMs written off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from blacksmith_mini.vm import driver as vm_driver
+
+CommandKind = Literal["start", "stop", "kill", "release", "console"]
+PROTOCOL_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HostReport(Strict):
+    """What a host is and has: capacity before overcommit, architecture, drivers, versions."""
+
+    arch: Literal["x64", "arm64", "arm"] = "x64"
+    vcpus: int = Field(ge=1, le=4096, description="vCPUs the host offers to VMs")
+    memory_mib: int = Field(ge=128, le=64 * 1024 * 1024, description="memory for VMs, MiB")
+    disk_mib: int = Field(ge=0, le=1024 * 1024 * 1024, description="disk for VMs, MiB")
+    drivers: list[Literal["local", "firecracker"]] = Field(min_length=1, max_length=4)
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="agent, image, kernel, firecracker versions"
+    )
+
+
+class Observation(Strict):
+    """``VmObservation`` on the wire."""
+
+    vm_id: int = Field(ge=1)
+    name: str = Field(max_length=100)
+    alive: bool
+    started_at: float
+    pid: int | None = None
+    ip: str | None = Field(default=None, max_length=64)
+    runner_online: bool = False
+    job_started: bool = False
+    job_finished: bool = False
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    ended_at: float | None = None
+    detail: str | None = Field(default=None, max_length=2000)
+    kept_until: float | None = None
+
+
+class Hello(Strict):
+    protocol: int = PROTOCOL_VERSION
+    report: HostReport
+    observations: list[Observation] = Field(default_factory=list)
+
+
+class HelloReply(Strict):
+    host: str
+    session: int
+    written_off: list[int]
+    heartbeat_seconds: float
+    lease_seconds: float
+
+
+class Command(Strict):
+    id: int
+    key: str
+    kind: CommandKind
+    vm_id: int
+    payload: dict[str, Any]
+
+
+class Commands(Strict):
+    commands: list[Command]
+
+
+class Ack(Strict):
+    """A command carried out: ``ok`` with its result, or ``error`` naming the problem."""
+
+    id: int
+    key: str
+    ok: bool
+    error: str | None = Field(default=None, max_length=2000)
+    observation: Observation | None = None
+    output: str | None = Field(default=None, max_length=256 * 1024)
+
+
+class Report(Strict):
+    session: int
+    observations: list[Observation] = Field(default_factory=list)
+    acks: list[Ack] = Field(default_factory=list)
+
+
+class ReportReply(Strict):
+    written_off: list[int]
+    lease_seconds: float
+
+
+def observation_to_wire(seen: vm_driver.VmObservation) -> Observation:
+    values = dataclasses.asdict(seen)
+    values.pop("host_lost", None)
+    return Observation(**values)
+
+
+def observation_from_wire(seen: Observation | dict[str, Any]) -> vm_driver.VmObservation:
+    values = seen.model_dump() if isinstance(seen, Observation) else dict(seen)
+    return vm_driver.VmObservation(**values)
+
+
+def spec_payload(spec: vm_driver.VmSpec) -> dict[str, Any]:
+    """A start command's payload (it carries the JIT config: wiped once acknowledged)."""
+    return {
+        "name": spec.name,
+        "pool": spec.pool,
+        "labels": list(spec.labels),
+        "vcpus": spec.vcpus,
+        "memory_mib": spec.memory_mib,
+        "jit_config": spec.jit_config,
+        "ssh_public_key": spec.ssh_public_key,
+    }
+
+
+def spec_from_payload(vm_id: int, payload: dict[str, Any]) -> vm_driver.VmSpec:
+    return vm_driver.VmSpec(
+        vm_id=vm_id,
+        name=str(payload["name"]),
+        pool=str(payload["pool"]),
+        labels=tuple(str(label) for label in payload.get("labels", ())),
+        vcpus=int(payload["vcpus"]),
+        memory_mib=int(payload["memory_mib"]),
+        jit_config=str(payload.get("jit_config", "")),
+        ssh_public_key=payload.get("ssh_public_key"),
+    )
