@@ -94,9 +94,12 @@ class Agent:
         self.heartbeat_seconds = reply.heartbeat_seconds
         self.connected.set()
         log.info("connected as host %s (session %s)", reply.host, reply.session)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._commands())
-            group.create_task(self._heartbeats())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._commands())
+                group.create_task(self._heartbeats())
+        except BaseExceptionGroup as failed:  # the first failure ends the session: raise it
+            raise failed.exceptions[0] from None
 
     # --- commands --------------------------------------------------------------------------
 

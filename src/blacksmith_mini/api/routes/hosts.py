@@ -69,9 +69,15 @@ def _host_out(
         heartbeat_age_seconds=round(now - host.last_seen, 3) if host.last_seen else None,
         versions=dict(report.get("versions", {})),
         down_since=host.down_since,
-        down_reason=host.down_reason if state == "down" else None,
+        down_reason=_down_reason(host, now=now) if state == "down" else None,
         created_at=host.created_at,
     )
+
+
+def _down_reason(host: HostRecord, *, now: float) -> str:
+    if host.last_seen is None:
+        return "its agent never connected"
+    return host.down_reason or f"no heartbeat for {now - host.last_seen:.0f} s"
 
 
 def _in_process(runtime: Runtime, vms: list[model.Vm]) -> hs.HostOut:

@@ -37,6 +37,7 @@ from blacksmith_mini.vm.remote import wire
 
 log = logging.getLogger(__name__)
 DEFAULT_LEASE_SECONDS = 15.0
+CONSOLE_TIMEOUT_SECONDS = 2.0
 
 
 class HostBook(Protocol):
@@ -253,13 +254,16 @@ class RemoteDriver:
 
     async def console_tail(self, vm_id: int, *, max_bytes: int = 16384) -> str:
         host = await self._host(vm_id)
-        if host is None:
-            return ""
+        record = await self.store.host(host) if host is not None else None
+        if record is None or lapsed(record, now=self.clock(), lease_seconds=self.lease_seconds):
+            return ""  # a down host cannot answer: do not make the caller wait
+        if str(vm_id) not in record.observations:
+            return ""  # released (or never started) there: nothing to read
         key = f"console:{vm_id}:{secrets.token_hex(4)}"
         await self._send(
-            host, kind="console", vm_id=vm_id, key=key, payload={"max_bytes": max_bytes}
+            record.name, kind="console", vm_id=vm_id, key=key, payload={"max_bytes": max_bytes}
         )
-        result = await self._await_ack(key, timeout=5.0)
+        result = await self._await_ack(key, timeout=CONSOLE_TIMEOUT_SECONDS)
         return str(result.get("output") or "") if result else ""
 
     # --- helpers ---------------------------------------------------------------------------
