@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.control import reconciler
+from blacksmith_mini.control import leadership, reconciler, replicas
 from blacksmith_mini.domain import placement
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
 from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
-from blacksmith_mini.store import repository
+from blacksmith_mini.store import engine as engine_mod
+from blacksmith_mini.store import lease, notify, repository
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
 from blacksmith_mini.vm.remote import driver as remote_driver
@@ -113,12 +114,29 @@ class Runtime:
         if settings.simulate and settings.simulator.webhooks and self.webhook_secret is None:
             self.webhook_secret = secrets.token_urlsafe(24)
         self.store = repository.Store(settings.resolved_database_url())
+        self.notifier = notify.notifier_for(self.store.engine)
+        self._announcing: set[asyncio.Task[None]] = set()
+        self.replica: replicas.Replica | None = None
+        self.leader: leadership.Leader | None = None
+        loop_store = self.store
+        shared: replicas.SharedWakeups | None = None
+        if self.store.dialect == "postgresql":  # replicas may share it: lead only when elected
+            self.leases = lease.LeaseStore(engine_mod.create_engine(self.store.url))
+            self.leader = leadership.Leadership(
+                self.leases,
+                holder=leadership.replica_id(),
+                on_elected=self._elected,
+                on_deposed=self._deposed,
+            )
+            loop_store = self.store.fenced(self.leader.fence)
+            shared = replicas.SharedWakeups(self.notifier)
+        self.loop_store = loop_store
         self.simulation = (
             Simulation(settings, webhook_secret=self.webhook_secret) if settings.simulate else None
         )
         self.github = github_client_for(settings, self.simulation)
         self.tokens = self.github.tokens
-        self.wakeups: wakeups.Wakeups = wakeups.LocalWakeups()
+        self.wakeups: wakeups.Wakeups = shared or wakeups.LocalWakeups()
         self.remote: remote_driver.RemoteDriver | None = None
         self.driver: vm_driver.VmDriver = self._driver()
         if settings.simulate and settings.simulator.vm_start_failure_every:
@@ -129,7 +147,9 @@ class Runtime:
         poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
         self.loop = reconciler.Reconciler(
             policy=settings.policy(),
-            store=self.store,
+            store=self.loop_store,
+            intents_store=self.store,
+            on_intent=lambda: self.announce(notify.INTENTS),
             github=self.github,
             driver=self.driver,
             config=reconciler.LoopConfig(
@@ -146,6 +166,10 @@ class Runtime:
             ),
             host_plan=self._host_plan,
         )
+        if self.leader is not None:
+            self.replica = replicas.Replica(
+                loop=self.loop, leader=self.leader, notifier=self.notifier, shared=shared
+            )
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- construction ----------------------------------------------------------------------
@@ -155,7 +179,7 @@ class Runtime:
         if vm.driver == "remote":
             hosts = self.settings.hosts
             self.remote = remote_driver.RemoteDriver(
-                store=self.store,
+                store=self.loop_store,
                 wakeups=self.wakeups,
                 lease_seconds=hosts.lease_seconds,
                 ack_timeout=hosts.ack_timeout,
@@ -190,6 +214,21 @@ class Runtime:
             console_max_bytes=vm.console_max_bytes,
         )
 
+    async def _elected(self, lease: lease.Lease) -> None:
+        assert self.replica is not None
+        await self.replica.elected(lease)
+
+    async def _deposed(self) -> None:
+        assert self.replica is not None
+        await self.replica.deposed()
+
+    def announce(self, channel: str) -> None:
+        """Tell the other replicas something was stored on ``channel`` (no-op on one box)."""
+        if self.replica is not None:
+            task = asyncio.get_running_loop().create_task(self.replica.announce(channel))
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
+
     def _host_plan(self) -> HostPlan | None:
         """Many hosts: where VMs may go, from the remote driver's last look (None: one box)."""
         driver = self.remote
@@ -216,7 +255,11 @@ class Runtime:
         await self.store.open()
         if self.simulation is not None:
             self.simulation.start()
-        await self.loop.start()
+        if self.replica is not None:
+            await self.loop.follow()  # until elected
+            await self.replica.start()
+        else:
+            await self.loop.start()
         if isinstance(self.tokens, auth.AppInstallation) and self.webhook_secret:
             self._tasks.append(asyncio.create_task(self._redeliver(), name="redeliver"))
 
@@ -235,6 +278,9 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.replica is not None:
+            await self.replica.stop()  # deposes (the loop follows), releases the lease
+            await self.leases.engine.dispose()
         await self.loop.stop()
         if self.simulation is not None:
             await self.simulation.stop()

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -26,7 +25,6 @@ from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.control import reruns as control_reruns
 from blacksmith_mini.domain import demand, model, planner
 from blacksmith_mini.domain import facts as domain_facts
-from blacksmith_mini.domain import reruns as domain_reruns
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
@@ -49,6 +47,8 @@ class Reconciler:
         config: config_mod.LoopConfig,
         clock: Callable[[], float] = time.time,
         host_plan: Callable[[], HostPlan | None] = lambda: None,
+        intents_store: repository.Store | None = None,
+        on_intent: Callable[[], None] = lambda: None,
     ) -> None:
         self.base_policy = policy  # as configured
         self.policy = policy  # with the operators' decisions and the runner group's reach
@@ -59,6 +59,7 @@ class Reconciler:
         self.config = config
         self.clock = clock
         self.host_plan = host_plan  # many hosts: where VMs may go (after each observe)
+        self._on_intent = on_intent  # replicas: tell the others an intent was stored
         self.hosts: HostPlan | None = None
         self.metrics = metrics_mod.Metrics()
         self.state = state.LoopState(store=store, metrics=self.metrics, clock=clock)
@@ -78,7 +79,11 @@ class Reconciler:
             clock=clock,
         )
         self.operator = operator_mod.Operator(
-            store=store, lock=self.lock, wake=self.wake, clock=clock, current=self._current
+            store=intents_store or store,  # replicas: any replica writes intents
+            lock=self.lock,
+            wake=self._intent_stored,
+            clock=clock,
+            current=self._current,
         )
         self.act_error: str | None = None  # the last act that failed this tick, if any
         self.matches: dict[int, model.Match] = {}  # each open job's pool, once per tick
@@ -88,6 +93,8 @@ class Reconciler:
         self._next_sample = 0.0
         self._next_prune = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._follow_task: asyncio.Task[None] | None = None
+        self._intents_due = False
         self._stopping = False
         self.version = 0
         self.content_version = 0
@@ -106,7 +113,9 @@ class Reconciler:
         """Load state, adopt or clean up what the driver holds, and start the loop task and
         the GitHub observer (``background=False``: neither, the caller ticks by hand)."""
         now = self.clock()
-        self.runner_prefix = await self._installation_prefix(now)
+        self.runner_prefix = await state.installation_prefix(
+            self.store, prefix=self.config.runner_prefix, now=now
+        )
         self.observer.prefix = self.runner_prefix
         await self.operator.load()
         self._refresh_policy()
@@ -127,26 +136,13 @@ class Reconciler:
             self.observer.start()
             self._task = asyncio.create_task(self._run(), name="reconcile-loop")
 
-    async def _installation_prefix(self, now: float) -> str:
-        """``<runner_prefix>-<id>``: the id is made once per installation (per database) and
-        kept, so every runner this installation registers carries it."""
-        saved = (await self.store.control_state()).get("installation", {})
-        installation = str(saved.get("id") or "")
-        if not installation:
-            installation = secrets.token_hex(3)
-            await self.store.set_control_state("installation", {"id": installation}, at=now)
-        return f"{self.config.runner_prefix}-{installation}"
-
     async def stop(self) -> None:
-        """Stop the loop; then leave every VM for the next start to adopt (the default, so a
-        restart fails no job), or drain them if configured."""
-        self._stopping = True
-        self._wake.set()
-        await self.observer.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop; a leader leaves its VMs for the next start to adopt (or drains if set)."""
+        leading = self._task is not None
+        await self._halt()
+        await self._stop_following()
+        if not leading:
+            return
         if self.config.on_shutdown == "drain":
             await self.acts.stop_all(
                 reason=model.DeathReason.SHUTDOWN, drain_seconds=self.config.drain_seconds
@@ -154,6 +150,61 @@ class Reconciler:
         else:
             log.info("leaving %d VM(s) running for the next start to adopt", len(self.state.vms))
         await self.driver.close()
+
+    async def _halt(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await self.observer.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # --- replicas: leading and following ----------------------------------------------------
+
+    async def lead(self) -> None:
+        """This replica was elected: load what the store holds and run the loop."""
+        await self._stop_following()
+        self._stopping = False
+        self._deliveries_due = True
+        await self.start()
+
+    async def follow(self) -> None:
+        """Not (or no longer) the leader: stop acting now; keep the view fresh from the store."""
+        await self._halt()
+        if self._follow_task is None:
+            self._follow_task = asyncio.create_task(self._follow(), name="follow-loop")
+
+    async def _stop_following(self) -> None:
+        task, self._follow_task = self._follow_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                now = self.clock()
+                await self.operator.load()
+                self._refresh_policy()
+                await self.state.load(now=now)
+                self.publish(now)
+            except Exception:  # a follower keeps serving what it last read
+                log.exception("follower refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.tick_interval)
+            self._wake.clear()
+
+    def _intent_stored(self) -> None:
+        self.wake()
+        self._on_intent()
+
+    def intents_changed(self) -> None:
+        """An operator intent was stored (by any replica): reload intents on a tick, now."""
+        self._intents_due = True
+        self._wake.set()
 
     # --- waking and subscribing ------------------------------------------------------------
 
@@ -207,6 +258,9 @@ class Reconciler:
         if self._deliveries_due:
             self._deliveries_due = False
             await self.process_deliveries()
+        if self._intents_due:
+            self._intents_due = False
+            await self.operator.load()
         seen = self.observer.take()
         if seen is not None:
             self.state.runners = seen.runners
@@ -236,7 +290,10 @@ class Reconciler:
                 self.act_error = f"{type(action).__name__} failed: {exc}"
                 await self._record_failure(action, exc)
         await self.operator.forget_stops(active=set(self.state.vms))
-        await self._rerun_infrastructure_failures(now)
+        for failed, error in await control_reruns.rerun_infrastructure_failures(
+            state=self.state, policy=self.policy, github=self.github, store=self.store, now=now
+        ):
+            await self._record_failure(failed, error)
         if now >= self._next_sample:
             await self.state.sample(now=now, step=self.config.sample_interval)
             self._next_sample = now + self.config.sample_interval
@@ -245,26 +302,6 @@ class Reconciler:
             removed = await self.store.prune(now=now)
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
-
-    async def _rerun_infrastructure_failures(self, now: float) -> None:
-        """Re-run, through GitHub, jobs our infrastructure failed (pools that opted in)."""
-        if not any(pool.rerun_infrastructure_failures for pool in self.policy.pools):
-            return
-        already = await control_reruns.already_rerun(self.store, now=now)
-        for action in domain_reruns.plan_reruns(
-            jobs=[*self.state.jobs.values(), *self.state.recent_completed],
-            vms=[*self.state.vms.values(), *self.state.gone],
-            pools=self.policy.pools,
-            already=already,
-            now=now,
-        ):
-            try:
-                await control_reruns.perform_rerun(
-                    action, github=self.github, store=self.store, now=now
-                )
-            except Exception as exc:
-                log.warning("re-run of job %s failed: %s", action.job_id, exc)
-                await self._record_failure(action, exc)
 
     def _refresh_policy(self) -> None:
         """Configuration, plus the operators' persisted decisions, plus (organization scope)

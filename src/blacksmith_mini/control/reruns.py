@@ -26,7 +26,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from blacksmith_mini.control.state import LoopState
 from blacksmith_mini.domain import actions as act
+from blacksmith_mini.domain import model
+from blacksmith_mini.domain import reruns as domain_reruns
 from blacksmith_mini.github import errors, port
 from blacksmith_mini.store import repository
 
@@ -123,3 +126,32 @@ async def _save(store: repository.Store, records: Records, *, now: float) -> Non
     }
     newest = sorted(kept.items(), key=lambda item: float(item[1].get("at", 0.0)), reverse=True)
     await store.set_control_state(STATE_KEY, {"jobs": dict(newest[:MAX_RECORDS])}, at=now)
+
+
+async def rerun_infrastructure_failures(
+    *,
+    state: LoopState,
+    policy: model.Policy,
+    github: port.GitHubPort,
+    store: repository.Store,
+    now: float,
+) -> list[tuple[act.RerunJob, Exception]]:
+    """This tick's re-runs of jobs our infrastructure failed (pools that opted in); the ones
+    that raised, with their errors, for the loop to record."""
+    if not any(pool.rerun_infrastructure_failures for pool in policy.pools):
+        return []
+    already = await already_rerun(store, now=now)
+    failed: list[tuple[act.RerunJob, Exception]] = []
+    for action in domain_reruns.plan_reruns(
+        jobs=[*state.jobs.values(), *state.recent_completed],
+        vms=[*state.vms.values(), *state.gone],
+        pools=policy.pools,
+        already=already,
+        now=now,
+    ):
+        try:
+            await perform_rerun(action, github=github, store=store, now=now)
+        except Exception as exc:
+            log.warning("re-run of job %s failed: %s", action.job_id, exc)
+            failed.append((action, exc))
+    return failed

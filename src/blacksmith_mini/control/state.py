@@ -10,6 +10,7 @@ was; the next tick sees the same difference and does it again.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Iterable
 
 from blacksmith_mini.control import metrics as metrics_mod
@@ -283,3 +284,14 @@ def _job_message(job: model.Job) -> str:
     where = f" on {job.runner_name}" if job.runner_name else ""
     verdict = f" ({job.conclusion})" if job.conclusion else ""
     return f"job {job.id} ({job.name or 'unnamed'}) {job.status.value}{where}{verdict}"
+
+
+async def installation_prefix(store: repository.Store, *, prefix: str, now: float) -> str:
+    """``<prefix>-<id>``: the id is made once per installation (per database) and kept, so
+    every runner this installation registers carries it."""
+    saved = (await store.control_state()).get("installation", {})
+    installation = str(saved.get("id") or "")
+    if not installation:
+        installation = secrets.token_hex(3)
+        await store.set_control_state("installation", {"id": installation}, at=now)
+    return f"{prefix}-{installation}"
