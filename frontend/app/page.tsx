@@ -12,6 +12,7 @@ import { ApiTokenDialog } from "@/components/ApiTokenDialog";
 import { ConnectionIndicator } from "@/components/ConnectionIndicator";
 import { DrainControl, DrainingBanner } from "@/components/DrainControl";
 import { HistoryCharts } from "@/components/HistoryCharts";
+import { HostsPanel } from "@/components/HostsPanel";
 import { JobDetails } from "@/components/JobDetails";
 import { JobRunsTimeline } from "@/components/JobRunsTimeline";
 import { SimulatorControl } from "@/components/SimulatorControl";
@@ -81,6 +82,7 @@ export default function OverviewPage() {
             <VMIdentity selectedVmId={vmId} onSelectVm={setVmId} onSelectJob={setJobId} />
           </div>
         </div>
+        <HostsPanel />
         <HistoryCharts />
         <UsagePanel />
       </Main>

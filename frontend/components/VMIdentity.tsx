@@ -89,6 +89,7 @@ function VmList({
               </span>
               <span className="truncate font-mono text-[0.7rem] text-muted-foreground">
                 {vm.ip ?? "no IP yet"} · {vm.pool}
+                {vm.host ? ` · ${vm.host}` : null}
               </span>
             </button>
           </li>
@@ -219,6 +220,11 @@ function VmDetails({
               ? formatClock(current.deadline)
               : "—"}
         </Field>
+        {current.host ? (
+          <Field label="Host" mono>
+            <span data-testid="vm-host">{current.host}</span>
+          </Field>
+        ) : null}
       </dl>
       <div className="flex flex-wrap items-center gap-1">
         <span className="text-[0.7rem] text-muted-foreground">Labels</span>

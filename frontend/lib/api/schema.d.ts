@@ -5,6 +5,66 @@
  */
 
 export interface paths {
+    "/api/agent/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Commands
+         * @description The host's unacknowledged commands, oldest first; waits up to ``wait`` s for one.
+         */
+        get: operations["agent-commands"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agent/hello": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hello
+         * @description An agent (re)connects: a new session; the VMs it must kill before taking work.
+         */
+        post: operations["agent-hello"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agent/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report
+         * @description An agent's heartbeat: its VMs and the commands it carried out, in one message.
+         */
+        post: operations["agent-report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/audit": {
         parameters: {
             query?: never;
@@ -94,7 +154,22 @@ export interface paths {
         };
         /**
          * Stream Events
-         * @description A live stream of ``status`` events (see the module docstring).
+         * @description A live stream of the status (server-sent events).
+         *
+         *     - `event: snapshot` first: `data` is exactly `GET /api/status`'s JSON; `id` is its
+         *       `snapshot_version`.
+         *     - `event: delta` on every change (at least every 5 s): `data` is
+         *       `{"from": N, "to": M, "fields": {...}, "collections": {...}}`, `id` is `M`.
+         *       `fields` holds the top-level members that changed, each replaced whole. `collections` holds
+         *       the keyed lists that changed (`vms` by `vm_id`; `queued_jobs`, `running_jobs`,
+         *       `unmatched_jobs` by `id`; `pools` by `name`), each as
+         *       `{"key": "vm_id", "upsert": [...], "remove": [...], "order": [...]}`: drop the `remove`d keys,
+         *       merge each `upsert` member by member into the entity with its key or append it when new,
+         *       then, if `order` is given, order the entities by it. A client not at version `N` must resync
+         *       (reconnect without `Last-Event-ID`: it gets a snapshot).
+         *     - Reconnecting with `Last-Event-ID` (header, or `?last_event_id=`) resumes with only the
+         *       deltas after that version while the server keeps them (the last 256), else a `snapshot`.
+         *     - A `: heartbeat` comment after 5 s without events.
          */
         get: operations["events-stream_events"];
         put?: never;
@@ -136,6 +211,110 @@ export interface paths {
         get: operations["history-get_history"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Hosts
+         * @description Every host: state, capacity, what its VMs reserve, heartbeat age, versions.
+         */
+        get: operations["hosts-list_hosts"];
+        put?: never;
+        /**
+         * Add Host
+         * @description Register a host; its agent's token is in the answer (shown once).
+         */
+        post: operations["hosts-add_host"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove Host
+         * @description Forget a host and end its token; refused while it has active VMs (drain it first).
+         */
+        delete: operations["hosts-remove_host"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/{name}/cordon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cordon Host
+         * @description New VMs go elsewhere; its VMs keep running.
+         */
+        post: operations["hosts-cordon_host"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/{name}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drain Host
+         * @description New VMs go elsewhere; its idle VMs stop, busy ones finish their jobs: it empties.
+         */
+        post: operations["hosts-drain_host"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/{name}/uncordon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Uncordon Host
+         * @description Undo a cordon or a drain: it takes new VMs again.
+         */
+        post: operations["hosts-uncordon_host"];
         delete?: never;
         options?: never;
         head?: never;
@@ -409,10 +588,50 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Ack
+         * @description A command carried out: ``ok`` with its result, or ``error`` naming the problem.
+         */
+        Ack: {
+            /** Error */
+            error?: string | null;
+            /** Id */
+            id: number;
+            /** Key */
+            key: string;
+            observation?: components["schemas"]["Observation"] | null;
+            /** Ok */
+            ok: boolean;
+            /** Output */
+            output?: string | null;
+        };
         /** AuditResponse */
         AuditResponse: {
             /** Events */
             events: components["schemas"]["EventOut"][];
+        };
+        /** Command */
+        Command: {
+            /** Id */
+            id: number;
+            /** Key */
+            key: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "start" | "stop" | "kill" | "release" | "console";
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** Vm Id */
+            vm_id: number;
+        };
+        /** Commands */
+        Commands: {
+            /** Commands */
+            commands: components["schemas"]["Command"][];
         };
         /** ControlState */
         ControlState: {
@@ -527,6 +746,30 @@ export interface components {
              */
             status: "ok" | "degraded" | "stuck";
         };
+        /** Hello */
+        Hello: {
+            /** Observations */
+            observations?: components["schemas"]["Observation"][];
+            /**
+             * Protocol
+             * @default 1
+             */
+            protocol: number;
+            report: components["schemas"]["HostReport"];
+        };
+        /** HelloReply */
+        HelloReply: {
+            /** Heartbeat Seconds */
+            heartbeat_seconds: number;
+            /** Host */
+            host: string;
+            /** Lease Seconds */
+            lease_seconds: number;
+            /** Session */
+            session: number;
+            /** Written Off */
+            written_off: number[];
+        };
         /** HistoryPoint */
         HistoryPoint: {
             /** Active Vms */
@@ -561,6 +804,132 @@ export interface components {
              * @enum {string}
              */
             window: "1h" | "24h" | "7d";
+        };
+        /** HostAction */
+        HostAction: {
+            /**
+             * Reason
+             * @description Why; recorded with the event.
+             * @default
+             */
+            reason: string;
+        };
+        /** HostCreate */
+        HostCreate: {
+            /**
+             * Name
+             * @description Unique host name.
+             */
+            name: string;
+        };
+        /** HostCreated */
+        HostCreated: {
+            /** Name */
+            name: string;
+            /** Next Step */
+            next_step: string;
+            /**
+             * Token
+             * @description The agent's token: shown once, stored only hashed.
+             */
+            token: string;
+        };
+        /** HostList */
+        HostList: {
+            /** Hosts */
+            hosts: components["schemas"]["HostOut"][];
+            /** Lease Seconds */
+            lease_seconds: number;
+            /**
+             * Placement
+             * @enum {string}
+             */
+            placement: "spread" | "pack";
+        };
+        /** HostOut */
+        HostOut: {
+            /**
+             * Admin State
+             * @enum {string}
+             */
+            admin_state: "up" | "cordoned" | "draining";
+            /** Arch */
+            arch: string | null;
+            /** @description What it offers (before overcommit). */
+            capacity: components["schemas"]["Resources"] | null;
+            /** Created At */
+            created_at: number | null;
+            /** Down Reason */
+            down_reason: string | null;
+            /** Down Since */
+            down_since: number | null;
+            /** Drivers */
+            drivers: string[];
+            /**
+             * Heartbeat Age Seconds
+             * @description Seconds since its last report.
+             */
+            heartbeat_age_seconds: number | null;
+            /**
+             * In Process
+             * @description The one-box host inside the control plane.
+             */
+            in_process: boolean;
+            /** Name */
+            name: string;
+            /** @description What its active VMs hold. */
+            reserved: components["schemas"]["Resources"];
+            /**
+             * State
+             * @description up takes VMs; cordoned and draining take none (draining empties); down: no heartbeat within the lease (its VMs were written off); revoked: token revoked.
+             * @enum {string}
+             */
+            state: "up" | "cordoned" | "draining" | "down" | "revoked";
+            /** Versions */
+            versions: {
+                [key: string]: string;
+            };
+            /**
+             * Vms
+             * @description Active VMs on it.
+             */
+            vms: number;
+        };
+        /**
+         * HostReport
+         * @description What a host is and has: capacity before overcommit, architecture, drivers, versions.
+         */
+        HostReport: {
+            /**
+             * Arch
+             * @default x64
+             * @enum {string}
+             */
+            arch: "x64" | "arm64" | "arm";
+            /**
+             * Disk Mib
+             * @description disk for VMs, MiB
+             */
+            disk_mib: number;
+            /** Drivers */
+            drivers: ("local" | "firecracker")[];
+            /**
+             * Memory Mib
+             * @description memory for VMs, MiB
+             */
+            memory_mib: number;
+            /**
+             * Vcpus
+             * @description vCPUs the host offers to VMs
+             */
+            vcpus: number;
+            /**
+             * Versions
+             * @description agent, image, kernel, firecracker versions
+             */
+            versions?: {
+                [key: string]: string;
+            };
         };
         /** JobDetail */
         JobDetail: {
@@ -713,6 +1082,49 @@ export interface components {
              */
             success_rate_percent: number | null;
         };
+        /**
+         * Observation
+         * @description ``VmObservation`` on the wire.
+         */
+        Observation: {
+            /** Alive */
+            alive: boolean;
+            /** Detail */
+            detail?: string | null;
+            /** Ended At */
+            ended_at?: number | null;
+            /** Exit Code */
+            exit_code?: number | null;
+            /** Exit Signal */
+            exit_signal?: number | null;
+            /** Ip */
+            ip?: string | null;
+            /**
+             * Job Finished
+             * @default false
+             */
+            job_finished: boolean;
+            /**
+             * Job Started
+             * @default false
+             */
+            job_started: boolean;
+            /** Kept Until */
+            kept_until?: number | null;
+            /** Name */
+            name: string;
+            /** Pid */
+            pid?: number | null;
+            /**
+             * Runner Online
+             * @default false
+             */
+            runner_online: boolean;
+            /** Started At */
+            started_at: number;
+            /** Vm Id */
+            vm_id: number;
+        };
         /** OperatorRequest */
         OperatorRequest: {
             /**
@@ -771,6 +1183,22 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /** Report */
+        Report: {
+            /** Acks */
+            acks?: components["schemas"]["Ack"][];
+            /** Observations */
+            observations?: components["schemas"]["Observation"][];
+            /** Session */
+            session: number;
+        };
+        /** ReportReply */
+        ReportReply: {
+            /** Lease Seconds */
+            lease_seconds: number;
+            /** Written Off */
+            written_off: number[];
+        };
         /**
          * RepositoryHealth
          * @description One polled repository: healthy, or what is wrong with it and the fix.
@@ -795,6 +1223,15 @@ export interface components {
              * @description `owner/repo` as configured.
              */
             name: string;
+        };
+        /** Resources */
+        Resources: {
+            /** Disk Mib */
+            disk_mib: number;
+            /** Memory Mib */
+            memory_mib: number;
+            /** Vcpus */
+            vcpus: number;
         };
         /** SimulatedJobRequest */
         SimulatedJobRequest: {
@@ -1022,6 +1459,11 @@ export interface components {
             ended_at: number | null;
             /** Events */
             events: components["schemas"]["EventOut"][];
+            /**
+             * Host
+             * @description The host it runs on (null: the in-process host of one box).
+             */
+            host?: string | null;
             /** Ip */
             ip: string | null;
             /** Job Id */
@@ -1092,6 +1534,11 @@ export interface components {
             death_reason: string | null;
             /** Ended At */
             ended_at: number | null;
+            /**
+             * Host
+             * @description The host it runs on (null: the in-process host of one box).
+             */
+            host?: string | null;
             /** Ip */
             ip: string | null;
             /** Job Id */
@@ -1157,6 +1604,185 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "agent-commands": {
+        parameters: {
+            query: {
+                session: number;
+                wait?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Commands"];
+                };
+            };
+            /** @description Missing, unknown or revoked host token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The agent session was replaced (reconnect), or this control plane has no hosts. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-hello": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Hello"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HelloReply"];
+                };
+            };
+            /** @description Missing, unknown or revoked host token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The agent session was replaced (reconnect), or this control plane has no hosts. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Report"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportReply"];
+                };
+            };
+            /** @description Missing, unknown or revoked host token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The agent session was replaced (reconnect), or this control plane has no hosts. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "operator-get_audit": {
         parameters: {
             query?: {
@@ -1402,20 +2028,26 @@ export interface operations {
     };
     "events-stream_events": {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description As the `Last-Event-ID` header. */
+                last_event_id?: string | null;
+            };
+            header?: {
+                /** @description The id of the last event received: resume after it. */
+                "last-event-id"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The stream (see above). */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": string;
                 };
             };
             /** @description A token is configured and this request's is missing or wrong. */
@@ -1434,6 +2066,15 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -1489,6 +2130,440 @@ export interface operations {
             };
             /** @description A token is configured and this request's is missing or wrong. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "hosts-list_hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostList"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "hosts-add_host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostCreated"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No host of that name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not possible in this mode or state; the detail says why. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "hosts-remove_host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The host's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No host of that name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not possible in this mode or state; the detail says why. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "hosts-cordon_host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The host's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No host of that name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not possible in this mode or state; the detail says why. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "hosts-drain_host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The host's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No host of that name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not possible in this mode or state; the detail says why. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "hosts-uncordon_host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The host's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No host of that name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not possible in this mode or state; the detail says why. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -41,6 +41,7 @@ def vm_out(
         ended_at=vm.ended_at,
         death_reason=vm.death_reason.value if vm.death_reason else None,
         kept_until=kept_until if vm.is_active else None,
+        host=vm.host,
     )
 
 

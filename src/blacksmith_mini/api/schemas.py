@@ -59,6 +59,10 @@ class VmOut(BaseModel):
         description="The job failed and the VM is kept for `blacksmith-mini ssh` until then "
         "(epoch seconds; keep_on_failure_minutes).",
     )
+    host: str | None = Field(
+        default=None,
+        description="The host it runs on (null: the in-process host of one box).",
+    )
 
 
 class JobStages(BaseModel):
