@@ -10,6 +10,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Awaitable
 
 import httpx2
 from cryptography.hazmat.primitives import serialization
@@ -278,14 +279,23 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.replica is not None:
-            await self.replica.stop()  # deposes (the loop follows), releases the lease
-            await self.leases.engine.dispose()
-        await self.loop.stop()
+        if self.replica is not None:  # deposes (the loop follows), releases the lease
+            await _bounded("giving up the lead", self.replica.stop(), seconds=10)
+            await _bounded("closing the lease's connections", self.leases.engine.dispose())
+        drain = self.settings.server.drain_seconds
+        await _bounded("stopping the loop", self.loop.stop(), seconds=drain + 30)
         if self.simulation is not None:
             await self.simulation.stop()
         await self.github.close()
-        await self.store.close()
+        await _bounded("closing the database", self.store.close())
+
+
+async def _bounded(what: str, step: Awaitable[None], *, seconds: float = 5.0) -> None:
+    """A shutdown step that may not hang the exit (a database gone away, a stuck socket)."""
+    try:
+        await asyncio.wait_for(step, timeout=seconds)
+    except TimeoutError:
+        log.warning("%s took over %.0f s; going on with the shutdown", what, seconds)
 
 
 def github_client_for(

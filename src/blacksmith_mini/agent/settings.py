@@ -26,7 +26,9 @@ SIMULATED_RUNNER = [
 
 
 class AgentSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BLACKSMITH_AGENT_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="BLACKSMITH_AGENT_", env_nested_delimiter="__", extra="forbid"
+    )
 
     control_plane: str = Field(
         default="http://127.0.0.1:8000", description="The control plane's URL (any replica)."

@@ -190,6 +190,7 @@ class Reconciler:
                 await self.operator.load()
                 self._refresh_policy()
                 await self.state.load(now=now)
+                self.loop_health = dataclasses.replace(self.loop_health, last_tick_at=now)
                 self.publish(now)
             except Exception:  # a follower keeps serving what it last read
                 log.exception("follower refresh failed")
@@ -380,7 +381,8 @@ class Reconciler:
     def is_stuck(self, now: float) -> bool:
         last = self.loop_health.last_tick_at or self.loop_health.started_at
         limit = max(STUCK_AFTER_SECONDS, 5 * self.config.tick_interval)
-        return self._task is None or self._task.done() or now - last > limit
+        running = self._task or self._follow_task  # leading, or following (replicas)
+        return running is None or running.done() or now - last > limit
 
 
 def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:

@@ -69,6 +69,12 @@ def _observations(items: list[wire.Observation]) -> dict[str, object]:
 @router.post("/api/agent/hello", response_model=wire.HelloReply, responses=AGENT_ERRORS)
 async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.HelloReply:
     """An agent (re)connects: a new session; the VMs it must kill before taking work."""
+    if body.protocol != wire.PROTOCOL_VERSION:
+        raise HTTPException(
+            status_code=409,
+            detail=f"the agent speaks protocol {body.protocol}, this control plane "
+            f"{wire.PROTOCOL_VERSION}: upgrade the control plane's replicas first, then agents",
+        )
     now = time.time()
     settings = runtime.settings.hosts
     session = await runtime.store.hello(
