@@ -140,6 +140,14 @@ def render(results: list[tuple[scenarios.Figures, float]]) -> str:
     return "\n".join(lines)
 
 
+def _multihost_section(path: pathlib.Path) -> str:
+    text = path.read_text() if path.exists() else ""
+    begin, end = "<!-- multihost:begin -->", "<!-- multihost:end -->"
+    if begin not in text or end not in text:
+        return ""
+    return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(scenarios.SCENARIOS))
@@ -150,7 +158,9 @@ def main() -> int:
     if args.output == "-":
         print(report)
     else:
-        pathlib.Path(args.output).write_text(report)
+        target = pathlib.Path(args.output)
+        kept = _multihost_section(target)  # written by bench/multihost_fault_report.py
+        target.write_text(report + ("\n" + kept + "\n" if kept else ""))
         print(f"wrote {args.output}")
     return 0 if all(not f.problems() or f.skipped for f, _ in results) else 1
 

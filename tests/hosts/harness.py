@@ -75,10 +75,13 @@ class AgentProcess:
             )
         return self
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self, sig: int = signal.SIGKILL, *, timeout: float = 15) -> float:
+        """Signal the agent and wait for it to exit; how long that took."""
         assert self.process is not None
+        started = time.monotonic()
         self.process.send_signal(sig)
-        self.process.wait(timeout=15)
+        self.process.wait(timeout=timeout)
+        return time.monotonic() - started
 
     @property
     def alive(self) -> bool:
