@@ -10,6 +10,7 @@ runner registration at the simulated GitHub.
 from __future__ import annotations
 
 import pathlib
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,11 @@ def plane(tmp_path: pathlib.Path) -> Iterator[ControlPlane]:
 def completed(plane: ControlPlane, job_id: int) -> dict[str, object] | None:
     job = plane.job(job_id)
     return job if job["status"] == "completed" else None
+
+
+def metrics_text(plane: ControlPlane) -> str:
+    with urllib.request.urlopen(plane.url + "/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
 
 
 def vm_hosts(plane: ControlPlane) -> dict[int, str | None]:
@@ -62,6 +68,11 @@ def test_jobs_run_on_the_agents_hosts_spread_over_them(plane: ControlPlane) -> N
     used = set(vm_hosts(plane).values())
     assert used == {"h1", "h2"}, used  # spread: 2 vCPU VMs over two 4-vCPU hosts
     settle(plane)
+    metrics = metrics_text(plane)
+    for name in ("h1", "h2"):
+        assert f'blacksmith_host_up{{host="{name}"}} 1.0' in metrics
+        assert f'blacksmith_host_vcpus{{host="{name}"}} 4.0' in metrics
+        assert f'blacksmith_host_heartbeat_age_seconds{{host="{name}"}}' in metrics
 
 
 def test_a_cordoned_host_gets_no_new_vm_and_uncordoned_takes_work_again(

@@ -121,6 +121,7 @@ class ViewCollector(Collector):
         for repo in v.repositories:
             unhealthy.add_metric([repo.name], int(repo.healthy))
         yield unhealthy
+        yield from _host_metrics(v)
         g = v.github
         if g.rate_limit_remaining is not None:
             yield _gauge(
@@ -158,3 +159,52 @@ class ViewCollector(Collector):
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _host_metrics(v: view_mod.View) -> Iterator[Metric]:
+    """Per host (many hosts only): up, VMs, reserved and offered vCPUs and memory, and the
+    seconds since its agent last reported."""
+    if v.hosts is None:
+        return
+    now = time.time()
+    families = {
+        "up": GaugeMetricFamily(
+            "blacksmith_host_up", "1 while the host takes VMs (up), else 0.", labels=["host"]
+        ),
+        "state": GaugeMetricFamily(
+            "blacksmith_host_state", "1 for the host's state.", labels=["host", "state"]
+        ),
+        "vms": GaugeMetricFamily("blacksmith_host_vms", "Active VMs on the host.", labels=["host"]),
+        "reserved_vcpus": GaugeMetricFamily(
+            "blacksmith_host_reserved_vcpus", "vCPUs its active VMs hold.", labels=["host"]
+        ),
+        "vcpus": GaugeMetricFamily(
+            "blacksmith_host_vcpus", "vCPUs the host offers.", labels=["host"]
+        ),
+        "reserved_memory": GaugeMetricFamily(
+            "blacksmith_host_reserved_memory_bytes", "Memory its VMs hold.", labels=["host"]
+        ),
+        "memory": GaugeMetricFamily(
+            "blacksmith_host_memory_bytes", "Memory the host offers.", labels=["host"]
+        ),
+        "age": GaugeMetricFamily(
+            "blacksmith_host_heartbeat_age_seconds",
+            "Seconds since its agent last reported.",
+            labels=["host"],
+        ),
+    }
+    active = [vm for vm in v.active_vms if vm.host is not None]
+    for host in v.hosts.hosts:
+        mine = [vm for vm in active if vm.host == host.name]
+        families["up"].add_metric([host.name], int(host.state.value == "up"))
+        families["state"].add_metric([host.name, host.state.value], 1)
+        families["vms"].add_metric([host.name], len(mine))
+        families["reserved_vcpus"].add_metric([host.name], sum(vm.vcpus for vm in mine))
+        families["vcpus"].add_metric([host.name], host.vcpus)
+        reserved = sum(vm.memory_mib for vm in mine) * 1024 * 1024
+        families["reserved_memory"].add_metric([host.name], reserved)
+        families["memory"].add_metric([host.name], host.memory_mib * 1024 * 1024)
+        seen = v.hosts.last_seen.get(host.name)
+        if seen is not None:
+            families["age"].add_metric([host.name], max(0.0, now - seen))
+    yield from families.values()

@@ -100,6 +100,7 @@ def build_view(
         completed_jobs_total=world.counters.completed_jobs,
         driver=driver,
         simulate=simulate,
+        hosts=hosts,
     )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import model
+from blacksmith_mini.domain.hostset import HostPlan
 
 if TYPE_CHECKING:
     from blacksmith_mini.control.observer import RepoHealth
@@ -72,6 +73,7 @@ class View:
     completed_jobs_total: int
     driver: str
     simulate: bool
+    hosts: HostPlan | None = None  # many hosts: as the loop last saw them
 
     def content(self) -> tuple[object, ...]:
         """What the view shows, without its clock-driven fields (for change detection)."""

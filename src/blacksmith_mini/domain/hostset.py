@@ -17,3 +17,4 @@ class HostPlan:
     overcommit: placement.Overcommit = dataclasses.field(default_factory=placement.Overcommit)
     vm_disk_mib: int = 0
     weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    last_seen: Mapping[str, float] = dataclasses.field(default_factory=dict)  # last reports

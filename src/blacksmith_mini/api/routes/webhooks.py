@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from blacksmith_mini.api import schemas
 from blacksmith_mini.api.deps import RuntimeDep
 from blacksmith_mini.github import webhooks
+from blacksmith_mini.store import notify
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ async def receive_github_webhook(runtime: RuntimeDep, request: Request) -> JSONR
     if not fresh:
         return _answer(200, f"delivery {delivery.delivery_id} already received; ignored")
     runtime.loop.deliveries_arrived()
+    runtime.announce(notify.DELIVERIES)  # replicas: the leader may be another process
     return _answer(202, f"delivery {delivery.delivery_id} accepted")
 
 

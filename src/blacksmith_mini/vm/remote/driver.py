@@ -242,6 +242,7 @@ class RemoteDriver:
             overcommit=overcommit or placement.Overcommit(),
             vm_disk_mib=vm_disk_mib,
             weights=dict(weights or {}),
+            last_seen={h.name: h.last_seen for h in self.last_hosts if h.last_seen is not None},
         )
 
     async def _record_down(self, host: HostRecord, *, now: float) -> None:
