@@ -1,4 +1,5 @@
 "use client";
+import { useQueryClient } from "@tanstack/react-query";
 /**
  * The status stream: one `useVMData` subscription for the whole page (event stream, reconnect
  * with backoff, polling fallback), shared through a React context by `StatusStreamProvider` at
@@ -10,6 +11,12 @@
  * The context holds a small store rather than the value itself, so a widget re-renders only when
  * what it selected changes: TanStack Query keeps unchanged parts of a new snapshot referentially
  * equal (structural sharing), so `s => s.pools` stays the same array while the pools do not move.
+ *
+ * The stream sends a `snapshot`, then per-entity `delta`s (`GET /api/events`): the provider
+ * opens it through `statusStreamFactory` (`lib/statusStreamSource.ts`), which applies each delta
+ * to the status it holds and writes the result into the query cache; a delta that does not
+ * follow the held version makes it reconnect for a fresh snapshot. Reconnects, the polling
+ * fallback and the connection state stay `useVMData`'s.
  */
 import {
   createContext,
@@ -22,7 +29,9 @@ import {
   useState,
   useSyncExternalStore,
 } from "react";
+import { statusQueryOptions } from "@/lib/api/queries";
 import type { StatusResponse } from "@/lib/api/types";
+import { statusStreamFactory } from "@/lib/statusStreamSource";
 import { type ConnectionMode, type UseVMDataOptions, useVMData, type VMData } from "./useVMData";
 
 type Listener = () => void;
@@ -67,7 +76,11 @@ export interface StatusStreamProviderProps extends UseVMDataOptions {
 
 /** Opens the one status subscription of the page and shares it with every widget below. */
 export function StatusStreamProvider({ children, ...options }: StatusStreamProviderProps) {
-  const { data, error, isLoading, mode, lastUpdatedAt } = useVMData(options);
+  const createEventSource = useDeltaStream(options.createEventSource);
+  const { data, error, isLoading, mode, lastUpdatedAt } = useVMData({
+    ...options,
+    createEventSource,
+  });
   const value = useMemo<VMData>(
     () => ({ data, error, isLoading, mode, lastUpdatedAt }),
     [data, error, isLoading, mode, lastUpdatedAt],
@@ -77,6 +90,31 @@ export function StatusStreamProvider({ children, ...options }: StatusStreamProvi
     store.set(value);
   }, [store, value]);
   return <StatusStreamContext.Provider value={store}>{children}</StatusStreamContext.Provider>;
+}
+
+/**
+ * The event-source factory `useVMData` opens the stream with: deltas applied, statuses written
+ * into the query cache. Undefined where there is no EventSource at all (polling only).
+ */
+function useDeltaStream(
+  create: ((url: string) => EventSource) | undefined,
+): ((url: string) => EventSource) | undefined {
+  const queryClient = useQueryClient();
+  const createRef = useRef(create);
+  createRef.current = create;
+  const [factory] = useState(() =>
+    statusStreamFactory({
+      create: (url) => (createRef.current ? createRef.current(url) : new EventSource(url)),
+      onStatus: (status) => {
+        const { queryKey } = statusQueryOptions();
+        // A fetch still in flight would overwrite this fresher status with an older one.
+        void queryClient.cancelQueries({ queryKey, exact: true });
+        queryClient.setQueryData(queryKey, status);
+        return queryClient.getQueryData(queryKey) ?? status;
+      },
+    }),
+  );
+  return create || typeof EventSource !== "undefined" ? factory : undefined;
 }
 
 function useStatusStore(): StatusStore {

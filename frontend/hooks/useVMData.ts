@@ -2,8 +2,9 @@
 /**
  * Live system status for the whole dashboard.
  *
- * Subscribes to `GET /api/events` (server-sent events). Every `status` event carries the full
- * `StatusResponse`, which goes straight into TanStack Query's cache under the status key. When the
+ * Subscribes to `GET /api/events` (server-sent events): a `snapshot` (the full `StatusResponse`)
+ * then `delta`s, applied by `lib/statusStreamSource.ts`; the result goes into TanStack Query's
+ * cache under the status key. When the
  * stream drops, it reconnects with exponential backoff (capped) and, until it is back, polls
  * `GET /api/status` every few seconds. It runs once per page, inside `StatusStreamProvider`
  * (`hooks/useStatusStream.tsx`); widgets read it with `useStatusSelector` / `useStatusConnection`.

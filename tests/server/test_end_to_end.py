@@ -133,6 +133,15 @@ def test_unmatched_job_is_kept_and_explained(data_dir: pathlib.Path) -> None:
         server.stop()
 
 
+def _new_vms(body: dict[str, object]) -> object:
+    """VMs in a ``snapshot`` (the status) or upserted by a ``delta`` event."""
+    if "vms" in body:
+        return body["vms"]
+    collections = body.get("collections") or {}
+    assert isinstance(collections, dict)
+    return (collections.get("vms") or {}).get("upsert")
+
+
 def test_event_stream_pushes_a_new_vm_within_a_second(data_dir: pathlib.Path) -> None:
     import json
     import threading
@@ -159,7 +168,7 @@ def test_event_stream_pushes_a_new_vm_within_a_second(data_dir: pathlib.Path) ->
         queued_at = time.monotonic()
         server.queue(duration_seconds=5)
         arrived = wait_for(
-            lambda: next((t for t, body in seen if body["vms"]), None),
+            lambda: next((t for t, body in seen if _new_vms(body)), None),
             timeout=5,
             what="an event with the new VM",
         )

@@ -96,8 +96,9 @@ class Reconciler:
         self._follow_task: asyncio.Task[None] | None = None
         self._intents_due = False
         self._stopping = False
-        self.version = 0
-        self.content_version = 0
+        # Numbered from this process's start (µs): a client resuming the event stream with an
+        # earlier process's (or another replica's) version is not taken for ours: a snapshot.
+        self.version = self.content_version = int(time.time() * 1_000_000)
         self._content_at = 0.0
         self.loop_health = view.LoopHealth(started_at=clock())
         self._subscribers: list[asyncio.Event] = []
