@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PositiveFloat
 
 
 class HostsSettings(BaseModel):
@@ -39,7 +39,7 @@ class HostsSettings(BaseModel):
     vm_disk_mib: int = Field(
         default=0, ge=0, description="Disk each VM reserves on its host, MiB (its rootfs copy)."
     )
-    repository_weights: dict[str, float] = Field(
+    repository_weights: dict[str, PositiveFloat] = Field(
         default_factory=dict,
         description="Fair-share weights by repository (owner/name -> weight; default 1).",
     )

@@ -154,6 +154,10 @@ def link_cut(cluster: Cluster) -> Outcome:
     time.sleep(LEASE_SECONDS)  # the fault itself: the link stays cut well past the lease
     cluster.net.restore(2)
     _settle(cluster, outcome, runs=runs, since=started)
+    reran = [
+        j for j in cluster.sim()["jobs"].values() if j["run_id"] in runs and j["run_attempt"] > 1
+    ]
+    outcome.notes.append(f"{len(reran)} job(s) failed by the cut and re-run through GitHub")
     return outcome
 
 

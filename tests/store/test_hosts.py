@@ -38,8 +38,25 @@ async def test_a_replaced_agent_session_cannot_report(store: repository.Store) -
     assert second == first + 1
     with pytest.raises(hosts.StaleSession):
         await store.record_report("h1", session=first, observations={}, acks=[], now=4.0)
-    record = await store.record_report("h1", session=second, observations={}, acks=[], now=5.0)
-    assert record.last_seen == 5.0
+    record, changed = await store.record_report(
+        "h1", session=second, observations={}, acks=[], now=5.0
+    )
+    assert record.last_seen == 5.0 and not changed
+    seen = {"1": {"vm_id": 1, "alive": True, "runner_online": False, "detail": "a"}}
+    _, changed = await store.record_report(
+        "h1", session=second, observations=seen, acks=[], now=6.0
+    )
+    assert changed  # a VM appeared
+    quiet = {"1": {**seen["1"], "detail": "b"}}
+    _, changed = await store.record_report(
+        "h1", session=second, observations=quiet, acks=[], now=7.0
+    )
+    assert not changed  # only a detail moved
+    online = {"1": {**seen["1"], "runner_online": True}}
+    _, changed = await store.record_report(
+        "h1", session=second, observations=online, acks=[], now=8.0
+    )
+    assert changed
 
 
 async def test_commands_are_idempotent_by_key_and_an_ack_wipes_the_jit_config(

@@ -145,21 +145,18 @@ def _capacity_notes(
     has 16 GiB free"), with the repository's fair share when others hold VMs."""
     if hosts is None:
         return {}
-    full = {
-        pool.name: note
-        for pool in policy.pools
-        if (note := hostplan.placement_note(pool, plan=hosts, vms=active)) is not None
-    }
+    full = hostplan.placement_notes(policy.pools, plan=hosts, vms=active)
     if not full:
         return {}
     queued = collections.Counter(j.repository for j in jobs if j.status is model.JobStatus.QUEUED)
     by_id = {job.id: job for job in jobs}
-    found: dict[str, dict[str, str]] = {}
-    for repository in queued:
-        fair = hostplan.fair_share_note(
-            repository, queued=queued, vms=active, jobs=by_id, weights=hosts.weights
-        )
-        found[repository] = {
-            pool: f"{note}; {fair}" if fair else note for pool, note in full.items()
+    fair = hostplan.fair_share_notes(
+        queued, queued=queued, vms=active, jobs=by_id, weights=hosts.weights
+    )
+    return {
+        repository: {
+            pool: f"{note}; {fair[repository]}" if repository in fair else note
+            for pool, note in full.items()
         }
-    return found
+        for repository in queued
+    }

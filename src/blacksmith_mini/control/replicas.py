@@ -66,7 +66,7 @@ class Replica:
         await self.notifier.start()
         channels = [notify.DELIVERIES, notify.INTENTS]
         if self.shared is not None:
-            channels += [wakeups.COMMANDS, wakeups.REPORTS]
+            channels += [wakeups.COMMANDS, wakeups.REPORTS, wakeups.CHANGES]
         subscription = await self.notifier.subscribe(*channels)
         self._relay = asyncio.create_task(self._listen(subscription), name="replica-news")
         self.leader.start()

@@ -27,6 +27,7 @@ from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 S = model.VmState
 SUPPLY_STATES = frozenset({S.PENDING, S.BOOTING, S.IDLE})
 SURPLUS_IDLE_GRACE_SECONDS = 30.0
+UNCAPPED = 1 << 40  # many hosts: every wanted start, capped later in fair order
 __all__ = ["DemandKey", "demand_key", "plan", "queued_demand", "waiting_reason", "with_job_stages"]
 
 
@@ -53,6 +54,7 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
             lag_allowance=snapshot.lag_allowance,
             backoff=snapshot.backoff,
             matches=snapshot.matches,
+            capped=snapshot.hosts is None,  # many hosts: the limits apply in fair order
         )
     )
     if snapshot.hosts is not None:
@@ -210,6 +212,7 @@ def _scale(
     lag_allowance: float,
     backoff: Mapping[str, pool_backoff.PoolBackoff],
     matches: Mapping[int, model.Match] | None = None,
+    capped: bool = True,
 ) -> Iterable[act.Action]:
     """VMs being stopped still hold capacity until they are gone, but supply nothing.
 
@@ -262,7 +265,8 @@ def _scale(
         blocked=blocked,
         active_total=sum(active_per_pool.values()),  # gone VMs hold no capacity
         active_per_pool=active_per_pool,
-        max_vms=policy.max_vms,
+        max_vms=policy.max_vms if capped else UNCAPPED,
+        capped=capped,
     )
 
 
@@ -282,7 +286,9 @@ def _on_hosts(
     kept.extend(s for s in hostplan.drain_stops(vms, snapshot.hosts) if s.vm_id not in stopping)
     jobs = {job.id: job for job in snapshot.jobs}
     pools = {pool.name: pool for pool in policy.pools}
-    placed = hostplan.allocate(starts, plan=snapshot.hosts, vms=vms, pools=pools, jobs=jobs)
+    placed = hostplan.allocate(
+        starts, plan=snapshot.hosts, vms=vms, pools=pools, jobs=jobs, max_vms=policy.max_vms
+    )
     return [*kept, *placed]
 
 
@@ -331,6 +337,7 @@ def _starts(
     active_total: int,
     active_per_pool: dict[str, int],
     max_vms: int,
+    capped: bool = True,
 ) -> Iterable[act.StartVm]:
     """Hand out starts one at a time, round-robin, keys with the oldest queued job first."""
     order = sorted(
@@ -346,7 +353,7 @@ def _starts(
             pool = pools[key[0]]
             if budget <= 0:
                 break
-            if per_pool.get(pool.name, 0) >= pool.max_vms:
+            if capped and per_pool.get(pool.name, 0) >= pool.max_vms:
                 del remaining[key]
                 continue
             job_ids = waiting_jobs[key]

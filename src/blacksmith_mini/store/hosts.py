@@ -37,6 +37,21 @@ class StaleSession(Exception):
     """A message from an agent session that a newer ``hello`` replaced."""
 
 
+MATERIAL = ("alive", "runner_online", "job_started", "job_finished", "exit_code", "kept_until")
+
+
+def material_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a host's observations changed in what the planner reads (a VM came or went,
+    or one of its ``MATERIAL`` facts moved); clocks and details do not count."""
+    if old.keys() != new.keys():
+        return True
+    for key, seen in new.items():
+        before = old[key]
+        if any(before.get(name) != seen.get(name) for name in MATERIAL):
+            return True
+    return False
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -188,8 +203,10 @@ class HostStore(FencedWrites):
         observations: Mapping[str, Any],
         acks: Sequence[tuple[int, Mapping[str, Any]]],
         now: float,
-    ) -> HostRecord:
-        """An agent's heartbeat: its observations and acknowledgements, in one transaction.
+    ) -> tuple[HostRecord, bool]:
+        """An agent's heartbeat: its observations and acknowledgements, in one transaction;
+        and whether it changed anything the loop acts on (``material_change``, an ack, a host
+        back up), so a heartbeat that only says "still here" does not wake the loop.
 
         Raises ``StaleSession`` when a newer agent session exists. Acknowledging a command
         wipes its credentials; acknowledging an unknown or another host's command is ignored.
@@ -202,6 +219,8 @@ class HostStore(FencedWrites):
                 raise StaleSession(
                     f"session {session} of host {name} was replaced by session {row.session}"
                 )
+            changed = bool(acks) or row.down_since is not None
+            changed = changed or material_change(row.observations or {}, observations)
             row.observations = dict(observations)
             row.last_seen = now
             if row.down_since is not None:
@@ -216,7 +235,7 @@ class HostStore(FencedWrites):
                 command.payload = {
                     k: v for k, v in (command.payload or {}).items() if k not in SECRET_PAYLOAD_KEYS
                 }
-            return _host(row)
+            return _host(row), changed
 
     # --- commands --------------------------------------------------------------------------
 

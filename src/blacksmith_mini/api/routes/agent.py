@@ -90,6 +90,7 @@ async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.
             kind="host.up", message=f"host {host.name} connected (session {session}){what}", at=now
         )
     runtime.wakeups.publish(wake.REPORTS)
+    runtime.wakeups.publish(wake.CHANGES)
     return wire.HelloReply(
         host=host.name,
         session=session,
@@ -107,7 +108,7 @@ async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wir
         for ack in body.acks
     ]
     try:
-        await runtime.store.record_report(
+        _, changed = await runtime.store.record_report(
             host.name,
             session=body.session,
             observations=_observations(body.observations),
@@ -116,7 +117,9 @@ async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wir
         )
     except host_store.StaleSession as exc:
         raise HTTPException(status_code=409, detail=f"{exc}: reconnect (hello)") from exc
-    runtime.wakeups.publish(wake.REPORTS)
+    runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
+    if changed:
+        runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
     written_off = await runtime.store.written_off(host.name, (o.vm_id for o in body.observations))
     return wire.ReportReply(
         written_off=written_off, lease_seconds=runtime.settings.hosts.lease_seconds

@@ -117,9 +117,12 @@ class RemoteDriver:
         self._callbacks.append(callback)
 
     async def _relay_reports(self) -> None:
-        seen = self.wakeups.counter(wake.REPORTS)
+        seen = self.wakeups.counter(wake.CHANGES)
         while True:
-            seen = await self.wakeups.wait(wake.REPORTS, after=seen, timeout=5.0)
+            before = seen
+            seen = await self.wakeups.wait(wake.CHANGES, after=seen, timeout=5.0)
+            if seen == before:
+                continue  # a quiet heartbeat: the loop's own timer is enough
             for callback in self._callbacks:
                 callback()
 

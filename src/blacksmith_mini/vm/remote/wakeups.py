@@ -15,7 +15,8 @@ import contextlib
 from typing import Protocol
 
 COMMANDS = "host_commands"
-REPORTS = "host_reports"
+REPORTS = "host_reports"  # a report was stored (acknowledgements may have arrived)
+CHANGES = "host_changes"  # a report changed what the loop acts on
 
 
 class Wakeups(Protocol):

@@ -1,0 +1,281 @@
+"""Heartbeats: the control plane's CPU for agent reports (``POST /api/agent/report``).
+
+The real app (``create_app``, ``vm.driver = "remote"``, simulated GitHub idle) runs in process
+with its lifespan, on a store seeded before it starts: 100 hosts (``add_host``), 10,000 VMs
+spread over them, each host's agent's ``hello`` with its VMs (so the loop adopts them, as
+after a restart). Reports carry each host's ~100 observations and go through the real route
+(ASGI transport, bodies encoded beforehand). Two measures:
+
+- the route alone: the loop's lock is held, ``time.process_time`` over N reports. CPU share
+  = CPU per report x 100 hosts / 5 s. On PostgreSQL the database server's CPU (the bench's
+  backends, found by ``application_name``) is added. A bare report (no observations) shows
+  what the observations cost.
+- the loop running: reports paced at the real rate (100 hosts every 5 s, 20 a second) for a
+  few seconds, against the same window with no reports: every report wakes the loop (the
+  remote driver relays it), so this is what heartbeats really cost with 10,000 VMs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import json
+import pathlib
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import hosts_seed
+import hosts_world
+import httpx2
+
+from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.api.app import create_app
+from blacksmith_mini.domain import placement as pl
+from blacksmith_mini.store import repository
+
+HOSTS, VMS, INTERVAL_SECONDS, TARGET_SHARE = 100, 10_000, 5.0, 0.05
+WARMUP, WINDOW_SECONDS = 30, 5.0
+Bodies = list[tuple[dict[str, str], bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One way of reporting: per report, or (``live``) as a share of a window."""
+
+    database: str
+    what: str
+    reports: int
+    observations: int
+    cpu_ms: float  # the control plane process, per report
+    wall_ms: float
+    db_cpu_ms: float | None  # PostgreSQL's backends, per report
+    live_share: float | None = None  # of one core over the window, loop running
+    ticks_per_second: float | None = None
+    client_ms: float = 0.0  # of ``cpu_ms``, the in-process client's (an agent's, really)
+
+    @property
+    def net_ms(self) -> float:
+        """The control plane's CPU per report: the client's taken out."""
+        return self.cpu_ms - self.client_ms
+
+    @property
+    def share(self) -> float:
+        """Of one core, at 100 hosts reporting every 5 s (database server included)."""
+        if self.live_share is not None:
+            return self.live_share
+        return (self.net_ms + (self.db_cpu_ms or 0.0)) / 1000 * HOSTS / INTERVAL_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    app: Any
+    seeded: hosts_seed.Seeded
+    hosts: list[pl.Host]
+    backend_name: str | None  # PostgreSQL: the application_name of the bench's connections
+
+
+@contextlib.asynccontextmanager
+async def running_app(database: str) -> AsyncIterator[Running]:
+    hosts = [dataclasses.replace(h, state=pl.HostState.UP) for h in hosts_world.hosts(HOSTS)]
+    with tempfile.TemporaryDirectory(prefix="hosts-bench-") as tmp:
+        settings = settings_mod.load(simulate=True, data_dir=pathlib.Path(tmp))
+        settings.simulator.rate_per_min = 0
+        settings.vm.driver = "remote"
+        settings.github.poll_interval = settings.github.poll_interval_with_webhooks = 3600.0
+        settings.hosts.lease_seconds = 600.0  # no host lapses while the bench holds the loop
+        name: str | None = None
+        async with contextlib.AsyncExitStack() as stack:
+            if database == "postgresql":
+                settings.database_url = hosts_seed.PG_URL
+                name = f"hosts-bench-{uuid.uuid4().hex[:8]}"
+                schema = await stack.enter_async_context(hosts_seed.pg_schema())
+                stack.enter_context(hosts_seed.engines_in(schema, application_name=name))
+            store = repository.Store(settings.resolved_database_url())
+            await store.open()
+            seeded = await hosts_seed.seed(store, hosts=hosts, vms=VMS, now=time.time())
+            await store.close()
+            app = create_app(settings)
+            with contextlib.redirect_stdout(io.StringIO()):  # "Control loop started"
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield Running(app=app, seeded=seeded, hosts=hosts, backend_name=name)
+
+
+async def measure(database: str, *, reports: int) -> list[Result]:
+    async with running_app(database) as running:
+        runtime = running.app.state.runtime
+        bodies = _bodies(running)
+        bare = [(headers, _without_observations(body)) for headers, body in bodies]
+        transport = httpx2.ASGITransport(app=running.app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://bench") as client:
+            await _until(lambda: runtime.loop.loop_health.ticks >= 2)  # adopted, settled
+            name = running.backend_name
+            pids = await hosts_seed.backends_named(name) if name else []
+            found = await _live(client, bodies, loop=runtime.loop, database=database, pids=pids)
+            async with runtime.loop.lock:  # the loop's ticks wait: the route alone is measured
+                for index in range(WARMUP):
+                    await _report(client, bodies, index)
+                for what, sent in (("route, 100 observations", bodies), ("route, bare", bare)):
+                    cpu, wall, db = await _reports(client, sent, count=reports, pids=pids)
+                    mine = await _client_side(sent, count=reports)
+                    found.append(
+                        Result(
+                            database=database,
+                            what=what,
+                            reports=reports,
+                            observations=len(json.loads(sent[0][1])["observations"]),
+                            cpu_ms=cpu,
+                            wall_ms=wall,
+                            db_cpu_ms=db if pids else None,
+                            client_ms=mine,
+                        )
+                    )
+                found.append(await _floor(client, count=reports, database=database))
+                for index in range(len(bodies)):  # every host's VMs back before the loop runs
+                    await _report(client, bodies, index)
+    return found
+
+
+def _bodies(running: Running) -> Bodies:
+    """Each host's report (headers, encoded body) with its VMs' observations."""
+    found = []
+    for host in running.hosts:
+        headers = {
+            "authorization": f"Bearer {running.seeded.tokens[host.name]}",
+            "content-type": "application/json",
+        }
+        observations = list(running.seeded.observations[host.name].values())
+        body = {"session": running.seeded.sessions[host.name], "observations": observations}
+        found.append((headers, json.dumps({**body, "acks": []}).encode()))
+    return found
+
+
+async def _live(
+    client: httpx2.AsyncClient, bodies: Bodies, *, loop: Any, database: str, pids: list[int]
+) -> list[Result]:
+    """The loop running: a window with no reports, then one with reports at the real rate."""
+    found = []
+    for what, rate in (("loop running, no reports", 0.0), ("loop running, 20 reports/s", 20.0)):
+        ticks, db_before = loop.loop_health.ticks, hosts_seed.backend_cpu_seconds(pids)
+        cpu, wall = time.process_time(), time.perf_counter()
+        sent = 0
+        while time.perf_counter() - wall < WINDOW_SECONDS:
+            if rate and sent < (time.perf_counter() - wall) * rate:
+                await _report(client, bodies, sent)
+                sent += 1
+            else:
+                await asyncio.sleep(0.01)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        db = hosts_seed.backend_cpu_seconds(pids) - db_before
+        found.append(
+            Result(
+                database=database,
+                what=what,
+                reports=sent,
+                observations=len(json.loads(bodies[0][1])["observations"]) if sent else 0,
+                cpu_ms=cpu * 1000 / max(1, sent),
+                wall_ms=wall * 1000 / max(1, sent),
+                db_cpu_ms=db * 1000 / max(1, sent) if pids else None,
+                live_share=(cpu + db) / wall,
+                ticks_per_second=(loop.loop_health.ticks - ticks) / wall,
+            )
+        )
+    return found
+
+
+async def _reports(
+    client: httpx2.AsyncClient, bodies: Bodies, *, count: int, pids: list[int]
+) -> tuple[float, float, float]:
+    """CPU ms, wall ms and database-server CPU ms per report, over ``count`` reports."""
+    db_before = hosts_seed.backend_cpu_seconds(pids)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for index in range(count):
+        await _report(client, bodies, index)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    db = hosts_seed.backend_cpu_seconds(pids) - db_before
+    return cpu * 1000 / count, wall * 1000 / count, db * 1000 / count
+
+
+async def _report(client: httpx2.AsyncClient, bodies: Bodies, index: int) -> None:
+    headers, body = bodies[index % len(bodies)]
+    answer = await client.post("/api/agent/report", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+async def _floor(client: httpx2.AsyncClient, *, count: int, database: str) -> Result:
+    """The cheapest route (``GET /api/health``) through the same in-process transport."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        answer = await client.get("/api/health")
+        assert answer.status_code in (200, 503), answer.text
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return Result(
+        database=database,
+        what="floor: GET /api/health",
+        reports=count,
+        observations=0,
+        cpu_ms=cpu * 1000 / count,
+        wall_ms=wall * 1000 / count,
+        db_cpu_ms=None,
+    )
+
+
+async def _client_side(bodies: Bodies, *, count: int) -> float:
+    """CPU ms per request of the client and the transport alone: the same reports, sent to
+    an ASGI app that reads the body and answers at once."""
+
+    async def noop(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"written_off":[]}'})
+
+    transport = httpx2.ASGITransport(app=noop)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://noop") as client:
+        started = time.process_time()
+        for index in range(count):
+            await _report(client, bodies, index)
+        return (time.process_time() - started) * 1000 / count
+
+
+def _without_observations(body: bytes) -> bytes:
+    return json.dumps({**json.loads(body), "observations": []}).encode()
+
+
+async def _until(check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the loop did not tick"
+        await asyncio.sleep(0.05)
+
+
+def show(results: list[Result], *, skipped: str | None) -> list[str]:
+    lines = [
+        f"{'heartbeats (100 hosts, 10,000 VMs)':<38} {'reports':>7} {'obs':>4} {'cpu ms':>7} "
+        f"{'net ms':>6} {'db ms':>6} {'wall ms':>8} {'ticks/s':>7} {'share':>7} "
+        f"{'share/target':>12}"
+    ]
+    for found in results:
+        db = f"{found.db_cpu_ms:>6.2f}" if found.db_cpu_ms is not None else f"{'-':>6}"
+        ticks = f"{found.ticks_per_second:>7.1f}" if found.ticks_per_second is not None else ""
+        share = "" if found.what.startswith("floor") else f"{found.share:>6.1%}"
+        ratio = f"{found.share / TARGET_SHARE:>11.2f}x" if share else ""
+        lines.append(
+            f"{found.database + ': ' + found.what:<38} {found.reports:>7} "
+            f"{found.observations:>4} {found.cpu_ms:>7.2f} {found.net_ms:>6.2f} {db} "
+            f"{found.wall_ms:>8.2f} "
+            f"{ticks:>7} {share:>7} {ratio:>12}"
+        )
+    if skipped:
+        lines.append(f"{'postgresql':<38} skipped: {skipped}")
+    lines.append(
+        "net ms: the control plane's CPU per report (cpu ms less the in-process client's, "
+        "measured against a no-op ASGI app); db ms: PostgreSQL's backends; share: (net + db) "
+        "x 100 hosts / 5 s, or, loop running, all CPU over the window"
+    )
+    return lines
