@@ -151,9 +151,9 @@ Delay from a view's publication to its arrival at each client.
 |---|---|---|---|---|
 {sse_row}
 
-"Versions coalesced" counts views a client never saw because a newer one replaced them
-before it was sent: the stream sends the latest state, at most one event per 100 ms, or per
-500 ms when the payload is over 128 KB (it is about 590 KB here).
+"Versions coalesced" counts views a client never saw as their own event because changes
+closer than 100 ms to the last one sent go together in one delta (the stream sends a snapshot,
+then per-entity deltas; `bench/event_stream_bench.py` measures them at 5 changes a second).
 """
     (ROOT / "docs" / "PERFORMANCE.md").write_text(report)
     return report

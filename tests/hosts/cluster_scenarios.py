@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from blacksmith_mini.simulator.state import LOST_AFTER_SECONDS
 from hosts.cluster import LEASE_SECONDS, START_SECONDS, Cluster
 from server.harness import wait_for
 
@@ -151,7 +152,10 @@ def link_cut(cluster: Cluster) -> Outcome:
         timeout=LEASE_SECONDS + 30,
         what="h2 down",
     )
-    time.sleep(LEASE_SECONDS)  # the fault itself: the link stays cut well past the lease
+    # The fault itself: the link stays cut past the lease and past the time GitHub gives a
+    # silent runner (the simulator's LOST_AFTER_SECONDS), so the job running there fails at
+    # GitHub and is re-run (the pool opts in).
+    time.sleep(LOST_AFTER_SECONDS + 2)
     cluster.net.restore(2)
     _settle(cluster, outcome, runs=runs, since=started)
     reran = [
