@@ -130,3 +130,17 @@ async def test_one_box_has_no_agents_and_lists_its_in_process_host(
     assert len(hosts) == 1 and hosts[0]["in_process"] and hosts[0]["state"] == "up"
     refused = await client.post("/api/hosts/anything/cordon", json={})
     assert refused.status_code == 409 and "remote" in refused.json()["detail"]
+
+
+async def test_a_bare_heartbeat_keeps_the_host_up_and_a_replaced_one_is_409(
+    remote: httpx2.AsyncClient,
+) -> None:
+    token = await add(remote, "h1")
+    stray = {"vm_id": 4242, "name": "bm-x-4242-abc", "alive": True, "started_at": 1.0}
+    session = (await hello(remote, token, observations=[stray])).json()["session"]
+    bare = await remote.post("/api/agent/report", json={"session": session}, headers=auth(token))
+    assert bare.status_code == 200
+    assert bare.json()["written_off"] == [4242]  # judged on the observations that stand
+    await hello(remote, token)
+    stale = await remote.post("/api/agent/report", json={"session": session}, headers=auth(token))
+    assert stale.status_code == 409 and "reconnect" in stale.json()["detail"]

@@ -55,6 +55,7 @@ class Agent:
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._report_lock = asyncio.Lock()
+        self._sent: tuple[int | None, list[dict[str, Any]]] | None = None  # the last report's
 
     async def run(self) -> None:
         """Run sessions until cancelled, or until the token is refused (raises ``Revoked``)."""
@@ -166,12 +167,15 @@ class Agent:
 
     async def _send_report(self, acks: list[wire.Ack]) -> None:
         async with self._report_lock:
+            seen = await self._observations()
+            unchanged = not acks and self._sent == (self.session, seen)
             body = {
                 "session": self.session,
-                "observations": await self._observations(),
+                "observations": None if unchanged else seen,  # None: a bare heartbeat
                 "acks": [ack.model_dump(mode="json") for ack in acks],
             }
             reply = wire.ReportReply.model_validate(await self._post("/api/agent/report", body))
+            self._sent = (self.session, seen)
         if reply.written_off:
             await self._kill(reply.written_off, why="the control plane wrote it off")
 

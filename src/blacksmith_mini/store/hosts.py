@@ -200,7 +200,7 @@ class HostStore(FencedWrites):
         name: str,
         *,
         session: int,
-        observations: Mapping[str, Any],
+        observations: Mapping[str, Any] | None,
         acks: Sequence[tuple[int, Mapping[str, Any]]],
         now: float,
     ) -> tuple[HostRecord, bool]:
@@ -220,8 +220,9 @@ class HostStore(FencedWrites):
                     f"session {session} of host {name} was replaced by session {row.session}"
                 )
             changed = bool(acks) or row.down_since is not None
-            changed = changed or material_change(row.observations or {}, observations)
-            row.observations = dict(observations)
+            if observations is not None:  # None: unchanged since the last report
+                changed = changed or material_change(row.observations or {}, observations)
+                row.observations = dict(observations)
             row.last_seen = now
             if row.down_since is not None:
                 row.down_since = None
@@ -236,6 +237,21 @@ class HostStore(FencedWrites):
                     k: v for k, v in (command.payload or {}).items() if k not in SECRET_PAYLOAD_KEYS
                 }
             return _host(row), changed
+
+    async def touch_host(self, name: str, *, session: int, now: float) -> bool:
+        """A bare heartbeat (nothing changed): one UPDATE; False when ``session`` was replaced
+        (or the host is down: its return goes through a full report)."""
+        async with self._write() as session_:
+            result = await session_.execute(
+                update(tables.HostRow)
+                .where(
+                    tables.HostRow.name == name,
+                    tables.HostRow.session == session,
+                    tables.HostRow.down_since.is_(None),
+                )
+                .values(last_seen=now)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # --- commands --------------------------------------------------------------------------
 

@@ -103,6 +103,19 @@ async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.
 @router.post("/api/agent/report", response_model=wire.ReportReply, responses=AGENT_ERRORS)
 async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wire.ReportReply:
     """An agent's heartbeat: its VMs and the commands it carried out, in one message."""
+    if body.observations is None and not body.acks:  # a bare heartbeat: nothing changed
+        if not await runtime.store.touch_host(host.name, session=body.session, now=time.time()):
+            raise HTTPException(
+                status_code=409,
+                detail=f"session {body.session} of host {host.name} is not current (replaced, "
+                "or the host was found down): reconnect (hello)",
+            )
+        kept = (int(key) for key in host.observations)
+        return wire.ReportReply(
+            written_off=await runtime.store.written_off(host.name, kept),
+            lease_seconds=runtime.settings.hosts.lease_seconds,
+        )
+    reported = body.observations
     acks = [
         (ack.id, ack.model_dump(exclude={"id"}, exclude_none=True, mode="json"))
         for ack in body.acks
@@ -111,7 +124,7 @@ async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wir
         _, changed = await runtime.store.record_report(
             host.name,
             session=body.session,
-            observations=_observations(body.observations),
+            observations=_observations(reported) if reported is not None else None,
             acks=acks,
             now=time.time(),
         )
@@ -120,7 +133,8 @@ async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wir
     runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
     if changed:
         runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
-    written_off = await runtime.store.written_off(host.name, (o.vm_id for o in body.observations))
+    ids = (o.vm_id for o in reported) if reported is not None else map(int, host.observations)
+    written_off = await runtime.store.written_off(host.name, ids)
     return wire.ReportReply(
         written_off=written_off, lease_seconds=runtime.settings.hosts.lease_seconds
     )

@@ -101,7 +101,8 @@ class Ack(Strict):
 
 class Report(Strict):
     session: int
-    observations: list[Observation] = Field(default_factory=list)
+    # None: the same as in this session's last report (a bare heartbeat: one UPDATE).
+    observations: list[Observation] | None = None
     acks: list[Ack] = Field(default_factory=list)
 
 
