@@ -9,6 +9,7 @@ hand it to our runners, so a VM started for it would only idle.
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
@@ -22,11 +23,17 @@ def demand_key(job: model.Job, pool: model.Pool, policy: model.Policy) -> Demand
         if not policy.scopes or job.repository.lower() in policy.unserved:
             return None
         return (pool.name, policy.scopes[0])
-    repo = job.repository.lower()
-    for scope in policy.scopes:
-        if scope.lower() == repo:
-            return (pool.name, scope)
-    return None
+    scope = _scopes_by_repository(policy.scopes).get(job.repository.lower())
+    return (pool.name, scope) if scope is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def _scopes_by_repository(scopes: tuple[str, ...]) -> Mapping[str, str]:
+    """Lower-cased repository -> its scope (the first listed wins), once per scope list."""
+    found: dict[str, str] = {}
+    for scope in scopes:
+        found.setdefault(scope.lower(), scope)
+    return found
 
 
 def unmatched_reason(job: model.Job, policy: model.Policy, found: labels.Match) -> str | None:
