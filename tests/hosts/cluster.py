@@ -21,8 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -90,6 +88,7 @@ class Process(Server):
             **env,
         )
         self.simulate = simulate
+        self.headers = {"authorization": f"Bearer {TOKEN}"}
 
     @property
     def url(self) -> str:
@@ -98,20 +97,6 @@ class Process(Server):
     def command(self) -> list[str]:
         argv = super().command()
         return argv if self.simulate else [a for a in argv if a != "--simulate"]
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, json.loads(raw) if raw else None
-        except OSError:
-            return 0, None
 
 
 class Cluster:

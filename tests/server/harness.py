@@ -42,6 +42,7 @@ class Server:
         self.env = {key: value for key, value in merged.items() if value is not None}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
+        self.headers: dict[str, str] = {}  # sent with every request (e.g. a token)
 
     @property
     def url(self) -> str:
@@ -95,9 +96,8 @@ class Server:
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
-        )
+        headers = {"content-type": "application/json", **self.headers}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 raw = response.read()
