@@ -1188,7 +1188,7 @@ export interface components {
             /** Acks */
             acks?: components["schemas"]["Ack"][];
             /** Observations */
-            observations?: components["schemas"]["Observation"][];
+            observations?: components["schemas"]["Observation"][] | null;
             /** Session */
             session: number;
         };
