@@ -15,17 +15,15 @@ their host tokens.
 from __future__ import annotations
 
 import contextlib
-import json
 import pathlib
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
 from hosts.harness import AgentProcess
-from server.harness import Server, free_port, kill_all, wait_for
+from server.harness import Server, free_port, kill_all, sim_state, wait_for
 
 BRIDGE = "bmbr0"
 BRIDGE_IP = "10.77.0.1"
@@ -226,12 +224,7 @@ class Cluster:
         return ids
 
     def sim(self) -> dict[str, Any]:
-        path = self.github.data_dir / "simulated-github.json"
-        for _ in range(40):
-            with contextlib.suppress(OSError, ValueError):
-                return dict(json.loads(path.read_text()))
-            time.sleep(0.05)
-        return {"jobs": {}, "runners": {}}
+        return sim_state(self.github.data_dir)
 
     def all_done(self, job_ids: list[int]) -> bool:
         jobs = self.sim()["jobs"]

@@ -8,7 +8,6 @@ driver, the simulator's runners) as a process of its own with its own data direc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pathlib
 import signal
@@ -18,7 +17,7 @@ import sys
 import time
 from typing import Any, Self
 
-from server.harness import Server, kill_all, processes_under, wait_for
+from server.harness import Server, kill_all, processes_under, sim_state, wait_for
 
 LEASE_SECONDS = 4
 
@@ -161,12 +160,7 @@ class ControlPlane(Server):
             return [dict(row) for row in rows]
 
     def sim_runners(self) -> list[str]:
-        path = self.data_dir / "simulated-github.json"
-        for _ in range(20):
-            with contextlib.suppress(OSError, ValueError):
-                return [r["name"] for r in json.loads(path.read_text())["runners"].values()]
-            time.sleep(0.05)
-        return []
+        return [r["name"] for r in sim_state(self.data_dir)["runners"].values()]
 
     def cleanup(self) -> None:
         for agent in self.agents.values():

@@ -130,6 +130,15 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def sim_state(data_dir: pathlib.Path, *, timeout: float = 10.0) -> dict[str, Any]:
+    """The simulated GitHub's state as its server last persisted it under ``data_dir`` (read
+    again while it is being rewritten; an unreadable state fails the test rather than passing
+    for "no jobs, no runners")."""
+    path = data_dir / "simulated-github.json"
+    found = wait_for(lambda: json.loads(path.read_text()), timeout=timeout, what=f"{path}")
+    return dict(found)
+
+
 def processes_under(data_dir: pathlib.Path) -> list[int]:
     """Pids whose command line or working directory lies in ``data_dir/vms`` (our VMs)."""
     marker = str((data_dir / "vms").resolve())
