@@ -13,11 +13,15 @@ def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
     A busy VM's deadline is its maximum lifetime; it is shown as overdue but never enforced,
     because the planner never stops a busy VM.
     """
-    limits = {
-        S.PENDING: vm.state_since + timeouts.pending,
-        S.BOOTING: vm.state_since + timeouts.boot,
-        S.IDLE: min(vm.state_since + timeouts.idle, vm.created_at + timeouts.max_lifetime),
-        S.BUSY: vm.created_at + timeouts.max_lifetime,
-        S.STOPPING: vm.state_since + timeouts.stopping,
-    }
-    return limits.get(vm.state)
+    state = vm.state  # an if-chain, not a table: this runs for every VM every tick
+    if state is S.BUSY:
+        return vm.created_at + timeouts.max_lifetime
+    if state is S.IDLE:
+        return min(vm.state_since + timeouts.idle, vm.created_at + timeouts.max_lifetime)
+    if state is S.BOOTING:
+        return vm.state_since + timeouts.boot
+    if state is S.PENDING:
+        return vm.state_since + timeouts.pending
+    if state is S.STOPPING:
+        return vm.state_since + timeouts.stopping
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
@@ -75,21 +76,25 @@ def queued_by_key(
     matches: Mapping[int, labels.Match] | None = None,
 ) -> dict[DemandKey, list[model.Job]]:
     """Queued jobs per (pool, scope), oldest first (``matches``: computed once per tick)."""
-    cache: dict[tuple[str, ...], labels.Match] = {}
+    keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}  # by (labels, repository)
     found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
+    queued = model.JobStatus.QUEUED
     for job in jobs:
-        if job.status is not model.JobStatus.QUEUED:
+        if job.status is not queued:
             continue
-        found = matches.get(job.id) if matches is not None else None
-        if found is None:
-            found = cache.get(job.labels)
-        if found is None:
-            found = cache[job.labels] = labels.match(job.labels, policy.pools)
-        if found.pool is None:
-            continue
-        key = demand_key(job, found.pool, policy)
+        marker = (job.labels, job.repository)
+        if marker in keys:
+            key = keys[marker]
+        else:
+            found = matches.get(job.id) if matches is not None else None
+            if found is None:
+                found = labels.match(job.labels, policy.pools)
+            key = keys[marker] = (
+                demand_key(job, found.pool, policy) if found.pool is not None else None
+            )
         if key is not None:
             found_jobs[key].append(job)
+    oldest_first = operator.attrgetter("created_at", "id")
     for listed in found_jobs.values():
-        listed.sort(key=lambda job: (job.created_at, job.id))
+        listed.sort(key=oldest_first)
     return dict(found_jobs)

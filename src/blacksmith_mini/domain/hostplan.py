@@ -1,8 +1,9 @@
 """Many hosts in the plan: which host each start goes to, fairly, and draining hosts. Pure.
 
-``allocate`` takes the planner's starts, orders them by weighted fair share across
-repositories (water-filling: the next start goes to the repository holding the fewest VMs per
-unit of weight, ties to the oldest waiting job), keeps them within ``max_vms`` and the pools'
+``allocate`` (``allocate_wanted`` for the planner's lazy ``starts.Wanted``) takes the starts,
+orders them by weighted fair share across repositories (``fairorder``: water-filling, the next
+start goes to the repository holding the fewest VMs per unit of weight, ties to the oldest
+waiting job), keeps them within ``max_vms`` and the pools'
 limits in that order when asked to, and places them in that order (``placement.place_many``:
 room, architecture, overcommit, spread or pack). Starts no host has room for are dropped this
 tick; ``placement_note`` and ``fair_share_note`` say why their jobs wait. ``drain_stops``
@@ -14,12 +15,13 @@ that is not above 0 counts as 1, as everywhere in the plan.
 from __future__ import annotations
 
 import collections
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
-from blacksmith_mini.domain import fairshare, model, placement
+from blacksmith_mini.domain import fairorder, fairshare, model, placement
+from blacksmith_mini.domain import starts as start_tuples
 from blacksmith_mini.domain.hostset import HostPlan
+from blacksmith_mini.domain.starts import Candidate
 
 S = model.VmState
 WARM = "(warm pool)"
@@ -89,76 +91,111 @@ def allocate(
     ``max_vms`` (None: the starts are already capped): the fleet's limit, applied with the
     pools' ``max_vms`` to the fair order, so the starts that do not fit are the fairest to drop.
     """
-    if not starts:
-        return []
-    ordered = fair_order(
-        starts, held=held_by_repository(vms, jobs), jobs=jobs, weights=plan.weights
-    )
+    wanted = [start_tuples.candidate(start) for start in starts]
+    held = held_by_repository(vms, jobs)
+    runs, warm = fairorder.runs_of(wanted, jobs=jobs)
+    order = fairorder.merge(runs, warm, held=held, weights=plan.weights)
+    return _take(order, plan=plan, vms=vms, pools=pools, max_vms=max_vms)
+
+
+def allocate_wanted(
+    wanted: start_tuples.Wanted,
+    *,
+    plan: HostPlan,
+    vms: Sequence[model.Vm],
+    pools: Mapping[str, model.Pool],
+    jobs: Mapping[int, model.Job],
+    max_vms: int | None = None,
+    by_scope: bool = True,
+) -> list[act.StartVm]:
+    """``allocate`` of the planner's wanted starts (its uncapped round-robin). ``by_scope``:
+    each key's scope is a repository (not an organization), so the repositories' runs come
+    from the keys, and only the starts that get a host are ever made."""
+    held = held_by_repository(vms, jobs)
+    if by_scope:
+        runs, warm = fairorder.runs_by_scope(wanted, jobs=jobs)
+    else:
+        runs, warm = fairorder.runs_of(wanted.round_robin(wanted.order), jobs=jobs)
+    order = fairorder.merge(runs, warm, held=held, weights=plan.weights)
+    return _take(order, plan=plan, vms=vms, pools=pools, max_vms=max_vms)
+
+
+def _take(
+    order: Iterator[Candidate],
+    *,
+    plan: HostPlan,
+    vms: Sequence[model.Vm],
+    pools: Mapping[str, model.Pool],
+    max_vms: int | None,
+) -> list[act.StartVm]:
+    """The starts of ``order`` within the limits and the room, placed, made actions. The
+    order is read only until the limits or the room are used up."""
     if max_vms is not None:
-        ordered = within_limits(ordered, vms=vms, pools=pools, max_vms=max_vms)
+        order = within_limits(order, vms=vms, pools=pools, max_vms=max_vms)
     requests = {name: request_for(pool, plan) for name, pool in pools.items()}
     used = usage(vms, plan)
-    ordered = within_room(ordered, requests=requests, plan=plan, used=used)
+    ordered = list(within_room(order, requests=requests, plan=plan, used=used))
     batch = placement.place_many(
-        (requests[start.pool] for start in ordered),
+        (requests[found[0]] for found in ordered),
         plan.hosts,
         usage=used,
         strategy=plan.strategy,
         overcommit=plan.overcommit,
     )
     return [
-        dataclasses.replace(start, host=placed.host)
-        for start, placed in zip(ordered, batch.placements, strict=True)
+        start_tuples.action(found, host=placed.host)
+        for found, placed in zip(ordered, batch.placements, strict=True)
         if placed.placed
     ]
 
 
 def within_limits(
-    ordered: Sequence[act.StartVm],
+    ordered: Iterable[Candidate],
     *,
     vms: Sequence[model.Vm],
     pools: Mapping[str, model.Pool],
     max_vms: int,
-) -> list[act.StartVm]:
+) -> Iterator[Candidate]:
     """The first of ``ordered`` that keep the active VMs within ``max_vms`` and each pool's."""
-    active = [vm for vm in vms if vm.is_active]
-    per_pool: dict[str, int] = collections.Counter(vm.pool for vm in active)
-    budget = max_vms - len(active)
-    kept: list[act.StartVm] = []
-    for start in ordered:
+    per_pool: dict[str, int] = collections.Counter(vm.pool for vm in vms if vm.state in ACTIVE)
+    budget = max_vms - sum(per_pool.values())
+    for found in ordered:
         if budget <= 0:
-            break
-        if per_pool[start.pool] >= pools[start.pool].max_vms:
+            return
+        pool = found[0]
+        if per_pool[pool] >= pools[pool].max_vms:
             continue
-        per_pool[start.pool] += 1
+        per_pool[pool] += 1
         budget -= 1
-        kept.append(start)
-    return kept
+        yield found
 
 
 def within_room(
-    ordered: Sequence[act.StartVm],
+    ordered: Iterable[Candidate],
     *,
     requests: Mapping[str, placement.Request],
     plan: HostPlan,
     used: Mapping[str, placement.Reservation],
-) -> list[act.StartVm]:
+) -> Iterator[Candidate]:
     """``ordered`` less the starts no host could take even if they were the only ones of their
     size: placing them changes nothing (a size's placed starts are its first ones in order,
-    as room only shrinks), and it spares ``place_many`` the thousands that would fail."""
+    as room only shrinks), and it spares ``place_many`` the thousands that would fail. Once
+    no size has room left, the rest of ``ordered`` is not read."""
     same: dict[placement.Request, str] = {}  # pools of one size share its room
     size_of = {pool: same.setdefault(request, pool) for pool, request in requests.items()}
     room = {
         pool: sum(_fits(requests[pool], host, plan=plan, used=used) for host in plan.hosts)
         for pool in same.values()
     }
-    kept: list[act.StartVm] = []
-    for start in ordered:
-        size = size_of[start.pool]
+    left = sum(room.values())
+    for found in ordered:
+        if left <= 0:
+            return
+        size = size_of[found[0]]
         if room[size] > 0:
             room[size] -= 1
-            kept.append(start)
-    return kept
+            left -= 1
+            yield found
 
 
 def _fits(
@@ -196,36 +233,13 @@ def fair_order(
 ) -> list[act.StartVm]:
     """``starts`` reordered by weighted water-filling over repositories (warm-pool starts,
     which serve no queued job, last); each repository's own starts keep their order."""
-    per_repo: dict[str, list[act.StartVm]] = collections.defaultdict(list)
-    oldest: dict[str, float] = {}
-    lowered: dict[str, str] = {}
-    warm: list[act.StartVm] = []
-    for start in starts:
-        job = jobs.get(start.job_id) if start.job_id is not None else None
-        if job is None and start.reason != "queued job":
-            warm.append(start)
-            continue
-        name = job.repository if job is not None else start.scope
-        repo = lowered.get(name) or lowered.setdefault(name, name.lower())
-        per_repo[repo].append(start)
-        if job is not None and job.created_at < oldest.get(repo, float("inf")):
-            oldest[repo] = job.created_at
-    # A repository's k-th start comes at level (held + k) / weight; all starts sorted by
-    # (level, oldest job, repository) is the water-filling order (each repository's levels rise).
-    weight = lowered_weights(weights)
-    keyed = [
-        ((held.get(repo, 0) + k) / weight.get(repo, 1.0), oldest.get(repo, float("inf")), repo, k)
-        for repo, mine in per_repo.items()
-        for k in range(len(mine))
-    ]
-    keyed.sort()
-    ordered = [per_repo[repo][k] for _, _, repo, k in keyed]
-    return ordered + warm
+    wanted = [start_tuples.candidate(start) for start in starts]
+    runs, warm = fairorder.runs_of(wanted, jobs=jobs)
+    order = fairorder.merge(runs, warm, held=held, weights=weights)
+    return [start_tuples.action(found) for found in order]
 
 
-def lowered_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """The weights by lower-cased repository; one not above 0 counts as 1 (the default)."""
-    return {repo.lower(): value if value > 0 else 1.0 for repo, value in weights.items()}
+lowered_weights = fairorder.lowered_weights
 
 
 def drain_stops(vms: Iterable[model.Vm], plan: HostPlan) -> list[act.StopVm]:

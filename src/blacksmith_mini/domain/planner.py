@@ -19,15 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import deadlines, hostplan, lifecycle, model
+from blacksmith_mini.domain import deadlines, hostplan, lifecycle, model, starts
 from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 
 S = model.VmState
 SUPPLY_STATES = frozenset({S.PENDING, S.BOOTING, S.IDLE})
+ACTIVE = model.ACTIVE_VM_STATES
 SURPLUS_IDLE_GRACE_SECONDS = 30.0
-UNCAPPED = 1 << 40  # many hosts: every wanted start, capped later in fair order
 __all__ = ["DemandKey", "demand_key", "plan", "queued_demand", "waiting_reason", "with_job_stages"]
 
 
@@ -38,27 +38,29 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
     }
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
     moved = _apply(snapshot.vms, transitions, now)
-    vms = [vm for vm in moved if vm.is_active]
+    vms = [vm for vm in moved if vm.state in ACTIVE]
     stops = list(_deadlines(vms, policy.timeouts, now, facts=snapshot.facts or {}))
     stops.extend(_requested_stops(vms, policy, skip={stop.vm_id for stop in stops}))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
-    scale = list(
-        _scale(
-            snapshot.jobs,
-            [*moved, *snapshot.consumed],  # VMs gone this tick may have run unlinked jobs
-            policy,
-            now,
-            stopped=stopped,
-            linked=linked,
-            lag_allowance=snapshot.lag_allowance,
-            backoff=snapshot.backoff,
-            matches=snapshot.matches,
-            capped=snapshot.hosts is None,  # many hosts: the limits apply in fair order
-        )
+    surplus, wanted, active_per_pool = _scale(
+        snapshot.jobs,
+        [*moved, *snapshot.consumed],  # VMs gone this tick may have run unlinked jobs
+        policy,
+        now,
+        stopped=stopped,
+        linked=linked,
+        lag_allowance=snapshot.lag_allowance,
+        backoff=snapshot.backoff,
+        matches=snapshot.matches,
     )
-    if snapshot.hosts is not None:
-        scale = _on_hosts(scale, snapshot, policy, vms, skip=stopped)
+    if snapshot.hosts is None:
+        budget = policy.max_vms - sum(active_per_pool.values())
+        pools = {pool.name: pool for pool in policy.pools}
+        found = wanted.candidates(pools=pools, budget=budget, active_per_pool=active_per_pool)
+        scale: list[act.Action] = [*surplus, *(starts.action(start) for start in found)]
+    else:  # many hosts: every wanted start, limited in fair order, placed
+        scale = _on_hosts(surplus, wanted, snapshot, policy, vms, skip=stopped)
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -72,16 +74,22 @@ def _lifecycle(
     if snapshot.facts is None:
         return
     for vm in snapshot.vms:
-        if not vm.is_active:
+        if vm.state not in ACTIVE:
             continue
+        fact, job = snapshot.facts.get(vm.vm_id), jobs_by_runner.get(vm.name)
+        if vm.state is S.BUSY and _busy_as_before(vm, fact, job):
+            continue  # most VMs, most ticks: spared a generator each
         yield from _observe_vm(
-            vm,
-            snapshot.facts.get(vm.vm_id),
-            jobs_by_runner.get(vm.name),
-            policy.timeouts,
-            now,
-            held=snapshot.backoff.get(vm.pool),
+            vm, fact, job, policy.timeouts, now, held=snapshot.backoff.get(vm.pool)
         )
+
+
+def _busy_as_before(vm: model.Vm, fact: VmFacts | None, job: model.Job | None) -> bool:
+    """A busy VM ``_observe_vm`` has nothing to say of: alive, its job not finished and,
+    if GitHub names its job, already linked to it."""
+    if fact is None or not fact.alive or fact.job_finished:
+        return False
+    return job is None or (vm.job_id is not None and job.status is not model.JobStatus.COMPLETED)
 
 
 def _observe_vm(
@@ -184,8 +192,10 @@ def _deadlines(
         S.IDLE: model.DeathReason.IDLE_TIMEOUT,
     }
     for vm in vms:
+        if vm.state is S.BUSY:
+            continue
         limit = deadlines.deadline(vm, timeouts)
-        if vm.state is S.BUSY or limit is None or now < limit:
+        if limit is None or now < limit:
             continue
         if vm.state is S.STOPPING:
             kept = facts[vm.vm_id].kept_until if vm.vm_id in facts else None
@@ -212,9 +222,10 @@ def _scale(
     lag_allowance: float,
     backoff: Mapping[str, pool_backoff.PoolBackoff],
     matches: Mapping[int, model.Match] | None = None,
-    capped: bool = True,
-) -> Iterable[act.Action]:
-    """VMs being stopped still hold capacity until they are gone, but supply nothing.
+) -> tuple[list[act.StopVm], starts.Wanted, dict[str, int]]:
+    """Surplus idle VMs' stops, and the starts wanted (all of them when not ``capped``).
+
+    VMs being stopped still hold capacity until they are gone, but supply nothing.
 
     A busy VM whose job we do not know yet (its runner said "Running job" before GitHub's
     job status reached us) has taken one of the queued jobs of its key: it covers one. So does
@@ -231,7 +242,7 @@ def _scale(
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
     for vm in vms:
-        if _ran_unknown_job(vm, linked, now=now, lag_allowance=lag_allowance):
+        if vm.job_id is None and _ran_unknown_job(vm, linked, now=now, lag_allowance=lag_allowance):
             unlinked[(vm.pool, vm.scope)] += 1
         if vm.state is S.GONE:
             continue
@@ -251,27 +262,20 @@ def _scale(
         warm = 0 if held else found.min_idle
         queued = max(0, counts.get(key, 0) - unlinked.get(key, 0))
         wanted[key] = queued + warm - len(supply.get(key, ()))
-    yield from _surplus(wanted, supply, now)
+    surplus = list(_surplus(wanted, supply, now))
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
     blocked |= frozenset(name for name, held in backoff.items() if held.blocks(now))
-    yield from _starts(
-        wanted=wanted,
-        oldest=oldest,
-        unstamped={
-            key: [job.id for job in found if job.vm_requested_at is None]
-            for key, found in by_key.items()
-        },
-        pools=pools,
-        blocked=blocked,
-        active_total=sum(active_per_pool.values()),  # gone VMs hold no capacity
-        active_per_pool=active_per_pool,
-        max_vms=policy.max_vms if capped else UNCAPPED,
-        capped=capped,
-    )
+    unstamped = {
+        key: [job.id for job in found if job.vm_requested_at is None]
+        for key, found in by_key.items()
+    }
+    book = starts.wanted_starts(wanted=wanted, oldest=oldest, unstamped=unstamped, blocked=blocked)
+    return surplus, book, active_per_pool  # gone VMs hold no capacity
 
 
 def _on_hosts(
-    scale: list[act.Action],
+    surplus: list[act.StopVm],
+    wanted: starts.Wanted,
     snapshot: model.Snapshot,
     policy: model.Policy,
     vms: Sequence[model.Vm],
@@ -280,14 +284,19 @@ def _on_hosts(
 ) -> list[act.Action]:
     """Many hosts: starts get a host (fairly, where there is room); draining hosts empty."""
     assert snapshot.hosts is not None
-    starts = [a for a in scale if isinstance(a, act.StartVm)]
-    kept: list[act.Action] = [a for a in scale if not isinstance(a, act.StartVm)]
-    stopping = skip | {a.vm_id for a in kept if isinstance(a, act.StopVm)}
+    kept: list[act.Action] = list(surplus)
+    stopping = skip | {stop.vm_id for stop in surplus}
     kept.extend(s for s in hostplan.drain_stops(vms, snapshot.hosts) if s.vm_id not in stopping)
     jobs = {job.id: job for job in snapshot.jobs}
     pools = {pool.name: pool for pool in policy.pools}
-    placed = hostplan.allocate(
-        starts, plan=snapshot.hosts, vms=vms, pools=pools, jobs=jobs, max_vms=policy.max_vms
+    placed = hostplan.allocate_wanted(
+        wanted,
+        plan=snapshot.hosts,
+        vms=vms,
+        pools=pools,
+        jobs=jobs,
+        max_vms=policy.max_vms,
+        by_scope=not policy.org_scope,
     )
     return [*kept, *placed]
 
@@ -327,54 +336,13 @@ def _surplus(
                 yield act.StopVm(vm_id=vm.vm_id, reason=model.DeathReason.SCALED_DOWN)
 
 
-def _starts(
-    *,
-    wanted: dict[DemandKey, int],
-    oldest: dict[DemandKey, float],
-    unstamped: dict[DemandKey, list[int]],
-    pools: dict[str, model.Pool],
-    blocked: frozenset[str],
-    active_total: int,
-    active_per_pool: dict[str, int],
-    max_vms: int,
-    capped: bool = True,
-) -> Iterable[act.StartVm]:
-    """Hand out starts one at a time, round-robin, keys with the oldest queued job first."""
-    order = sorted(
-        (key for key, want in wanted.items() if want > 0 and key[0] not in blocked),
-        key=lambda key: (oldest.get(key, float("inf")), key),
-    )
-    remaining = {key: wanted[key] for key in order}
-    waiting_jobs = {key: list(unstamped.get(key, ())) for key in order}
-    per_pool = dict(active_per_pool)
-    budget = max_vms - active_total
-    while budget > 0 and remaining:
-        for key in list(remaining):
-            pool = pools[key[0]]
-            if budget <= 0:
-                break
-            if capped and per_pool.get(pool.name, 0) >= pool.max_vms:
-                del remaining[key]
-                continue
-            job_ids = waiting_jobs[key]
-            yield act.StartVm(
-                pool=pool.name,
-                scope=key[1],
-                reason="queued job" if key in oldest else "warm pool minimum",
-                job_id=job_ids.pop(0) if job_ids else None,
-            )
-            per_pool[pool.name] = per_pool.get(pool.name, 0) + 1
-            budget -= 1
-            remaining[key] -= 1
-            if remaining[key] <= 0:
-                del remaining[key]
-
-
 def _requested_stops(
     vms: Iterable[model.Vm], policy: model.Policy, *, skip: set[int]
 ) -> Iterable[act.StopVm]:
     """Operators' persisted stop requests. A busy VM is stopped only if the request forces it
     (the operator accepted that its job fails); a stopping one is hurried only if forced."""
+    if not policy.stop_requests:
+        return
     for vm in vms:
         force = policy.stop_requests.get(vm.vm_id)
         if force is None or vm.vm_id in skip:
