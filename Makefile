@@ -6,7 +6,7 @@ UV := $(shell bash scripts/ensure-uv.sh)
 PORT ?= 8000
 HAVE_CHROMIUM := $(shell test -x /usr/bin/chromium && echo yes)
 
-.PHONY: setup run web test lint typecheck pytest frontend-test e2e bench clean
+.PHONY: setup run web test lint typecheck pytest frontend-test e2e bench wheel clean
 
 setup: .venv/.synced
 
@@ -51,6 +51,9 @@ bench: setup
 	$(UV) run python bench/github_bench.py
 	$(UV) run python bench/load_bench.py
 	@if [ -f bench/fault_report.py ]; then $(UV) run python bench/fault_report.py; fi
+
+wheel: web  # dist/blacksmith_mini-*.whl with the dashboard and images/ (hatch_build.py)
+	$(UV) build --wheel
 
 clean:
 	rm -rf .venv .tools frontend/out frontend/node_modules .blacksmith

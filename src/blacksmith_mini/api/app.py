@@ -46,6 +46,7 @@ from blacksmith_mini.runtime import Runtime
 
 log = logging.getLogger(__name__)
 REPO_DASHBOARD = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "out"
+WHEEL_DASHBOARD = pathlib.Path(__file__).resolve().parents[1] / "_dashboard"  # hatch_build.py
 # Webhooks carry their own signature, agents their host token.
 PUBLIC_PATHS = ("/api/health", "/api/webhooks/", "/api/agent/")
 API_CATCH_ALL = "/api/{path:path}"
@@ -59,8 +60,12 @@ def operation_id(route: APIRoute) -> str:
 
 
 def dashboard_dir(settings: settings_mod.Settings) -> pathlib.Path | None:
-    candidate = settings.server.dashboard_dir or REPO_DASHBOARD
-    return candidate if (candidate / "index.html").is_file() else None
+    """The built dashboard: the configured one, else the checkout's, else the wheel's."""
+    if settings.server.dashboard_dir is not None:
+        candidates = [settings.server.dashboard_dir]
+    else:
+        candidates = [REPO_DASHBOARD, WHEEL_DASHBOARD]
+    return next((found for found in candidates if (found / "index.html").is_file()), None)
 
 
 def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:

@@ -29,7 +29,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO_IMAGES = Path(__file__).resolve().parents[4] / "images"
+CHECKOUT_IMAGES = Path(__file__).resolve().parents[4] / "images"
+WHEEL_IMAGES = Path(__file__).resolve().parents[2] / "_images"  # put there by hatch_build.py
+REPO_IMAGES = CHECKOUT_IMAGES if CHECKOUT_IMAGES.is_dir() else WHEEL_IMAGES
 FC_CONFIG_URL = (
     "https://raw.githubusercontent.com/firecracker-microvm/firecracker/v1.16.1/"
     "resources/guest_configs/microvm-kernel-ci-x86_64-6.1.config"
