@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from blacksmith_mini import config_reference as ref
 from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.agent.settings import AgentSettings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "docs" / "CONFIGURATION.md"
@@ -40,11 +41,13 @@ def leaf_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     return found
 
 
-def rows() -> dict[str, str]:
-    """The rendered table rows, by key."""
-    return {
-        line.split("`")[1]: line for line in ref.render().splitlines() if line.startswith("| `")
-    }
+def rows(*, agent: bool = False) -> dict[str, str]:
+    """The rendered table rows, by key: the control plane's, or (``agent``) the host agent's,
+    which come after the first "The host agent" heading."""
+    text = ref.render()
+    head, _, tail = text.partition("\n## The host agent")
+    part = tail if agent else head
+    return {line.split("`")[1]: line for line in part.splitlines() if line.startswith("| `")}
 
 
 def test_every_field_of_the_model_is_documented_once() -> None:
@@ -54,6 +57,17 @@ def test_every_field_of_the_model_is_documented_once() -> None:
     assert set(keys) == expected
     assert set(rows()) == expected
     assert len(expected) > 90  # the walk went down into every table
+
+
+def test_the_host_agents_settings_have_their_own_names_and_descriptions() -> None:
+    expected = leaf_keys(AgentSettings)
+    found = rows(agent=True)
+    assert set(found) == expected
+    assert "`BLACKSMITH_AGENT_FIRECRACKER__KERNEL_PATH`" in found["firecracker.kernel_path"]
+    assert "`BLACKSMITH_AGENT_TOKEN_FILE`" in found["token_file"]
+    undescribed = [key for key, row in found.items() if row.rstrip().endswith("| — |")]
+    assert undescribed == []
+    assert not any("database" in key or "github" in key for key in expected)
 
 
 def test_the_committed_reference_is_current() -> None:

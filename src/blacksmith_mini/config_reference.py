@@ -28,57 +28,15 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.agent import settings as agent_settings
+from blacksmith_mini.config_notes import NOTES
 
 DEFAULT_OUTPUT = pathlib.Path("docs/CONFIGURATION.md")
 ENV_PREFIX = "BLACKSMITH_"
+AGENT_PREFIX = "BLACKSMITH_AGENT_"
 TOP = ""  # the section of top-level keys
 UNSET, HIDDEN = "unset", "(secret, not shown)"
 REGENERATE = "uv run python -m blacksmith_mini.config_reference"
-
-# For fields whose model has no description (tests fail on a note that shadows one or names no
-# field; better still, move them into the model's Field(description=...)).
-NOTES: dict[str, str] = {
-    "data_dir": "State: SQLite database, VM directories (vms/), simulator state.",
-    "database_url": "Unset: SQLite in data_dir; `postgresql://user:pass@host/db` for PostgreSQL.",
-    "simulate": "Use the built-in simulated GitHub (`blacksmith-mini up --simulate`).",
-    "log_format": "console for people, json (one object a line) for machines.",
-    "log_level": "Python logging level: debug, info, warning, error.",
-    "server.host": "Bind address; anything but loopback needs server.api_token.",
-    "server.port": "Port of the API and the dashboard.",
-    "server.cors_origins": "Origins allowed by CORS (the dashboard's dev server).",
-    "server.dashboard_dir": "The exported dashboard (index.html); unset: frontend/out.",
-    "server.drain_seconds": "With on_shutdown = drain: seconds busy VMs get to finish.",
-    "github.token": "Personal access token: repo scope (classic) or Administration: write.",
-    "github.private_key_file": "The GitHub App's private key (.pem).",
-    "github.owner": "Owner of repositories given by bare name.",
-    "github.repositories": "Repositories to serve: owner/name, or bare names with github.owner.",
-    "github.api_url": "GitHub's REST API base URL.",
-    "github.runner_group_id": "Runner group id when github.runner_group is unset (1: Default).",
-    "github.runner_prefix": "Runner names: <prefix>-<installation id>-...; only ours are removed.",
-    "github.webhook_secret": "Secret of the workflow_job webhook; unset: the endpoint answers 404.",
-    "github.request_timeout": "Seconds for each GitHub request.",
-    "vm.max_vms": "Most VMs alive at once, over all pools.",
-    "vm.timeouts.pending": "Seconds a VM may stay pending (requested, not started yet).",
-    "vm.timeouts.boot": "Seconds a VM may take to boot and bring its runner online.",
-    "vm.timeouts.idle": "Seconds an idle VM waits for a job before it is stopped.",
-    "vm.timeouts.max_lifetime": "Idle VMs older than this stop; busy ones are only shown overdue.",
-    "vm.timeouts.stopping": "Seconds a VM may take to stop.",
-    "vm.console_max_bytes": "Bound of each local VM's console log.",
-    "vm.ssh_key_path": "SSH key whose public half (this path, or path.pub) goes to every VM.",
-    "pools[].name": "Lower-case letters, digits, - or _ (at most 31); unique.",
-    "pools[].labels": "runs-on labels the pool serves (self-hosted is always added).",
-    "pools[].memory_mib": "Guest memory of each VM, MiB.",
-    "pools[].min_idle": "Idle VMs kept warm.",
-    "pools[].max_vms": "Most VMs of this pool alive at once.",
-    "simulator.failure_ratio": "Share of generated jobs that fail.",
-    "simulator.min_duration": "Shortest generated job, seconds.",
-    "simulator.max_duration": "Longest generated job, seconds.",
-    "simulator.seed": "Random seed of the workload and webhooks (unset: random).",
-    "simulator.repositories": "Repositories of the simulated GitHub (owner/name).",
-    "simulator.webhook_drop_ratio": "Share of webhook deliveries dropped.",
-    "simulator.webhook_duplicate_ratio": "Share of webhook deliveries sent twice.",
-    "simulator.token_ttl_seconds": "Life of the simulated App's installation tokens.",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,8 +173,8 @@ def legacy_names() -> dict[str, str]:
     return mapping
 
 
-def _env_name(path: Sequence[str]) -> str:
-    return ENV_PREFIX + "__".join(part.upper() for part in path)
+def _env_name(path: Sequence[str], prefix: str = ENV_PREFIX) -> str:
+    return prefix + "__".join(part.upper() for part in path)
 
 
 def walk(
@@ -226,6 +184,8 @@ def walk(
     in_list: bool = False,
     legacy: Mapping[str, str] | None = None,
     notes: dict[str, str] | None = None,
+    prefix: str = ENV_PREFIX,
+    described: Mapping[str, str] = NOTES,
 ) -> list[Entry]:
     """Every leaf field of ``model``, depth first, in declaration order; each list of tables
     leaves its note (how to write it, its default) in ``notes`` under its section."""
@@ -240,12 +200,23 @@ def walk(
             if items is not None:
                 notes[".".join(section)] = _list_note(".".join(here), field)
             assert inner is not None
-            more = walk(inner, section, in_list=in_list or bool(items), legacy=legacy, notes=notes)
+            listed = in_list or bool(items)
+            more = walk(
+                inner,
+                section,
+                in_list=listed,
+                legacy=legacy,
+                notes=notes,
+                prefix=prefix,
+                described=described,
+            )
             entries.extend(more)
             continue
         key = ".".join(here)
-        env = (() if in_list else (_env_name(here),)) + ((legacy[key],) if key in legacy else ())
-        description = field.description or NOTES.get(key, "")
+        env = (() if in_list else (_env_name(here, prefix),)) + (
+            (legacy[key],) if key in legacy else ()
+        )
+        description = field.description or described.get(key, "")
         twin = name.removesuffix("_file")
         if not description and twin != name and twin in model.model_fields:
             description = f"File holding `{'.'.join((*path, twin))}` (read at start-up)."
@@ -280,21 +251,30 @@ def _list_note(table: str, field: FieldInfo) -> str:
     )
 
 
-def sections(model: type[BaseModel] = settings_mod.Settings) -> list[Section]:
-    """The model's keys grouped by TOML table, in declaration order."""
+def sections(
+    model: type[BaseModel] = settings_mod.Settings, *, agent: bool = False
+) -> list[Section]:
+    """The model's keys grouped by TOML table, in declaration order (``agent``: the host
+    agent's settings, their own file and ``BLACKSMITH_AGENT_`` names)."""
     notes: dict[str, str] = {}
     found: dict[str, Section] = {}
-    for entry in walk(model, notes=notes):
+    entries = (
+        walk(model, notes=notes, legacy={}, prefix=AGENT_PREFIX)
+        if agent
+        else walk(model, notes=notes)
+    )
+    for entry in entries:
         section = entry.section
         found.setdefault(section, Section(path=section, note=notes.get(section, "")))
         found[section].entries.append(entry)
     return list(found.values())
 
 
-def _heading(path: str) -> str:
+def _heading(path: str, *, agent: bool = False) -> str:
     if path == TOP:
-        return "Top level"
-    return f"`[[{path[:-2]}]]`" if path.endswith("[]") else f"`[{path}]`"
+        return "The host agent: top level" if agent else "Top level"
+    found = f"`[[{path[:-2]}]]`" if path.endswith("[]") else f"`[{path}]`"
+    return f"The host agent: {found}" if agent else found
 
 
 def _anchor(heading: str) -> str:
@@ -337,18 +317,25 @@ e.g. [config/blacksmith.example.toml](../config/blacksmith.example.toml)), the s
   stored; each can also be read from a file (`*_file`), which keeps it out of the environment.
 - Bounds are checked at load time, and so are a few rules of their own (pool names, `vcpus` at
   most 32, `reboot=k` in `boot_args`, ...); the error says how to fix the value.
+- **The host agent** (`blacksmith-mini agent`, many hosts) has settings of its own, at the end:
+  its own TOML file (`--config`), `BLACKSMITH_AGENT_*` variables and flags; no database URL
+  and no GitHub credential among them.
 """
 
 
 def render(model: type[BaseModel] = settings_mod.Settings) -> str:
-    """The whole reference as Markdown."""
-    found = sections(model)
+    """The whole reference as Markdown: the control plane's settings, then the agent's
+    (``blacksmith-mini agent --config agent.toml``) when ``model`` is the real one."""
+    parts = [(section, False) for section in sections(model)]
+    if model is settings_mod.Settings:
+        agent = sections(agent_settings.AgentSettings, agent=True)
+        parts += [(section, True) for section in agent]
     lines = [HEADER]
-    for section in found:
-        heading = _heading(section.path)
+    for section, of_agent in parts:
+        heading = _heading(section.path, agent=of_agent)
         lines.append(f"- [{heading}](#{_anchor(heading)})")
-    for section in found:
-        lines += ["", f"## {_heading(section.path)}", ""]
+    for section, of_agent in parts:
+        lines += ["", f"## {_heading(section.path, agent=of_agent)}", ""]
         if section.note:
             lines += [section.note, ""]
         lines += [

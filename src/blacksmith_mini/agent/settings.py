@@ -35,16 +35,26 @@ class AgentSettings(BaseSettings):
     )
     token: SecretStr | None = Field(default=None, description="This host's token (bmh_...).")
     token_file: pathlib.Path | None = Field(default=None, description="A file holding it.")
-    data_dir: pathlib.Path = pathlib.Path(".blacksmith-agent")
-    driver: Literal["local", "firecracker"] = "local"
-    runner_command: list[str] = Field(default_factory=list)
+    data_dir: pathlib.Path = Field(
+        default=pathlib.Path(".blacksmith-agent"),
+        description="State: the journal of commands done and the VMs' directories.",
+    )
+    driver: Literal["local", "firecracker"] = Field(
+        default="local", description="How VMs run: Firecracker microVMs, or local processes."
+    )
+    runner_command: list[str] = Field(
+        default_factory=list,
+        description="The local driver's runner command; `{jitconfig}` becomes the JIT config.",
+    )
     simulated_runners: bool = Field(
         default=False, description="Run the simulator's runner (with a simulated GitHub)."
     )
     vcpus: int | None = Field(default=None, ge=1, description="Offered vCPUs (default: all).")
     memory_mib: int | None = Field(default=None, ge=128, description="Offered memory, MiB.")
     disk_mib: int | None = Field(default=None, ge=0, description="Offered disk, MiB.")
-    console_max_bytes: int = Field(default=256 * 1024, ge=4096)
+    console_max_bytes: int = Field(
+        default=256 * 1024, ge=4096, description="Bound of each local VM's console log."
+    )
     firecracker: fc_config.FirecrackerSettings = Field(
         default_factory=fc_config.FirecrackerSettings
     )

@@ -1,0 +1,48 @@
+"""Descriptions for settings whose model field has none, used by ``config_reference``."""
+
+from __future__ import annotations
+
+# For fields whose model has no description (tests fail on a note that shadows one or names no
+# field; better still, move them into the model's Field(description=...)).
+NOTES: dict[str, str] = {
+    "data_dir": "State: SQLite database, VM directories (vms/), simulator state.",
+    "database_url": "Unset: SQLite in data_dir; `postgresql://user:pass@host/db` for PostgreSQL.",
+    "simulate": "Use the built-in simulated GitHub (`blacksmith-mini up --simulate`).",
+    "log_format": "console for people, json (one object a line) for machines.",
+    "log_level": "Python logging level: debug, info, warning, error.",
+    "server.host": "Bind address; anything but loopback needs server.api_token.",
+    "server.port": "Port of the API and the dashboard.",
+    "server.cors_origins": "Origins allowed by CORS (the dashboard's dev server).",
+    "server.dashboard_dir": "The exported dashboard (index.html); unset: frontend/out.",
+    "server.drain_seconds": "With on_shutdown = drain: seconds busy VMs get to finish.",
+    "github.token": "Personal access token: repo scope (classic) or Administration: write.",
+    "github.private_key_file": "The GitHub App's private key (.pem).",
+    "github.owner": "Owner of repositories given by bare name.",
+    "github.repositories": "Repositories to serve: owner/name, or bare names with github.owner.",
+    "github.api_url": "GitHub's REST API base URL.",
+    "github.runner_group_id": "Runner group id when github.runner_group is unset (1: Default).",
+    "github.runner_prefix": "Runner names: <prefix>-<installation id>-...; only ours are removed.",
+    "github.webhook_secret": "Secret of the workflow_job webhook; unset: the endpoint answers 404.",
+    "github.request_timeout": "Seconds for each GitHub request.",
+    "vm.max_vms": "Most VMs alive at once, over all pools.",
+    "vm.timeouts.pending": "Seconds a VM may stay pending (requested, not started yet).",
+    "vm.timeouts.boot": "Seconds a VM may take to boot and bring its runner online.",
+    "vm.timeouts.idle": "Seconds an idle VM waits for a job before it is stopped.",
+    "vm.timeouts.max_lifetime": "Idle VMs older than this stop; busy ones are only shown overdue.",
+    "vm.timeouts.stopping": "Seconds a VM may take to stop.",
+    "vm.console_max_bytes": "Bound of each local VM's console log.",
+    "vm.ssh_key_path": "SSH key whose public half (this path, or path.pub) goes to every VM.",
+    "pools[].name": "Lower-case letters, digits, - or _ (at most 31); unique.",
+    "pools[].labels": "runs-on labels the pool serves (self-hosted is always added).",
+    "pools[].memory_mib": "Guest memory of each VM, MiB.",
+    "pools[].min_idle": "Idle VMs kept warm.",
+    "pools[].max_vms": "Most VMs of this pool alive at once.",
+    "simulator.failure_ratio": "Share of generated jobs that fail.",
+    "simulator.min_duration": "Shortest generated job, seconds.",
+    "simulator.max_duration": "Longest generated job, seconds.",
+    "simulator.seed": "Random seed of the workload and webhooks (unset: random).",
+    "simulator.repositories": "Repositories of the simulated GitHub (owner/name).",
+    "simulator.webhook_drop_ratio": "Share of webhook deliveries dropped.",
+    "simulator.webhook_duplicate_ratio": "Share of webhook deliveries sent twice.",
+    "simulator.token_ttl_seconds": "Life of the simulated App's installation tokens.",
+}
