@@ -7,7 +7,16 @@ into ``tests/cache_node`` happens on first use). Prints figures; asserts nothing
 For each workload it prints MB/s of the payload for ``saveCache`` (tar + zstd + upload +
 finalize, as a job sees it) and ``restoreCache`` (lookup + download + untar); and for the
 large file, the transfer alone (no tar: the client's own libraries and options, see
-``tests/cache_node/harness.mjs`` ``upload-archive`` / ``download-archive``). Next to:
+``tests/cache_node/harness.mjs`` ``upload-archive`` / ``download-archive``). Rows that split
+the time between the service and the client (both share the machine's cores):
+
+- ``raw``: the same 1 GB with ``tests/cache/raw_client.py`` (the same v2 requests, bodies sent
+  with ``sendfile``, the download received into one buffer and discarded): the service's side
+  of the transfer with next to no client CPU;
+- ``tar+zstd alone`` / ``unzstd+untar alone`` (v2 only, the commands are the same for v1): the
+  client's own archive commands on the same tree, no service (``tests/cache/archive_step.py``).
+
+Next to:
 
 - the disk's sequential write (1 MiB writes, then fsync) and read (after dropping that file's
   pages with ``posix_fadvise``), measured in the same run on the same filesystem: the physical
@@ -40,6 +49,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from cache import raw_client
+from cache.archive_step import archive_alone
 from cache.node_support import CacheProcess, Job, ensure_node_modules
 
 MB = 1_000_000
@@ -186,8 +197,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(service: CacheProcess, phase: Phase, run: Callable[[], float]) -> None:
-    """One run of ``phase``: dirty pages flushed and the cache's pages dropped first."""
+def timed(
+    service: CacheProcess, phase: Phase, run: Callable[[], float], *, in_process: bool = False
+) -> None:
+    """One run of ``phase``: dirty pages flushed and the cache's pages dropped first.
+
+    ``in_process``: the client is this process (the raw rows), so its own CPU is counted.
+    """
     os.sync()
     drop_entries(service)
     pid = service.process.pid
@@ -198,7 +214,10 @@ def timed(service: CacheProcess, phase: Phase, run: Callable[[], float]) -> None
     phase.rss_growth_kb.append(max(0, sampler.peak_kb - before))
     phase.service_cpu.append(cpu_seconds(pid) - service_before)
     client = after.children_user + after.children_system
-    phase.client_cpu.append(client - children.children_user - children.children_system)
+    client -= children.children_user + children.children_system
+    if in_process:
+        client += after.user + after.system - children.user - children.system
+    phase.client_cpu.append(client)
 
 
 def transfer(service: CacheProcess, job: Job, size: int, repeat: int) -> list[Phase]:
@@ -228,8 +247,25 @@ def transfer(service: CacheProcess, job: Job, size: int, repeat: int) -> list[Ph
         if out.stat().st_size != size:
             raise SystemExit(f"downloaded {out.stat().st_size} bytes, not {size}")
         out.unlink()
+    raw_up = Phase("upload (raw: sendfile)", "v2", size)
+    raw_down = Phase("download (raw: discarded)", "v2", size)
+    raw_keys = [f"bench-raw-{n}-{time.time_ns()}" for n in range(repeat)]
+
+    def put(key: str) -> float:
+        return raw_client.upload(service.url, job.token, key=key, path=Path(archive))
+
+    def get() -> float:
+        seconds, received = raw_client.download(service.url, job.token, key=raw_keys[-1])
+        if received != size:
+            raise SystemExit(f"downloaded {received} bytes, not {size}")
+        return seconds
+
+    for key in raw_keys:
+        timed(service, raw_up, lambda k=key: put(k), in_process=True)
+    for _ in raw_keys:
+        timed(service, raw_down, get, in_process=True)
     shutil.rmtree(place)
-    return [upload, download]
+    return [upload, download, raw_up, raw_down]
 
 
 def through_client(
@@ -250,16 +286,22 @@ def through_client(
             save,
             lambda k=key: harness(job, place, "save", "--key", k, "--path", "data")[0],
         )
-    for _ in keys:
+    for run in range(len(keys)):
         target = job.workspace()
         timed(
             service,
             restore,
             lambda t=target: harness(job, t, "restore", "--key", keys[-1], "--path", "data")[0],
         )
-        shutil.rmtree(target)
+        if run + 1 < len(keys):  # the last restored tree stays for the unpacking alone
+            shutil.rmtree(target)
+    alone = [Phase(f"{name}: tar+zstd alone", "-", payload)]
+    alone.append(Phase(f"{name}: unzstd+untar alone", "-", payload))
+    if job.protocol == "v2":  # the same commands for v1: measured once
+        archive_alone(place, target, pack=alone[0], unpack=alone[1], repeat=repeat)
+    shutil.rmtree(target)
     shutil.rmtree(place)
-    return [save, restore]
+    return [save, restore, *(alone if job.protocol == "v2" else [])]
 
 
 def report(phases: list[Phase], disk: tuple[float, float]) -> None:

@@ -222,7 +222,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _serve(service: CacheService, row: Row, *, start: int, end: int) -> AsyncIterator[bytes]:
+async def _serve(
+    service: CacheService, row: Row, *, start: int, end: int
+) -> AsyncIterator[memoryview]:
     counters = service.metrics.of(row.repository)
     verify = service.config.verify_on_serve
     try:

@@ -1,24 +1,23 @@
 """Streaming bytes between HTTP bodies and part files, hashing as they pass (SHA-256).
 
 Nothing holds a whole entry, or even a whole part, in memory: a body's chunks are batched by
-the MiB and a writer task hands each batch to a worker thread (``writev``, then hash: both
-release the GIL, and nothing is copied), with at most two batches queued, so a request costs
-about 3 MiB however large it is. A part is written to ``<name>.<random>.tmp``, fsynced, and
-only renamed to ``<name>`` once every declared byte arrived; an interrupted body leaves
-nothing behind.
+the MiB and a writer task hands each batch to a worker thread (``diskio.Sink``: hash, then
+``O_DIRECT`` writes through a 1 MiB aligned buffer; both release the GIL), with at most two
+batches queued, so a request costs about 4 MiB however large it is. A part is written to
+``<name>.<random>.tmp``, fsynced, and only renamed to ``<name>`` once every declared byte
+arrived; an interrupted body leaves nothing behind.
 
-Reads go the other way in 4 MiB ``pread``s from a worker thread, the next one under way while
-the current one is sent (two blocks per response at most). A read that covers a whole part
-verifies the part's SHA-256 as it goes and raises ``CorruptPart`` at the end on a
-mismatch (the HTTP layer then breaks the response off, so the client sees a short body and
-never a complete corrupt one).
+Reads go the other way in 4 MiB blocks read (``diskio.read_block``) in a worker thread, the
+next one under way while the current one is sent (a few blocks per response at most). A read
+that covers a whole part verifies the part's SHA-256 as it goes and raises ``CorruptPart`` at
+the end on a mismatch (the HTTP layer then breaks the response off, so the client sees a short
+body and never a complete corrupt one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import os
 import uuid
@@ -28,6 +27,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from blacksmith_mini.cache.diskio import Sink, read_block
 from blacksmith_mini.cache.index import Part
 
 BLOCK = 1 << 20
@@ -78,55 +78,7 @@ class CorruptPart(Exception):
         self.name = name
 
 
-def _writeback_starter() -> Callable[[int, int, int], None]:
-    """Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: start writing a range out, no wait.
-
-    Without it every byte of a part stays dirty until the part's final fsync, so the disk
-    idles while the body arrives and then the client waits for all of it at once.
-    """
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
-        return lambda fd, offset, length: None
-    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-
-    def start(fd: int, offset: int, length: int) -> None:
-        function(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; fsync still makes it durable
-
-    return start
-
-
-_start_writeback = _writeback_starter()
-WRITEBACK_EVERY = 8 << 20
-
-
-class _Sink:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.digest = hashlib.sha256()
-        self.error: OSError | None = None
-        self.written = 0
-        self.flushed = 0
-
-    def write(self, chunks: list[bytes]) -> None:
-        """Writes the chunks as they came (``writev``: no copy into a block), then hashes."""
-        views = [memoryview(chunk) for chunk in chunks]
-        while views:
-            written = os.writev(self.fd, views)
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if views and written:
-                views[0] = views[0][written:]
-        for chunk in chunks:
-            self.digest.update(chunk)
-            self.written += len(chunk)
-        if self.written - self.flushed >= WRITEBACK_EVERY:
-            _start_writeback(self.fd, self.flushed, self.written - self.flushed)
-            self.flushed = self.written
-
-
-async def _drain(receive: anyio.abc.ObjectReceiveStream[list[bytes]], sink: _Sink) -> None:
+async def _drain(receive: anyio.abc.ObjectReceiveStream[list[bytes]], sink: Sink) -> None:
     async with receive:
         async for block in receive:
             if sink.error is None:
@@ -146,8 +98,7 @@ async def receive(
 ) -> Part:
     """Streams ``chunks`` into the part file ``path``; its size and SHA-256 on success."""
     temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")  # a retry never shares it
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    sink = _Sink(fd)
+    sink = Sink(temporary)
     size = 0
     failure: Exception | None = None
     try:
@@ -181,36 +132,29 @@ async def receive(
             raise sink.error
         if expected is not None and size != expected:
             raise Incomplete(f"body ended after {size} of {expected} bytes")
-        await anyio.to_thread.run_sync(os.fsync, fd)
+        await anyio.to_thread.run_sync(sink.finish)
     except BaseException:
-        os.close(fd)
+        sink.close()
         temporary.unlink(missing_ok=True)
         raise
-    os.close(fd)
+    sink.close()
     os.replace(temporary, path)
     if progress is not None:
         progress(size)
     return Part(name=path.name, size=size, sha256=sink.digest.hexdigest())
 
 
-def _pread(fd: int, length: int, offset: int, digest: hashlib._Hash | None) -> bytes:
-    block = os.pread(fd, length, offset)
-    if digest is not None:
-        digest.update(block)
-    return block
-
-
 def _read_ahead(
     loop: asyncio.AbstractEventLoop, fd: int, position: int, high: int, digest: hashlib._Hash | None
-) -> asyncio.Future[bytes]:
+) -> asyncio.Future[memoryview]:
     """Starts reading the block at ``position`` (up to ``high``) in the loop's thread pool."""
     length = min(READ_BLOCK, high - position + 1)
-    return loop.run_in_executor(None, _pread, fd, length, position, digest)
+    return loop.run_in_executor(None, read_block, fd, position, length, digest)
 
 
 async def read(
     directory: Path, layout: Sequence[Part], *, start: int, end: int, verify: bool = True
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[memoryview]:
     """Yields bytes ``start..end`` (inclusive) of the entry made of ``layout`` in ``directory``.
 
     The next block is read (and hashed) in a worker thread while the current one is being
@@ -224,7 +168,7 @@ async def read(
         if part_end < start or part_start > end or part.size == 0:
             continue
         fd = os.open(directory / part.name, os.O_RDONLY)
-        ahead: asyncio.Future[bytes] | None = None
+        ahead: asyncio.Future[memoryview] | None = None
         try:
             if os.fstat(fd).st_size != part.size:
                 raise CorruptPart(part.name)

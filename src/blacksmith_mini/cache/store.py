@@ -345,7 +345,7 @@ class CacheStore:
 
     async def stream(
         self, row: Row, *, start: int, end: int, verify: bool = True
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[memoryview]:
         """Bytes ``start..end`` of a committed entry; a corrupt part removes the entry."""
         try:
             async for block in parts.read(
