@@ -95,7 +95,7 @@ def _collection(old: list[Any], new: list[Any], *, key: str) -> JsonObject | Non
         before = old_by_key.get(identity)
         if before is None:
             upsert.append(item)
-        elif before != item:
+        elif before is not item and before != item:  # renders share unchanged entities
             if before.keys() != item.keys():
                 return None  # a patch cannot remove a member
             patch = {key: identity}
@@ -120,11 +120,9 @@ def _by_key(items: list[Any], key: str) -> dict[Any, JsonObject] | None:
     """The items by their key, in order; None unless each is an object with a distinct key."""
     found: dict[Any, JsonObject] = {}
     for item in items:
-        if not isinstance(item, dict) or key not in item:
-            return None
-        identity = item[key]
-        if not isinstance(identity, str | int) or isinstance(identity, bool) or identity in found:
-            return None
+        identity = item.get(key) if type(item) is dict else None
+        if (type(identity) is not int and type(identity) is not str) or identity in found:
+            return None  # JSON values: plain types only (so no bool either)
         found[identity] = item
     return found
 

@@ -84,9 +84,14 @@ def _resume_from(*values: str | None) -> int | None:
 
 
 def _catch_up(publisher: StatusPublisher, frame: Frame, held: int | None) -> Iterator[bytes]:
-    """The events that take a client holding version ``held`` (None: nothing) to ``frame``."""
+    """The events that take a client holding version ``held`` (None: nothing) to ``frame``:
+    the deltas it misses, or the snapshot when they are more bytes. One delta goes as it is
+    (a delta is never much more than the status it leads to), so that the snapshot of a frame
+    that every client follows is never serialized."""
     missing = None if held is None else publisher.since(held)
-    if missing is not None and sum(len(d.data) for d in missing) < len(frame.snapshot):
+    if missing is not None and (
+        len(missing) == 1 or sum(len(d.data) for d in missing) < len(frame.snapshot)
+    ):
         for delta in missing:
             yield delta.event
     else:
