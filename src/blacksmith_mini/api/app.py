@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hmac
 import logging
 import pathlib
 import re
@@ -28,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api import limits
+from blacksmith_mini.api import access, limits
 from blacksmith_mini.api.routes import (
     agent,
     events,
@@ -47,8 +46,7 @@ from blacksmith_mini.runtime import Runtime
 log = logging.getLogger(__name__)
 REPO_DASHBOARD = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "out"
 WHEEL_DASHBOARD = pathlib.Path(__file__).resolve().parents[1] / "_dashboard"  # hatch_build.py
-# Webhooks carry their own signature, agents their host token.
-PUBLIC_PATHS = ("/api/health", "/api/webhooks/", "/api/agent/")
+PUBLIC_PATHS = access.PUBLIC_PATHS
 API_CATCH_ALL = "/api/{path:path}"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words for a non-JSON body
@@ -102,7 +100,8 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["authorization", "content-type", "last-event-id", "x-blacksmith-actor"],
     )
-    _add_access_control(app, settings)
+    read, admin = settings.server.resolved_api_token(), settings.server.resolved_admin_token()
+    app.add_middleware(access.AccessControl, read=read, admin=admin)
     app.add_middleware(limits.BodyLimit)  # outermost: counts the bytes as they arrive
     routers = (
         status.router,
@@ -214,55 +213,3 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         }
         return JSONResponse({"detail": [error]}, status_code=422)
     return await http_exception_handler(request, exc)
-
-
-ACTOR_HEADER = "x-blacksmith-actor"
-
-
-def _add_access_control(app: FastAPI, settings: settings_mod.Settings) -> None:
-    """Who may do what under /api.
-
-    - No token configured (the loopback default): everything, as the local operator.
-    - ``server.api_token``: reading (GET) needs it or the admin token.
-    - ``server.admin_token``: changing anything (POST/PATCH/...: operator actions, the
-      simulator's job control) needs it; with only a read token, changes are refused.
-    Webhooks and health are public (webhooks carry their own signature). Tokens come as
-    ``Authorization: Bearer ...`` or, for EventSource, ``?access_token=``.
-    """
-    read = settings.server.resolved_api_token()
-    admin = settings.server.resolved_admin_token()
-
-    @app.middleware("http")
-    async def access(request: Request, call_next: object) -> Response:
-        path = request.url.path
-        guarded = path.startswith(("/api/", "/_sim/faults")) or path == "/metrics"
-        if request.method == "OPTIONS" or not guarded or path.startswith(PUBLIC_PATHS):
-            return await call_next(request)  # type: ignore[operator,no-any-return]
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.query_params.get("access_token", "")
-        is_admin = admin is not None and hmac.compare_digest(given, admin)
-        is_reader = is_admin or (read is not None and hmac.compare_digest(given, read))
-        writing = request.method not in ("GET", "HEAD")
-        if read is None and admin is None:
-            who = "local operator"
-        elif writing and admin is None:
-            return JSONResponse(
-                {
-                    "detail": "changes are disabled: set server.admin_token to allow operator "
-                    "actions"
-                },
-                status_code=403,
-            )
-        elif (writing and not is_admin) or not is_reader:
-            needed = "admin token" if writing else "API token"
-            return JSONResponse(
-                {"detail": f"missing or wrong {needed}: send 'Authorization: Bearer <token>'"},
-                status_code=401,
-                headers={"www-authenticate": "Bearer"},
-            )
-        else:
-            who = "admin token" if is_admin else "read token"
-        name = request.headers.get(ACTOR_HEADER, "").strip()[:64]
-        clean = "".join(ch for ch in name if ch.isprintable())
-        request.state.actor = f"{clean} ({who})" if clean else who
-        return await call_next(request)  # type: ignore[operator,no-any-return]
