@@ -6,29 +6,25 @@ Runs once per boot (systemd unit ``blacksmith-agent.service``):
 1. reads its boot data from MMDS V2 (``PUT /latest/api/token``, then ``GET
    /latest/meta-data/blacksmith`` with ``X-metadata-token``), with retries;
 2. gives this VM its own identity, as root, before anything else runs: ``/etc/resolv.conf``
-   from the boot data's ``dns_servers`` (the kernel's ``ip=`` only fills ``/proc/net/pnp``), the
-   ``hostname`` (``/etc/hostname``, ``/etc/hosts``, and the kernel's via sethostname), fresh SSH
-   host keys (old ones deleted, ``ssh-keygen -A``) and a fresh ``/etc/machine-id``: the image
-   ships none of these, so no two VMs share them;
-   then installs the SSH public keys (if any) for the runner user;
+   from the boot data's ``dns_servers``, the ``hostname`` (``/etc/hostname``, ``/etc/hosts``,
+   the kernel's), fresh SSH host keys and a fresh ``/etc/machine-id`` (the image ships none of
+   these, so no two VMs share them); then the runner user's SSH public keys, if any;
 3. prints ``blacksmith-agent: boot-data-read`` on the console: the driver's acknowledgement
    signal, upon which it removes the JIT config from MMDS; the agent waits (up to
    ``--wipe-wait`` seconds) until it is gone, so no job step can read it;
-4. runs ``<runner_dir>/run.sh --jitconfig <cfg>`` as the runner user, with the user's
-   supplementary groups (``docker``: ``/run/docker.sock`` is root:docker 0660) and with
-   self-update disabled (see :func:`disable_self_update`); the runner's own lines
-   ("Listening for Jobs", "Running job: ...", "Job ... completed with result: ...") go to the
-   console, which is how the control plane follows the job;
+4. starts the cache proxy (:func:`start_cache_proxy`) and runs ``<runner_dir>/run.sh
+   --jitconfig <cfg>`` as the runner user, with the user's supplementary groups (``docker``)
+   and self-update disabled (:func:`disable_self_update`); the runner's own lines ("Listening
+   for Jobs", "Running job: ...", "Job ... completed with result: ...") go to the console,
+   which is how the control plane follows the job;
 5. when the runner exits, optionally keeps the VM for ``keep_on_failure_seconds`` if the job
    failed, then reboots (with ``reboot=k`` on the kernel command line, Firecracker then exits).
 
 It never prints the JIT config or anything else from MMDS besides names. Environment variables
-(``BLACKSMITH_MMDS_ADDRESS``, ``BLACKSMITH_RUNNER_DIR``, ``BLACKSMITH_RUNNER_USER``,
-``BLACKSMITH_SSH_DIR``, ``BLACKSMITH_REBOOT_COMMAND``, ``BLACKSMITH_ROOT``) override the
-defaults, which is how the fake Firecracker and the tests run this very script. ``--root``
-(``BLACKSMITH_ROOT``) prefixes every identity file (``etc/resolv.conf``, ``etc/hostname``,
-``etc/hosts``, ``etc/machine-id``, ``etc/ssh``); the kernel hostname is only set when it is
-``/``, so a test never renames its own machine.
+(``BLACKSMITH_MMDS_ADDRESS``, ``_RUNNER_DIR``, ``_RUNNER_USER``, ``_SSH_DIR``,
+``_REBOOT_COMMAND``, ``_ROOT``) override the defaults, which is how the fake Firecracker and the
+tests run this very script. ``--root`` prefixes every identity file; the kernel hostname is only
+set when it is ``/``, so a test never renames its own machine.
 """
 
 from __future__ import annotations
@@ -71,9 +67,7 @@ class Mmds:
     """Minimal MMDS V2 client: session token, JSON answers, one token refresh on 401."""
 
     def __init__(self, address: str, *, ttl: int = 300, timeout: float = 2.0) -> None:
-        self.base = f"http://{address}"
-        self.ttl = ttl
-        self.timeout = timeout
+        self.base, self.ttl, self.timeout = f"http://{address}", ttl, timeout
         self._token: str | None = None
 
     def _open(self, request: urllib.request.Request) -> bytes:
@@ -268,21 +262,27 @@ def set_identity(data: dict[str, Any], *, root: str) -> None:
 
 
 # Runner self-update, from actions/runner's source (v2.x, src/Runner.Listener):
-# - `--disableupdate` is a flag of `config.sh` only (CommandSettings.cs, validOptions[Configure]);
-#   `run` accepts only --once, --jitconfig and --startuptype, and Program.cs prints
-#   "Unrecognized command-line input arguments for command run" for anything else. So it is
-#   not passed to run.sh.
-# - A JIT runner gets its settings from the JIT config: Runner.cs writes each entry (.runner,
-#   .credentials, ...) into the runner directory, and the listener then sends
-#   `RunnerSettings.DisableUpdate` (ConfigurationStore.cs, the `.runner` file) with every
-#   GetMessage call (MessageListener.cs / BrokerMessageListener.cs `_settings.DisableUpdate`),
-#   which is how the service learns not to send an update message. So we set it in `.runner`.
-# - ACTIONS_RUNNER_INPUT_DISABLEUPDATE=true is the environment form of the flag
-#   (CommandSettings.cs: ACTIONS_RUNNER_INPUT_<name>, read by TestFlag); the runner reads it
-#   only for `config`, but sets it too, in case a later version honours it for `run`.
-# The image also pins the version (image build --runner-version), and `doctor` warns when GitHub
-# has a newer release. Whether GitHub still forces an update on a JIT runner: unconfirmed.
+# `--disableupdate` is a `config.sh` flag only (CommandSettings.cs; `run` refuses it). A JIT
+# runner writes the JIT config's entries (.runner, ...) into its directory, and the listener
+# sends `RunnerSettings.DisableUpdate` (ConfigurationStore.cs, `.runner`) with every
+# GetMessage (MessageListener.cs), which is how the service learns not to send an update: so
+# we set it in `.runner`. ACTIONS_RUNNER_INPUT_DISABLEUPDATE is the flag's environment form,
+# read only by `config`, set in case a later `run` honours it. The image pins the version and
+# `doctor` warns of a newer one. Whether GitHub still forces an update on JIT runners: unconfirmed.
 DISABLE_UPDATE_ENV = {"ACTIONS_RUNNER_INPUT_DISABLEUPDATE": "true"}
+CACHE_PROXY = "/usr/local/bin/blacksmith-cache-proxy"
+CACHE_PROXY_URL = "http://127.0.0.1:51123/"
+
+
+def start_cache_proxy(cache: dict[str, Any]) -> dict[str, str]:
+    """Start the cache proxy with the boot data's ``cache`` (on its stdin: the token is in no
+    file and no argv) and return the variables that point the runner's steps at it."""
+    if not os.path.exists(CACHE_PROXY):
+        return {}
+    argv = [sys.executable, CACHE_PROXY, "--config-stdin"]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True).stdin as given:
+        given.write(json.dumps(cache).encode())  # type: ignore[union-attr]
+    return {"ACTIONS_RESULTS_URL": CACHE_PROXY_URL, "ACTIONS_CACHE_URL": CACHE_PROXY_URL}
 
 
 def disable_self_update(jit_config: str) -> str:
@@ -301,11 +301,15 @@ def disable_self_update(jit_config: str) -> str:
 
 
 def run_runner(
-    *, runner_dir: str, jit_config: str, user: pwd.struct_passwd | None
+    *,
+    runner_dir: str,
+    jit_config: str,
+    user: pwd.struct_passwd | None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str | None]:
     """Run the runner, relaying its output to the console; return (exit code, job result)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLACKSMITH_")}
-    env.update(DISABLE_UPDATE_ENV)
+    env.update(DISABLE_UPDATE_ENV, **(extra_env or {}))
     as_user = user is not None and os.geteuid() == 0
     if user is not None:
         env.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
@@ -345,11 +349,7 @@ def main() -> int:
     parser.add_argument("--reboot-command", default=env("BLACKSMITH_REBOOT_COMMAND", "reboot"))
     parser.add_argument("--root", default=env("BLACKSMITH_ROOT", "/"))
     parser.add_argument("--wipe-wait", type=float, default=10.0)
-    parser.add_argument(
-        "--setup-route",
-        action="store_true",
-        help="add the host route to MMDS via eth0 (in the real guest)",
-    )
+    parser.add_argument("--setup-route", action="store_true", help="route MMDS via eth0 (real VM)")
     args = parser.parse_args()
 
     if args.setup_route and args.mmds_address == DEFAULT_MMDS:
@@ -372,8 +372,12 @@ def main() -> int:
     sys.stdout.flush()
     if not wait_for_wipe(mmds, seconds=args.wipe_wait):
         say("boot data still in MMDS after the ack; starting the runner anyway")
-    del data
-    code, result = run_runner(runner_dir=args.runner_dir, jit_config=jit_config, user=user)
+    cache: dict[str, Any] = data["cache"] if isinstance(data.get("cache"), dict) else {}
+    cache_env = start_cache_proxy(cache)
+    del data, cache
+    code, result = run_runner(
+        runner_dir=args.runner_dir, jit_config=jit_config, user=user, extra_env=cache_env
+    )
     say(f"runner exited with code {code}")
     if keep > 0 and (code != 0 or result not in (None, "Succeeded")):
         say(f"job failed: keeping the VM for {keep:.0f}s for `blacksmith-mini ssh`")

@@ -69,10 +69,18 @@ def ensure_node_modules() -> None:
 class CacheProcess:
     """The service on ``127.0.0.1:<free port>``, its directory and log under ``root``."""
 
-    def __init__(self, root: Path, *, repo_cap: int = 10 << 30, host_cap: int = 100 << 30) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        repo_cap: int = 10 << 30,
+        host_cap: int = 100 << 30,
+        secret: bytes = SECRET,
+        port: int = 0,
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        (root / "secret").write_bytes(SECRET)
+        (root / "secret").write_bytes(secret)
         (root / "admin").write_text(ADMIN)
         self.log_path = root / "service.log"
         self._log = self.log_path.open("w")
@@ -81,7 +89,7 @@ class CacheProcess:
             "-m",
             "blacksmith_mini.cache.serve",
             "--port",
-            "0",
+            str(port),
             "--dir",
             str(root / "cache"),
             "--secret-file",

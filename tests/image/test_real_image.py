@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from blacksmith_mini.vm.firecracker import image, mmds
+from blacksmith_mini.vm.firecracker import image, image_runner, mmds, runner_patch
 from image.guest_support import RUNNER_LINES, jit_config, stand_in_run_sh
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 INPUTS = (
     REPO / "src/blacksmith_mini/vm/firecracker/image.py",
+    REPO / "src/blacksmith_mini/vm/firecracker/image_runner.py",
+    REPO / "src/blacksmith_mini/vm/firecracker/runner_patch.py",
     REPO / "images/guest/blacksmith-agent.py",
     REPO / "images/guest/blacksmith-agent.service",
+    REPO / "images/guest/blacksmith-cache-proxy.py",
+)
+# A stand-in Runner.Worker.dll: the two literals the cache redirect renames, as the assembly's
+# user-string heap holds them, among other bytes.
+WORKER_DLL = (
+    b"MZ\x90\x00"
+    + b"\x01" * 64
+    + b"".join(runner_patch.user_string(name) + b"\x02" * 16 for name in runner_patch.RENAMES)
 )
 
 
@@ -92,6 +102,9 @@ def built() -> Path:
         script = stand_in_run_sh().encode()
         info.size, info.mode = len(script), 0o755
         tar.addfile(info, io.BytesIO(script))
+        dll = tarfile.TarInfo("./bin/Runner.Worker.dll")
+        dll.size, dll.mode = len(WORKER_DLL), 0o644
+        tar.addfile(dll, io.BytesIO(WORKER_DLL))
     (CACHE / "debs").mkdir(exist_ok=True)
     cli = Path(sys.executable).parent / "blacksmith-mini"
     argv = [str(cli), "image", "build", "--runner-version", RUNNER_VERSION]
@@ -120,7 +133,8 @@ def test_the_image_carries_no_build_host_identity(built: Path) -> None:
         rootfs, "ls /etc/ssh"
     )
     assert re.search(r"Size:\s+0\b", debugfs(rootfs, "stat /etc/machine-id"))
-    assert debugfs(rootfs, f"cat /{image.RUNNER_VERSION_FILE}").startswith(RUNNER_VERSION + "\n")
+    version = debugfs(rootfs, f"cat /{image_runner.RUNNER_VERSION_FILE}")
+    assert version.startswith(RUNNER_VERSION + "\n")
     assert "runner:x:1001:" in debugfs(rootfs, "cat /etc/passwd")
     assert re.search(r"^docker:x:121:runner$", debugfs(rootfs, "cat /etc/group"), re.M)
     assert "blacksmith-agent.service" in debugfs(
@@ -128,6 +142,11 @@ def test_the_image_carries_no_build_host_identity(built: Path) -> None:
     )
     manifest = json.loads(image.manifest_path(rootfs).read_text())
     assert manifest["runner_version"] == RUNNER_VERSION and manifest["suite"] == SUITE
+    tree = built / "build" / "rootfs"  # --keep-tree
+    assert (tree / "opt/runner/bin/Runner.Worker.dll").read_bytes() == runner_patch.patch(
+        WORKER_DLL
+    )
+    assert os.access(tree / image_runner.CACHE_PROXY, os.X_OK)
     assert manifest["packages"] == list(PACKAGES)
 
 
@@ -215,7 +234,9 @@ def test_two_guests_boot_with_their_own_identity(guests: list[tuple[Path, str]])
         assert (runner / "hostname").read_text().strip() == name  # the kernel's (UTS) name
         assert int((runner / "id").read_text()) == 1001
         assert 121 in {int(g) for g in (runner / "groups").read_text().split()}  # docker
-        assert "ACTIONS_RUNNER_INPUT_DISABLEUPDATE=true" in (runner / "env").read_text()
+        runner_env = (runner / "env").read_text()
+        assert "ACTIONS_RUNNER_INPUT_DISABLEUPDATE=true" in runner_env
+        assert "ACTIONS_RESULTS_URL=http://127.0.0.1:51123/" in runner_env  # the cache proxy
         keys = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtestkey test@blacksmith"
         assert keys in (upper / "home/runner/.ssh/authorized_keys").read_text()
         machine_id = (upper / "etc/machine-id").read_text().strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blacksmith_mini.vm.firecracker import doctor, image, ssh
+from blacksmith_mini.vm.firecracker import doctor, image, image_runner, ssh
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_firecracker.py"
@@ -66,7 +66,7 @@ def test_image_plan_is_argument_lists_in_order(tmp_path: Path) -> None:
         assert step.argv[0] not in ("sh", "bash", "/bin/sh")
         assert step.argv[0] != "mount" or step.argv[-1].endswith("/proc")  # no loop mount
     argv = {s.what: s.argv for s in steps}
-    assert image.runner_url("2.335.1") in argv["runner tarball"]
+    assert image_runner.runner_url("2.335.1") in argv["runner tarball"]
     assert argv["build vmlinux"] == ("make", "-j4", "vmlinux")
     assert "blacksmith-guest.config" in argv["merge our config fragment"][-1]
     assert (

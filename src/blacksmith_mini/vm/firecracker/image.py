@@ -22,12 +22,14 @@ Point ``kernel_path``/``rootfs_path`` at them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+from blacksmith_mini.vm.firecracker import image_runner
+from blacksmith_mini.vm.firecracker.image_steps import Step, in_chroot, link, write
 
 CHECKOUT_IMAGES = Path(__file__).resolve().parents[4] / "images"
 WHEEL_IMAGES = Path(__file__).resolve().parents[2] / "_images"  # put there by hatch_build.py
@@ -45,7 +47,6 @@ DISTRIBUTIONS = {  # name -> (default mirror, components)
     "ubuntu": ("http://archive.ubuntu.com/ubuntu", "main,universe"),
     "debian": ("http://deb.debian.org/debian", "main"),
 }
-RUNNER_VERSION_FILE = "opt/runner/.blacksmith-runner-version"
 # Per-VM identity: never baked into the image (the agent makes fresh ones at boot; dbus reads
 # /etc/machine-id when /var/lib/dbus/machine-id is absent).
 IDENTITY_FILES = (
@@ -54,24 +55,6 @@ IDENTITY_FILES = (
 )
 HOSTS = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 UNIT_DIR = "etc/systemd/system"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Step:
-    """One command of the build, with what it is for."""
-
-    what: str
-    argv: tuple[str, ...]
-    cwd: Path | None = None
-    stdin_text: str | None = None
-
-
-def runner_url(version: str, arch: str = "x64") -> str:
-    """Download URL of the GitHub Actions runner tarball."""
-    return (
-        f"https://github.com/actions/runner/releases/download/v{version}/"
-        f"actions-runner-linux-{arch}-{version}.tar.gz"
-    )
 
 
 def manifest_path(rootfs: Path) -> Path:
@@ -202,20 +185,8 @@ def _debootstrap(
     return Step(what="debootstrap", argv=(*argv, suite, str(tree), mirror))
 
 
-def _in_chroot(tree: Path, *argv: str) -> tuple[str, ...]:
-    return ("chroot", str(tree), "/usr/bin/env", "DEBIAN_FRONTEND=noninteractive", *argv)
-
-
-def _write(what: str, path: Path, *, text: str) -> Step:
-    return Step(what=what, argv=("tee", str(path)), stdin_text=text)
-
-
 def _host_keys(tree: Path) -> tuple[str, ...]:
     return (str(tree / "etc"), "-maxdepth", "2", "-path", str(tree / "etc/ssh/ssh_host_*"))
-
-
-def _link(what: str, target: str, *, link: Path) -> Step:
-    return Step(what=what, argv=("ln", "-sfn", target, str(link)))
 
 
 def _rootfs_steps(
@@ -242,11 +213,11 @@ def _rootfs_steps(
     steps = [
         Step(what="fresh tree", argv=("rm", "-rf", "--one-file-system", str(tree))),
         debootstrap,
-        Step(what="docker group", argv=_in_chroot(tree, "groupadd", "-f", "docker")),
-        Step(what="docker group gid 121", argv=_in_chroot(tree, "groupmod", "-g", "121", "docker")),
+        Step(what="docker group", argv=in_chroot(tree, "groupadd", "-f", "docker")),
+        Step(what="docker group gid 121", argv=in_chroot(tree, "groupmod", "-g", "121", "docker")),
         Step(
             what="runner user",
-            argv=_in_chroot(
+            argv=in_chroot(
                 tree,
                 "useradd",
                 "-m",
@@ -260,42 +231,27 @@ def _rootfs_steps(
             ),
         ),
         Step(what="sudoers.d", argv=("install", "-d", "-m", "0750", str(tree / "etc/sudoers.d"))),
-        _write(
+        write(
             "passwordless sudo",
             tree / "etc/sudoers.d/runner",
             text="runner ALL=(ALL) NOPASSWD:ALL\n",
         ),
         Step(what="sudoers mode", argv=("chmod", "0440", str(tree / "etc/sudoers.d/runner"))),
-        _write("fstab", tree / "etc/fstab", text="/dev/vda / ext4 defaults,noatime 0 1\n"),
-        _write("hosts", tree / "etc/hosts", text=HOSTS),
+        write("fstab", tree / "etc/fstab", text="/dev/vda / ext4 defaults,noatime 0 1\n"),
+        write("hosts", tree / "etc/hosts", text=HOSTS),
     ]
-    if runner_tarball is None:
-        steps.append(
-            Step(
-                what="runner tarball",
-                argv=("curl", "-fsSL", "-o", str(tarball), runner_url(runner_version)),
-            )
-        )
-    steps += [
-        Step(what="runner dir", argv=("mkdir", "-p", str(tree / "opt/runner"))),
-        Step(
-            what="unpack runner", argv=("tar", "-xzf", str(tarball), "-C", str(tree / "opt/runner"))
-        ),
-        _write("runner version", tree / RUNNER_VERSION_FILE, text=runner_version + "\n"),
-    ]
-    if runner_dependencies:
-        steps += [
-            Step(what="mount /proc", argv=("mount", "-t", "proc", "proc", str(tree / "proc"))),
-            Step(
-                what="runner dependencies",
-                argv=_in_chroot(tree, "/opt/runner/bin/installdependencies.sh"),
-            ),
-            Step(what="unmount /proc", argv=("umount", str(tree / "proc"))),
-        ]
+    steps += image_runner.runner_steps(
+        tree=tree,
+        tarball=tarball,
+        runner_version=runner_version,
+        download=runner_tarball is None,
+        dependencies=runner_dependencies,
+        images_dir=images_dir,
+    )
     steps += [
         Step(
             what="runner owns /opt/runner",
-            argv=_in_chroot(tree, "chown", "-R", "runner:runner", "/opt/runner"),
+            argv=in_chroot(tree, "chown", "-R", "runner:runner", "/opt/runner"),
         ),
         Step(
             what="guest agent",
@@ -312,8 +268,8 @@ def _rootfs_steps(
             what="agent unit",
             argv=("install", "-m", "0644", str(unit), str(tree / UNIT_DIR / unit.name)),
         ),
-        _link("enable agent", f"/{UNIT_DIR}/{unit.name}", link=wants / unit.name),
-        _link(
+        link("enable agent", f"/{UNIT_DIR}/{unit.name}", link=wants / unit.name),
+        link(
             "no getty on the serial console",
             "/dev/null",
             link=tree / UNIT_DIR / "serial-getty@ttyS0.service",
@@ -321,7 +277,7 @@ def _rootfs_steps(
     ]
     if "docker.io" in packages:
         steps.append(
-            _link(
+            link(
                 "enable docker", "/lib/systemd/system/docker.service", link=wants / "docker.service"
             )
         )
@@ -329,13 +285,13 @@ def _rootfs_steps(
         steps.append(
             Step(
                 what="iptables-legacy for Docker",
-                argv=_in_chroot(
+                argv=in_chroot(
                     tree, "update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"
                 ),
             )
         )
     steps += [
-        Step(what="clean apt", argv=_in_chroot(tree, "apt-get", "clean")),
+        Step(what="clean apt", argv=in_chroot(tree, "apt-get", "clean")),
         Step(
             what="no per-VM identity in the image",
             argv=("rm", "-f", *(str(tree / name) for name in IDENTITY_FILES)),
@@ -349,7 +305,7 @@ def _rootfs_steps(
         ),
         Step(what="check filesystem", argv=("e2fsck", "-fn", str(partial))),
         Step(what="install rootfs", argv=("mv", "-f", str(partial), str(image))),
-        _write("manifest", manifest_path(image), text=manifest),
+        write("manifest", manifest_path(image), text=manifest),
     ]
     if not keep_tree:
         steps.append(
