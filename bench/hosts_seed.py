@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from blacksmith_mini.domain import placement as pl
 from blacksmith_mini.store import engine as engine_mod
 from blacksmith_mini.store import repository, tables
+from blacksmith_mini.vm.remote import wire
 
 PG_URL = os.environ.get(
     "BLACKSMITH_TEST_DATABASE_URL",
@@ -99,12 +100,13 @@ def sqlite_store(directory: pathlib.Path) -> repository.Store:
 
 
 def observations_by_host(rows: list[dict[str, Any]], *, now: float) -> dict[str, dict[str, Any]]:
+    """Each host's observations as its agent sends them and ``hello`` stores them: every field
+    of ``wire.Observation`` (the agent dumps them all), so a report that says the same as the
+    hello matches what is stored."""
     found: dict[str, dict[str, Any]] = collections.defaultdict(dict)
     for row in rows:
-        busy = row["state"] == "busy"
-        found[row["host"]][str(row["vm_id"])] = hosts_world.observation(
-            row["vm_id"], busy=busy, now=now
-        )
+        seen = hosts_world.observation(row["vm_id"], busy=row["state"] == "busy", now=now)
+        found[row["host"]][str(row["vm_id"])] = wire.Observation(**seen).model_dump(mode="json")
     return found
 
 

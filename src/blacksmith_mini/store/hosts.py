@@ -6,23 +6,37 @@ host's ``session``: a message carrying an older session comes from a replaced ag
 and is refused (the host's fencing token). Commands are persisted before they are sent, keyed
 by an idempotency key (``kind:vm_id:attempt``), and stay pending until the agent acknowledges
 them; a start's JIT config (a credential) is wiped from the row when it is acknowledged.
+
+Heartbeats are the hot path: ``heartbeat`` is one ``UPDATE ... RETURNING`` when nothing changed
+(token, session and host state checked, ``last_seen`` stamped, the stored observations and the
+host's active VMs read). Observations are stored in one encoding (``encode_observations``), so
+an unchanged report is a byte comparison and only a changed one is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+import pydantic_core
+from sqlalchemy import JSON, Text, bindparam, cast, delete, func, literal, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.types import TypeDecorator
 
 from blacksmith_mini.domain import model
 from blacksmith_mini.domain.hostbook import HostCommand, HostRecord
-from blacksmith_mini.store import tables
 from blacksmith_mini.store.lease import FencedWrites
+from blacksmith_mini.store.tables import HostCommandRow as CommandRow
+from blacksmith_mini.store.tables import HostRow, VmRow
 
 TOKEN_PREFIX = "bmh_"  # noqa: S105 - a prefix, not a secret
 ADMIN_STATES = ("up", "cordoned", "draining")
@@ -37,58 +51,77 @@ class StaleSession(Exception):
     """A message from an agent session that a newer ``hello`` replaced."""
 
 
-MATERIAL = ("alive", "runner_online", "job_started", "job_finished", "exit_code", "kept_until")
+_COPIED = ("report", "observations")
+_HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord) if f.name not in _COPIED]
+_ACTIVE = sorted(state.value for state in model.ACTIVE_VM_STATES)
+# What the planner reads of an observation, with its default (a stored observation may lack it).
+MATERIAL: dict[str, object] = dict.fromkeys(("alive", "exit_code", "kept_until"))
+MATERIAL |= dict.fromkeys(("runner_online", "job_started", "job_finished"), False)
 
 
 def material_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether a host's observations changed in what the planner reads (a VM came or went,
     or one of its ``MATERIAL`` facts moved); clocks and details do not count."""
-    if old.keys() != new.keys():
-        return True
-    for key, seen in new.items():
-        before = old[key]
-        if any(before.get(name) != seen.get(name) for name in MATERIAL):
-            return True
-    return False
+    return old.keys() != new.keys() or any(
+        old[key].get(name, dflt) != seen.get(name, dflt)
+        for key, seen in new.items()
+        for name, dflt in MATERIAL.items()
+    )
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _host(row: tables.HostRow) -> HostRecord:
-    return HostRecord(
-        name=row.name,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        admin_state=row.admin_state,
-        session=row.session,
-        report=dict(row.report or {}),
-        observations=dict(row.observations or {}),
-        last_seen=row.last_seen,
-        down_since=row.down_since,
-        down_reason=row.down_reason,
-    )
+def encode_observations(observations: Mapping[str, Any]) -> bytes:
+    """The one encoding observations are stored in: compact JSON, as ``wire`` dumps them."""
+    return pydantic_core.to_json(observations)
 
 
-def _command(row: tables.HostCommandRow) -> HostCommand:
-    return HostCommand(
-        id=row.id,
-        host=row.host,
-        key=row.key,
-        kind=row.kind,
-        vm_id=row.vm_id,
-        payload=dict(row.payload or {}),
-        created_at=row.created_at,
-        acked_at=row.acked_at,
-        result=dict(row.result) if row.result is not None else None,
-    )
+class _Encoded(TypeDecorator[str]):
+    """A JSON column's value, already encoded: stored as it is."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        return None
+
+
+class AgentToken(NamedTuple):
+    """Who an agent's token names, as the agent routes need it (no observations loaded)."""
+
+    name: str
+    session: int
+    down_since: float | None
+
+
+class Beat(NamedTuple):
+    """A heartbeat stored: whether it changed what the loop acts on; the VMs to kill."""
+
+    host: str
+    changed: bool
+    written_off: list[int]
+
+
+def _host(row: HostRow, observations: Mapping[str, Any] | None = None) -> HostRecord:
+    values = {name: getattr(row, name) for name in _HOST_FIELDS}
+    seen = dict(row.observations or {}) if observations is None else observations
+    return HostRecord(**values, report=dict(row.report or {}), observations=seen)
+
+
+def _command(row: CommandRow) -> HostCommand:
+    values = {field.name: getattr(row, field.name) for field in dataclasses.fields(HostCommand)}
+    result = dict(row.result) if row.result is not None else None
+    return HostCommand(**values | {"payload": dict(row.payload or {}), "result": result})
 
 
 class HostStore(FencedWrites):
     """Mixin for ``Store``: hosts, agent sessions and host commands."""
 
     _sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine
+    _decoded: dict[str, tuple[str, dict[str, Any]]]  # host -> its observations' text, decoded
 
     # --- hosts -----------------------------------------------------------------------------
 
@@ -98,7 +131,7 @@ class HostStore(FencedWrites):
         try:
             async with self._write() as session:
                 session.add(
-                    tables.HostRow(
+                    HostRow(
                         name=name,
                         token_hash=token_hash(token),
                         created_at=now,
@@ -117,53 +150,55 @@ class HostStore(FencedWrites):
     async def revoke_host(self, name: str, *, now: float) -> bool:
         async with self._write() as session:
             result = await session.execute(
-                update(tables.HostRow)
-                .where(tables.HostRow.name == name, tables.HostRow.revoked_at.is_(None))
+                update(HostRow)
+                .where(HostRow.name == name, HostRow.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def remove_host(self, name: str) -> bool:
         async with self._write() as session:
-            await session.execute(
-                delete(tables.HostCommandRow).where(tables.HostCommandRow.host == name)
-            )
-            result = await session.execute(
-                delete(tables.HostRow).where(tables.HostRow.name == name)
-            )
+            await session.execute(delete(CommandRow).where(CommandRow.host == name))
+            result = await session.execute(delete(HostRow).where(HostRow.name == name))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def host(self, name: str) -> HostRecord | None:
         async with self._sessions() as session:
-            row = await session.get(tables.HostRow, name)
+            row = await session.get(HostRow, name)
         return _host(row) if row is not None else None
 
-    async def host_for_token(self, token: str) -> HostRecord | None:
-        """The host an agent token belongs to, unless it is revoked."""
+    async def host_for_token(self, token: str) -> AgentToken | None:
+        """The host an agent token belongs to, unless it is revoked (not its observations)."""
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(tables.HostRow).where(tables.HostRow.token_hash == token_hash(token))
+                    select(HostRow.name, HostRow.session, HostRow.down_since).where(
+                        HostRow.token_hash == token_hash(token), HostRow.revoked_at.is_(None)
+                    )
                 )
-            ).scalar_one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        return _host(row)
+            ).first()
+        return AgentToken(name=row[0], session=row[1], down_since=row[2]) if row else None
 
     async def hosts(self) -> list[HostRecord]:
-        """Every host, in one query (the loop reads this once per tick)."""
+        """Every host, in one query (the loop reads this once per tick, and before stops);
+        a host's observations are decoded only when their text changed since the last call."""
+        text = cast(HostRow.observations, Text)
+        query = select(HostRow, text).options(defer(HostRow.observations)).order_by(HostRow.name)
         async with self._sessions() as session:
-            rows = (
-                await session.execute(select(tables.HostRow).order_by(tables.HostRow.name))
-            ).scalars()
-            return [_host(row) for row in rows]
+            rows = (await session.execute(query)).all()
+        last, seen = vars(self).get("_decoded", {}), {}
+        for row, stored in rows:
+            kept = last.get(row.name)
+            seen[row.name] = kept if kept and kept[0] == stored else (stored, json.loads(stored))
+        self._decoded = seen
+        return [_host(row, seen[row.name][1]) for row, _ in rows]
 
     async def set_admin_state(self, name: str, state: str) -> bool:
         if state not in ADMIN_STATES:
             raise ValueError(f"admin state must be one of {', '.join(ADMIN_STATES)}, not {state!r}")
         async with self._write() as session:
             result = await session.execute(
-                update(tables.HostRow).where(tables.HostRow.name == name).values(admin_state=state)
+                update(HostRow).where(HostRow.name == name).values(admin_state=state)
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -171,8 +206,8 @@ class HostStore(FencedWrites):
         """Record that ``name`` is down (once: True only when it was not already)."""
         async with self._write() as session:
             result = await session.execute(
-                update(tables.HostRow)
-                .where(tables.HostRow.name == name, tables.HostRow.down_since.is_(None))
+                update(HostRow)
+                .where(HostRow.name == name, HostRow.down_since.is_(None))
                 .values(down_since=now, down_reason=reason)
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -184,72 +219,56 @@ class HostStore(FencedWrites):
     ) -> int:
         """A (re)connecting agent: a new session, its report; the host is no longer down."""
         async with self._write() as session:
-            row = await session.get(tables.HostRow, name, with_for_update=True)
+            row = await session.get(HostRow, name, with_for_update=True)
             if row is None:
                 raise KeyError(name)
             row.session += 1
             row.report = dict(report)
-            row.observations = dict(observations)
-            row.last_seen = now
-            row.down_since = None
-            row.down_reason = None
+            row.last_seen, row.down_since, row.down_reason = now, None, None
+            await _write_observations(session, name, encode_observations(observations))
             return row.session
 
-    async def record_report(
+    async def heartbeat(
         self,
-        name: str,
+        token: str,
         *,
         session: int,
-        observations: Mapping[str, Any] | None,
+        observations: bytes | None,
         acks: Sequence[tuple[int, Mapping[str, Any]]],
         now: float,
-    ) -> tuple[HostRecord, bool]:
-        """An agent's heartbeat: its observations and acknowledgements, in one transaction;
-        and whether it changed anything the loop acts on (``material_change``, an ack, a host
-        back up), so a heartbeat that only says "still here" does not wake the loop.
-
-        Raises ``StaleSession`` when a newer agent session exists. Acknowledging a command
-        wipes its credentials; acknowledging an unknown or another host's command is ignored.
-        """
+    ) -> Beat | None:
+        """A report of an up host's current session (``observations`` encoded, or None: as in
+        the last report); one statement when nothing changed. None, doing nothing, when the
+        token is not a live host's, the session not current or the host down. An ack wipes
+        its command's credentials; one of an unknown or another host's command is ignored."""
+        statement = _beat(self.engine.dialect.name)
+        values = {"hashed": token_hash(token), "fence": session, "now": now}
         async with self._write() as session_:
-            row = await session_.get(tables.HostRow, name, with_for_update=True)
-            if row is None:
-                raise KeyError(name)
-            if row.session != session:
-                raise StaleSession(
-                    f"session {session} of host {name} was replaced by session {row.session}"
-                )
-            changed = bool(acks) or row.down_since is not None
-            if observations is not None:  # None: unchanged since the last report
-                changed = changed or material_change(row.observations or {}, observations)
-                row.observations = dict(observations)
-            row.last_seen = now
-            if row.down_since is not None:
-                row.down_since = None
-                row.down_reason = None
-            for command_id, result in acks:
-                command = await session_.get(tables.HostCommandRow, command_id)
-                if command is None or command.host != name or command.acked_at is not None:
-                    continue
-                command.acked_at = now
-                command.result = dict(result)
-                command.payload = {
-                    k: v for k, v in (command.payload or {}).items() if k not in SECRET_PAYLOAD_KEYS
-                }
-            return _host(row), changed
+            found = (await session_.execute(statement, values)).first()
+            if found is None:
+                return None
+            name, stored, active = found
+            changed = False
+            if observations is not None and observations != stored.encode():
+                await _write_observations(session_, name, observations)
+                changed = material_change(json.loads(stored), json.loads(observations))
+            changed = await _acknowledge(session_, name, acks, now=now) or changed
+        reported = pydantic_core.from_json(observations if observations is not None else stored)
+        kept = {int(vm_id) for vm_id in (active or "").split(",") if vm_id}
+        return Beat(host=name, changed=changed, written_off=sorted(set(map(int, reported)) - kept))
 
-    async def touch_host(self, name: str, *, session: int, now: float) -> bool:
-        """A bare heartbeat (nothing changed): one UPDATE; False when ``session`` was replaced
-        (or the host is down: its return goes through a full report)."""
+    async def back_up(self, name: str, *, session: int, now: float) -> bool:
+        """A down host's agent reported in its current session: the host is up again (False
+        when ``session`` is not current, or the host was not down)."""
         async with self._write() as session_:
             result = await session_.execute(
-                update(tables.HostRow)
+                update(HostRow)
                 .where(
-                    tables.HostRow.name == name,
-                    tables.HostRow.session == session,
-                    tables.HostRow.down_since.is_(None),
+                    HostRow.name == name,
+                    HostRow.session == session,
+                    HostRow.down_since.is_not(None),
                 )
-                .values(last_seen=now)
+                .values(last_seen=now, down_since=None, down_reason=None)
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -268,7 +287,7 @@ class HostStore(FencedWrites):
         """Persist a command (or return the one already persisted under ``key``)."""
         try:
             async with self._write() as session:
-                row = tables.HostCommandRow(
+                row = CommandRow(
                     host=host,
                     key=key,
                     kind=kind,
@@ -288,9 +307,7 @@ class HostStore(FencedWrites):
     async def command_by_key(self, key: str) -> HostCommand | None:
         async with self._sessions() as session:
             row = (
-                await session.execute(
-                    select(tables.HostCommandRow).where(tables.HostCommandRow.key == key)
-                )
+                await session.execute(select(CommandRow).where(CommandRow.key == key))
             ).scalar_one_or_none()
         return _command(row) if row is not None else None
 
@@ -300,9 +317,7 @@ class HostStore(FencedWrites):
             return {}
         async with self._sessions() as session:
             rows = (
-                await session.execute(
-                    select(tables.HostCommandRow).where(tables.HostCommandRow.key.in_(wanted))
-                )
+                await session.execute(select(CommandRow).where(CommandRow.key.in_(wanted)))
             ).scalars()
             return {row.key: _command(row) for row in rows}
 
@@ -310,8 +325,8 @@ class HostStore(FencedWrites):
         async with self._sessions() as session:
             found = await session.scalar(
                 select(func.count())
-                .select_from(tables.HostCommandRow)
-                .where(tables.HostCommandRow.kind == kind, tables.HostCommandRow.vm_id == vm_id)
+                .select_from(CommandRow)
+                .where(CommandRow.kind == kind, CommandRow.vm_id == vm_id)
             )
         return int(found or 0)
 
@@ -320,37 +335,66 @@ class HostStore(FencedWrites):
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(tables.HostCommandRow)
-                    .where(
-                        tables.HostCommandRow.host == host, tables.HostCommandRow.acked_at.is_(None)
-                    )
-                    .order_by(tables.HostCommandRow.id)
+                    select(CommandRow)
+                    .where(CommandRow.host == host, CommandRow.acked_at.is_(None))
+                    .order_by(CommandRow.id)
                 )
             ).scalars()
             return [_command(row) for row in rows]
 
     async def prune_commands(self, *, before: float) -> int:
         """Forget acknowledged commands acknowledged before ``before``."""
+        acked = CommandRow.acked_at
         async with self._write() as session:
             result = await session.execute(
-                delete(tables.HostCommandRow).where(
-                    tables.HostCommandRow.acked_at.is_not(None),
-                    tables.HostCommandRow.acked_at < before,
-                )
+                delete(CommandRow).where(acked.is_not(None), acked < before)
             )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def written_off(self, host: str, vm_ids: Iterable[int]) -> list[int]:
-        """Of the VMs a host reports, those it must kill: gone, unknown, or another host's."""
-        reported = sorted(set(vm_ids))
-        if not reported:
-            return []
-        active = {state.value for state in model.ACTIVE_VM_STATES}
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(tables.VmRow.vm_id, tables.VmRow.state, tables.VmRow.host).where(
-                    tables.VmRow.vm_id.in_(reported)
-                )
-            )
-            keep = {vm_id for vm_id, state, owner in rows if state in active and owner == host}
-        return [vm_id for vm_id in reported if vm_id not in keep]
+
+@functools.cache
+def _beat(dialect: str) -> UpdateBase:
+    """``heartbeat``'s statement (built once): stamp an up host's current session; return its
+    name, stored observations and active VMs (as "1,2,3")."""
+    pg = dialect == "postgresql"
+    ids = func.string_agg(cast(VmRow.vm_id, Text), ",") if pg else func.group_concat(VmRow.vm_id)
+    hashed = bindparam("hashed", type_=HostRow.token_hash.type)
+    mine = select(HostRow.name).where(HostRow.token_hash == hashed).correlate(None)
+    held = select(ids).where(VmRow.host == mine.scalar_subquery(), VmRow.state.in_(_ACTIVE))
+    return (
+        update(HostRow)
+        .where(
+            HostRow.token_hash == hashed,
+            HostRow.revoked_at.is_(None),
+            HostRow.session == bindparam("fence"),
+            HostRow.down_since.is_(None),
+        )
+        .values(last_seen=bindparam("now"))
+        .returning(HostRow.name, cast(HostRow.observations, Text), held.scalar_subquery())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _write_observations(session: AsyncSession, name: str, encoded: bytes) -> None:
+    await session.execute(
+        update(HostRow)
+        .where(HostRow.name == name)
+        .values(observations=literal(encoded.decode(), _Encoded()))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _acknowledge(
+    session: AsyncSession, name: str, acks: Sequence[tuple[int, Mapping[str, Any]]], *, now: float
+) -> bool:
+    """Record ``name``'s acknowledgements (wiping credentials); whether there were any."""
+    for command_id, result in acks:
+        command = await session.get(CommandRow, command_id)
+        if command is None or command.host != name or command.acked_at is not None:
+            continue
+        command.acked_at = now
+        command.result = dict(result)
+        command.payload = {
+            k: v for k, v in (command.payload or {}).items() if k not in SECRET_PAYLOAD_KEYS
+        }
+    return bool(acks)

@@ -4,6 +4,11 @@ Every call carries the host's own token (``Authorization: Bearer bmh_...``), whi
 host: an agent can read only its own commands and write only its own reports. A revoked or
 unknown token is 401; a message from a replaced agent session is 409 (reconnect with
 ``hello``); a body that breaks the protocol's bounds (negative capacity, too many VMs) is 422.
+
+A report (every host's heartbeat, every 5 s) is the hot path: it is checked and stored by one
+statement when nothing changed (``store.hosts.heartbeat``), so its token is not looked up first
+(a bad body is 422 even with an unknown token) and the loop is woken only by a change it must
+act on; an unknown token, a replaced session or a host found down take the slower way.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from blacksmith_mini.api import schemas
 from blacksmith_mini.api.deps import RuntimeDep
-from blacksmith_mini.domain.hostbook import HostRecord
 from blacksmith_mini.runtime import Runtime
 from blacksmith_mini.store import hosts as host_store
 from blacksmith_mini.vm.remote import wakeups as wake
@@ -32,7 +36,8 @@ AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def agent_host(runtime: RuntimeDep, request: Request) -> HostRecord:
+def agent_token(runtime: RuntimeDep, request: Request) -> str:
+    """The bearer token of an agent's call (not yet checked: see ``agent_host``)."""
     if runtime.settings.vm.driver != "remote":
         raise HTTPException(
             status_code=409,
@@ -40,34 +45,53 @@ async def agent_host(runtime: RuntimeDep, request: Request) -> HostRecord:
             "host agents",
         )
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    host = await runtime.store.host_for_token(token) if token else None
+    if not token:
+        raise _unknown_token()
+    return token
+
+
+Bearer = Annotated[str, Depends(agent_token)]
+
+
+async def agent_host(runtime: RuntimeDep, token: Bearer) -> host_store.AgentToken:
+    host = await runtime.store.host_for_token(token)
     if host is None:
-        raise HTTPException(
-            status_code=401,
-            detail="missing, unknown or revoked host token: make one with "
-            "`blacksmith-mini host add NAME` and give it to the agent (--token-file)",
-            headers={"www-authenticate": "Bearer"},
-        )
+        raise _unknown_token()
     return host
 
 
-AgentHost = Annotated[HostRecord, Depends(agent_host)]
+def _unknown_token() -> HTTPException:
+    return HTTPException(
+        status_code=401,
+        detail="missing, unknown or revoked host token: make one with "
+        "`blacksmith-mini host add NAME` and give it to the agent (--token-file)",
+        headers={"www-authenticate": "Bearer"},
+    )
+
+
+AgentHost = Annotated[host_store.AgentToken, Depends(agent_host)]
 
 
 MAX_VMS_PER_REPORT = 10_000
 
 
-def _observations(items: list[wire.Observation]) -> dict[str, object]:
+def _bounded(items: list[wire.Observation]) -> list[wire.Observation]:
     if len(items) > MAX_VMS_PER_REPORT:
         raise HTTPException(
             status_code=422,
             detail=f"a report may hold at most {MAX_VMS_PER_REPORT} VMs, not {len(items)}",
         )
-    return {str(item.vm_id): item.model_dump() for item in items}
+    return items
+
+
+def _observations(items: list[wire.Observation]) -> dict[str, object]:
+    return {str(item.vm_id): item.model_dump() for item in _bounded(items)}
 
 
 @router.post("/api/agent/hello", response_model=wire.HelloReply, responses=AGENT_ERRORS)
-async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.HelloReply:
+async def hello(
+    body: wire.Hello, host: AgentHost, token: Bearer, runtime: RuntimeDep
+) -> wire.HelloReply:
     """An agent (re)connects: a new session; the VMs it must kill before taking work."""
     if body.protocol != wire.PROTOCOL_VERSION:
         raise HTTPException(
@@ -83,7 +107,15 @@ async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.
         observations=_observations(body.observations),
         now=now,
     )
-    written_off = await runtime.store.written_off(host.name, (o.vm_id for o in body.observations))
+    # The VMs written off, judged on the observations just stored (a report of them, as such).
+    beat = await runtime.store.heartbeat(
+        token, session=session, observations=None, acks=[], now=now
+    )
+    if beat is None:
+        raise HTTPException(
+            status_code=409, detail=f"host {host.name} connected again meanwhile: reconnect"
+        )
+    written_off = beat.written_off
     if host.down_since is not None or written_off:
         what = f"; it must kill {len(written_off)} written-off VM(s)" if written_off else ""
         await runtime.store.add_event(
@@ -101,43 +133,55 @@ async def hello(body: wire.Hello, host: AgentHost, runtime: RuntimeDep) -> wire.
 
 
 @router.post("/api/agent/report", response_model=wire.ReportReply, responses=AGENT_ERRORS)
-async def report(body: wire.Report, host: AgentHost, runtime: RuntimeDep) -> wire.ReportReply:
+async def report(body: wire.Report, token: Bearer, runtime: RuntimeDep) -> wire.ReportReply:
     """An agent's heartbeat: its VMs and the commands it carried out, in one message."""
-    if body.observations is None and not body.acks:  # a bare heartbeat: nothing changed
-        if not await runtime.store.touch_host(host.name, session=body.session, now=time.time()):
-            raise HTTPException(
-                status_code=409,
-                detail=f"session {body.session} of host {host.name} is not current (replaced, "
-                "or the host was found down): reconnect (hello)",
-            )
-        kept = (int(key) for key in host.observations)
-        return wire.ReportReply(
-            written_off=await runtime.store.written_off(host.name, kept),
-            lease_seconds=runtime.settings.hosts.lease_seconds,
-        )
     reported = body.observations
+    encoded = wire.encode_observations(_bounded(reported)) if reported is not None else None
     acks = [
         (ack.id, ack.model_dump(exclude={"id"}, exclude_none=True, mode="json"))
         for ack in body.acks
     ]
-    try:
-        _, changed = await runtime.store.record_report(
-            host.name,
-            session=body.session,
-            observations=_observations(reported) if reported is not None else None,
-            acks=acks,
-            now=time.time(),
-        )
-    except host_store.StaleSession as exc:
-        raise HTTPException(status_code=409, detail=f"{exc}: reconnect (hello)") from exc
-    runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
-    if changed:
-        runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
-    ids = (o.vm_id for o in reported) if reported is not None else map(int, host.observations)
-    written_off = await runtime.store.written_off(host.name, ids)
-    return wire.ReportReply(
-        written_off=written_off, lease_seconds=runtime.settings.hosts.lease_seconds
+    now = time.time()
+    beat = await runtime.store.heartbeat(
+        token, session=body.session, observations=encoded, acks=acks, now=now
     )
+    if beat is None:
+        beat = await _back_up(runtime, token, body=body, observations=encoded, acks=acks)
+    if acks:
+        runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
+    if beat.changed:
+        runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
+    return wire.ReportReply(
+        written_off=beat.written_off, lease_seconds=runtime.settings.hosts.lease_seconds
+    )
+
+
+async def _back_up(
+    runtime: Runtime,
+    token: str,
+    *,
+    body: wire.Report,
+    observations: bytes | None,
+    acks: list[tuple[int, dict[str, Any]]],
+) -> host_store.Beat:
+    """A report ``heartbeat`` refused: 401 (unknown token), 409 (a replaced session; or a host
+    found down that sent a bare heartbeat), or a down host's report: the host is up again."""
+    host = await agent_host(runtime, token)
+    now = time.time()
+    if host.session != body.session:
+        detail = f"session {body.session} of host {host.name} was replaced by {host.session}"
+    elif body.observations is None and not acks:
+        detail = f"host {host.name} was found down and this report has no observations"
+    elif await runtime.store.back_up(host.name, session=body.session, now=now):
+        beat = await runtime.store.heartbeat(
+            token, session=body.session, observations=observations, acks=acks, now=now
+        )
+        if beat is not None:
+            return beat._replace(changed=True)  # the loop: its VMs can be used again
+        detail = f"session {body.session} of host {host.name} is not current"
+    else:
+        detail = f"session {body.session} of host {host.name} is not current"
+    raise HTTPException(status_code=409, detail=f"{detail}: reconnect (hello)")
 
 
 @router.get("/api/agent/commands", response_model=wire.Commands, responses=AGENT_ERRORS)

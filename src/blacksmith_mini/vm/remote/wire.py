@@ -16,9 +16,10 @@ An agent connects out (hosts may sit behind NAT) with its host token:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from blacksmith_mini.vm import driver as vm_driver
 
@@ -109,6 +110,15 @@ class Report(Strict):
 class ReportReply(Strict):
     written_off: list[int]
     lease_seconds: float
+
+
+_BY_VM_ID: TypeAdapter[dict[str, Observation]] = TypeAdapter(dict[str, Observation])
+
+
+def encode_observations(items: Sequence[Observation]) -> bytes:
+    """Observations as the control plane stores them, ``{vm_id: observation}`` in compact JSON,
+    encoded in one call (``store.hosts.encode_observations`` of their dumps: the same bytes)."""
+    return _BY_VM_ID.dump_json({str(item.vm_id): item for item in items})
 
 
 def observation_to_wire(seen: vm_driver.VmObservation) -> Observation:

@@ -1,0 +1,133 @@
+"""A heartbeat is cheap in the store: one statement when nothing changed (SQLite and PostgreSQL).
+
+An unchanged report checks the token and session, stamps ``last_seen`` and reads what it needs
+in one ``UPDATE ... RETURNING``; the observations are written again only when their bytes
+differ; a stored observation lacking a field (an older agent's) equals one carrying its
+default; and the wire encodes observations exactly as the store does, so an agent that says
+what its ``hello`` said matches what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from blacksmith_mini.store import hosts, repository
+from blacksmith_mini.vm.remote import wire
+
+pytestmark = pytest.mark.anyio
+SEEN = {"vm_id": 7, "name": "bm-7", "alive": True, "started_at": 1.0, "runner_online": True}
+
+
+def dumped(**changes: Any) -> dict[str, Any]:
+    """``SEEN`` as an agent sends it (every field) and ``hello`` stores it."""
+    return {"7": wire.Observation(**(SEEN | changes)).model_dump(mode="json")}
+
+
+class Statements:
+    """The SQL statements a store sends while counting."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.sent.append(" ".join(statement.split()))
+
+    def writing_observations(self) -> list[str]:
+        return [s for s in self.sent if s.startswith("UPDATE hosts SET observations")]
+
+
+@pytest.fixture
+def statements(store: repository.Store) -> Iterator[Statements]:
+    counted = Statements()
+    event.listen(store.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        yield counted
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", counted)
+
+
+async def test_an_unchanged_report_is_one_statement_and_writes_no_observations(
+    store: repository.Store, statements: Statements
+) -> None:
+    token = await store.add_host("h1", now=1.0)
+    session = await store.hello("h1", report={}, observations=dumped(), now=2.0)
+    statements.sent.clear()
+    same = wire.encode_observations([wire.Observation(**SEEN)])
+    beat = await store.heartbeat(token, session=session, observations=same, acks=[], now=3.0)
+    assert beat is not None and not beat.changed
+    assert len(statements.sent) == 1 and statements.sent[0].startswith("UPDATE hosts")
+    bare = await store.heartbeat(token, session=session, observations=None, acks=[], now=4.0)
+    assert bare is not None and not bare.changed
+    assert len(statements.sent) == 2 and statements.writing_observations() == []
+    record = await store.host("h1")
+    assert record is not None and record.last_seen == 4.0
+
+
+async def test_a_changed_detail_is_stored_without_being_a_change_for_the_loop(
+    store: repository.Store, statements: Statements
+) -> None:
+    token = await store.add_host("h1", now=1.0)
+    session = await store.hello("h1", report={}, observations=dumped(), now=2.0)
+    statements.sent.clear()
+    noted = wire.encode_observations([wire.Observation(**SEEN, detail="warm")])
+    beat = await store.heartbeat(token, session=session, observations=noted, acks=[], now=3.0)
+    assert beat is not None and not beat.changed
+    assert len(statements.writing_observations()) == 1
+    record = await store.host("h1")
+    assert record is not None and record.observations == dumped(detail="warm")
+
+
+async def test_a_field_an_older_agent_left_out_is_its_default() -> None:
+    old = {"7": {"vm_id": 7, "alive": True, "runner_online": True}}
+    assert not hosts.material_change(old, dumped())
+    assert hosts.material_change(old, dumped(job_finished=True))
+
+
+async def test_the_wire_encodes_observations_as_the_store_does() -> None:
+    seen = [
+        wire.Observation(**SEEN, detail='a "quoted" ünïcode \u2028 line', kept_until=1e16),
+        wire.Observation(vm_id=8, name="bm-8", alive=False, started_at=0.5, exit_code=-1),
+    ]
+    stored = {str(one.vm_id): one.model_dump() for one in seen}
+    assert wire.encode_observations(seen) == hosts.encode_observations(stored)
+
+
+async def test_a_stale_session_a_down_host_or_a_revoked_token_do_nothing(
+    store: repository.Store,
+) -> None:
+    token = await store.add_host("h1", now=1.0)
+    session = await store.hello("h1", report={}, observations={}, now=2.0)
+    assert (
+        await store.heartbeat(token, session=session + 1, observations=None, acks=[], now=3.0)
+        is None
+    )
+    assert await store.mark_down("h1", reason="test", now=4.0)
+    assert (
+        await store.heartbeat(token, session=session, observations=None, acks=[], now=5.0) is None
+    )
+    record = await store.host("h1")
+    assert record is not None and record.last_seen == 2.0
+    assert await store.back_up("h1", session=session, now=6.0)
+    assert await store.heartbeat(token, session=session, observations=None, acks=[], now=7.0)
+    assert await store.revoke_host("h1", now=8.0)
+    assert (
+        await store.heartbeat(token, session=session, observations=None, acks=[], now=9.0) is None
+    )
+
+
+async def test_the_hosts_observations_are_decoded_again_only_when_they_changed(
+    store: repository.Store,
+) -> None:
+    token = await store.add_host("h1", now=1.0)
+    session = await store.hello("h1", report={}, observations=dumped(), now=2.0)
+    first = (await store.hosts())[0].observations
+    await store.heartbeat(token, session=session, observations=None, acks=[], now=3.0)
+    assert (await store.hosts())[0].observations is first  # the same text: not decoded again
+    noted = wire.encode_observations([wire.Observation(**SEEN, detail="warm")])
+    await store.heartbeat(token, session=session, observations=noted, acks=[], now=4.0)
+    again = (await store.hosts())[0]
+    assert again.observations == dumped(detail="warm") and again.last_seen == 4.0
