@@ -117,11 +117,12 @@ async def seed(
     vms: int,
     now: float,
     hello: bool = True,
+    idle: bool = True,
 ) -> Seeded:
-    """Add ``hosts``, ``vms`` VM rows spread over them, and (``hello``) each host's agent's
-    hello with its VMs' observations."""
+    """Add ``hosts``, ``vms`` VM rows spread over them (``idle=False``: all busy), and
+    (``hello``) each host's agent's hello with its VMs' observations."""
     tokens = {host.name: await store.add_host(host.name, now=now) for host in hosts}
-    rows = hosts_world.vm_rows(hosts_=hosts, vms=vms, now=now)
+    rows = hosts_world.vm_rows(hosts_=hosts, vms=vms, now=now, idle=idle)
     async with store.engine.begin() as connection:
         for start in range(0, len(rows), 2_000):
             await connection.execute(insert(tables.VmRow), rows[start : start + 2_000])

@@ -100,12 +100,15 @@ def observation(vm_id: int, *, busy: bool, now: float) -> dict[str, Any]:
     }
 
 
-def vm_rows(*, hosts_: list[pl.Host], vms: int, now: float) -> list[dict[str, Any]]:
-    """``vms`` VM rows (4 in 5 busy, the rest idle), spread over ``hosts_`` in turn."""
+def vm_rows(
+    *, hosts_: list[pl.Host], vms: int, now: float, idle: bool = True
+) -> list[dict[str, Any]]:
+    """``vms`` VM rows (4 in 5 busy, the rest idle; ``idle=False``: all busy), spread over
+    ``hosts_`` in turn."""
     pool = synthetic.POOLS[0]
     rows = []
     for vm_id in range(1, vms + 1):
-        busy = vm_id % 5 != 0
+        busy = vm_id % 5 != 0 or not idle
         rows.append(
             {
                 "vm_id": vm_id,

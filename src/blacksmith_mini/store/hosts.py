@@ -47,10 +47,6 @@ class HostExists(Exception):
     """``add_host`` was given a name that is taken."""
 
 
-class StaleSession(Exception):
-    """A message from an agent session that a newer ``hello`` replaced."""
-
-
 _COPIED = ("report", "observations")
 _HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord) if f.name not in _COPIED]
 _ACTIVE = sorted(state.value for state in model.ACTIVE_VM_STATES)
@@ -186,12 +182,13 @@ class HostStore(FencedWrites):
         query = select(HostRow, text).options(defer(HostRow.observations)).order_by(HostRow.name)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
-        last, seen = vars(self).get("_decoded", {}), {}
-        for row, stored in rows:
-            kept = last.get(row.name)
-            seen[row.name] = kept if kept and kept[0] == stored else (stored, json.loads(stored))
-        self._decoded = seen
-        return [_host(row, seen[row.name][1]) for row, _ in rows]
+        self._decoded = {row.name: self._decode(row.name, stored) for row, stored in rows}
+        return [_host(row, self._decoded[row.name][1]) for row, _ in rows]
+
+    def _decode(self, name: str, text: str) -> tuple[str, dict[str, Any]]:
+        """Host ``name``'s observations ``text``, decoded once per change of it."""
+        kept = vars(self).setdefault("_decoded", {}).get(name)
+        return kept if kept and kept[0] == text else (text, json.loads(text))
 
     async def set_admin_state(self, name: str, state: str) -> bool:
         if state not in ADMIN_STATES:
@@ -253,9 +250,11 @@ class HostStore(FencedWrites):
                 await _write_observations(session_, name, observations)
                 changed = material_change(json.loads(stored), json.loads(observations))
             changed = await _acknowledge(session_, name, acks, now=now) or changed
-        reported = pydantic_core.from_json(observations if observations is not None else stored)
+        text = observations.decode() if observations is not None else stored
+        self._decoded[name] = self._decode(name, text)  # unchanged: not parsed again
         kept = {int(vm_id) for vm_id in (active or "").split(",") if vm_id}
-        return Beat(host=name, changed=changed, written_off=sorted(set(map(int, reported)) - kept))
+        held = set(map(int, self._decoded[name][1]))
+        return Beat(host=name, changed=changed, written_off=sorted(held - kept))
 
     async def back_up(self, name: str, *, session: int, now: float) -> bool:
         """A down host's agent reported in its current session: the host is up again (False

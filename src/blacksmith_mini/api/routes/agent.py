@@ -36,7 +36,7 @@ AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def agent_token(runtime: RuntimeDep, request: Request) -> str:
+async def agent_token(runtime: RuntimeDep, request: Request) -> str:
     """The bearer token of an agent's call (not yet checked: see ``agent_host``)."""
     if runtime.settings.vm.driver != "remote":
         raise HTTPException(
