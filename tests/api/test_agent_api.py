@@ -8,32 +8,13 @@ once acknowledged; the hosts API refuses duplicates and removing a host with VMs
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
-from fastapi import FastAPI
-
-from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api.app import create_app
 
 pytestmark = pytest.mark.anyio
 REPORT = {"vcpus": 4, "memory_mib": 8192, "disk_mib": 10_000, "drivers": ["local"]}
-
-
-@pytest.fixture
-async def remote(tmp_path: pathlib.Path) -> AsyncIterator[httpx2.AsyncClient]:
-    settings = settings_mod.load(simulate=True, data_dir=tmp_path)
-    settings.simulator.rate_per_min = 0
-    settings.vm.driver = "remote"
-    application: FastAPI = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx2.ASGITransport(app=application)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
-            client.app = application  # type: ignore[attr-defined]
-            yield client
 
 
 async def add(client: httpx2.AsyncClient, name: str) -> str:

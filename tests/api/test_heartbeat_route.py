@@ -8,34 +8,16 @@ heartbeat is 409 (reconnect); its full report brings it back up and wakes the lo
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
-from fastapi import FastAPI
 
-from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api.app import create_app
 from blacksmith_mini.vm.remote import wakeups as wake
 
 pytestmark = pytest.mark.anyio
 REPORT = {"vcpus": 4, "memory_mib": 8192, "disk_mib": 10_000, "drivers": ["local"]}
 SEEN = {"vm_id": 4242, "name": "bm-x-4242-abc", "alive": True, "started_at": 1.0}
-
-
-@pytest.fixture
-async def remote(tmp_path: pathlib.Path) -> AsyncIterator[httpx2.AsyncClient]:
-    settings = settings_mod.load(simulate=True, data_dir=tmp_path)
-    settings.simulator.rate_per_min = 0
-    settings.vm.driver = "remote"
-    application: FastAPI = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx2.ASGITransport(app=application)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
-            client.app = application  # type: ignore[attr-defined]
-            yield client
 
 
 async def connect(client: httpx2.AsyncClient) -> tuple[dict[str, str], int]:
