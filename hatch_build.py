@@ -4,7 +4,8 @@
 ``blacksmith_mini/_dashboard`` and ``images/`` becomes ``blacksmith_mini/_images``, so an
 installed wheel serves the dashboard at ``/`` and runs ``blacksmith-mini image build`` without a
 checkout. A wheel without a dashboard is refused with the command that builds it;
-``BLACKSMITH_WHEEL_DASHBOARD`` names another built export (used by the wheel test).
+``BLACKSMITH_WHEEL_DASHBOARD`` names another built export (used by the wheel test). An editable
+install (``uv sync`` in a checkout) is left alone: it serves ``frontend/out`` and ``images/``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class DashboardAndImages(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel":
+        if self.target_name != "wheel" or version == "editable":  # uv sync: the checkout serves
             return
         root = Path(self.root)
         dashboard = Path(os.environ.get("BLACKSMITH_WHEEL_DASHBOARD") or root / "frontend" / "out")
