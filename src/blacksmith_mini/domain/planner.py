@@ -27,6 +27,7 @@ from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 S = model.VmState
 SUPPLY_STATES = frozenset({S.PENDING, S.BOOTING, S.IDLE})
 ACTIVE = model.ACTIVE_VM_STATES
+AFTER_A_JOB = frozenset({S.BUSY, S.STOPPING, S.GONE})  # the states that may cover an unlinked job
 SURPLUS_IDLE_GRACE_SECONDS = 30.0
 __all__ = ["DemandKey", "demand_key", "plan", "queued_demand", "waiting_reason", "with_job_stages"]
 
@@ -77,19 +78,29 @@ def _lifecycle(
         if vm.state not in ACTIVE:
             continue
         fact, job = snapshot.facts.get(vm.vm_id), jobs_by_runner.get(vm.name)
-        if vm.state is S.BUSY and _busy_as_before(vm, fact, job):
+        if fact is not None and fact.alive and _as_before(vm, fact, job):
             continue  # most VMs, most ticks: spared a generator each
         yield from _observe_vm(
             vm, fact, job, policy.timeouts, now, held=snapshot.backoff.get(vm.pool)
         )
 
 
-def _busy_as_before(vm: model.Vm, fact: VmFacts | None, job: model.Job | None) -> bool:
-    """A busy VM ``_observe_vm`` has nothing to say of: alive, its job not finished and,
-    if GitHub names its job, already linked to it."""
-    if fact is None or not fact.alive or fact.job_finished:
-        return False
-    return job is None or (vm.job_id is not None and job.status is not model.JobStatus.COMPLETED)
+def _as_before(vm: model.Vm, fact: VmFacts, job: model.Job | None) -> bool:
+    """A live VM ``_observe_vm`` has nothing to say of (pending ones always go there): no job
+    taken by an idle or booting one, no online runner for a booting one, no finished job
+    for a busy one, and a busy one already linked to the job GitHub names."""
+    state, queued = vm.state, job is None or job.status is model.JobStatus.QUEUED
+    if state is S.STOPPING:
+        return True
+    if state is S.IDLE:
+        return queued and not fact.job_started
+    if state is S.BOOTING:
+        return queued and not fact.job_started and not fact.runner_online
+    if state is S.BUSY and not fact.job_finished:
+        return job is None or (
+            vm.job_id is not None and job.status is not model.JobStatus.COMPLETED
+        )
+    return False
 
 
 def _observe_vm(
@@ -242,7 +253,9 @@ def _scale(
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
     for vm in vms:
-        if vm.job_id is None and _ran_unknown_job(vm, linked, now=now, lag_allowance=lag_allowance):
+        if vm.state in AFTER_A_JOB and _ran_unknown_job(
+            vm, linked, now=now, lag_allowance=lag_allowance
+        ):
             unlinked[(vm.pool, vm.scope)] += 1
         if vm.state is S.GONE:
             continue
