@@ -133,3 +133,15 @@ async def test_the_debug_listing_shows_readable_entries_only(client: httpx2.Asyn
         f"{PREFIX}/caches", params={"key": "listed"}, headers=bearer(stranger)
     )
     assert hidden.json()["totalCount"] == 0
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"{not json"])
+async def test_a_body_that_is_not_a_json_object_is_400(
+    client: httpx2.AsyncClient, body: bytes
+) -> None:
+    token = mint()
+    headers = bearer(token) | {"content-type": "application/json"}
+    for path in (f"{PREFIX}/caches", f"{PREFIX}/caches/1"):
+        answer = await client.post(path, content=body, headers=headers)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["message"] == "the body is not a JSON object"

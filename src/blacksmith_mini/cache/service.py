@@ -8,10 +8,12 @@ scopes come from the verified token, never from a header or the request body.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -126,3 +128,15 @@ async def read_small(request: Request, limit: int = SMALL_BODY_LIMIT) -> bytes:
         if len(data) > limit:
             raise BodyTooLarge(f"body over {limit} bytes")
     return bytes(data)
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    """A small JSON object body (``{}`` when empty); ``ValueError`` when it is not one: too
+    large, not JSON, or JSON but not an object."""
+    try:
+        decoded = json.loads(await read_small(request) or b"{}")
+    except BodyTooLarge as error:
+        raise ValueError(str(error)) from error
+    if not isinstance(decoded, dict):
+        raise ValueError("the body is not a JSON object")
+    return decoded

@@ -21,7 +21,6 @@ What each answer makes the client do (``cache.ts``, 6.3.0):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -29,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from blacksmith_mini.cache import scope, tokens
-from blacksmith_mini.cache.service import BodyTooLarge, CacheService, read_small
+from blacksmith_mini.cache.service import CacheService, read_object
 from blacksmith_mini.cache.store import Conflict, IncompleteUpload, OverCap
 
 SERVICE = "github.actions.results.api.v1.CacheService"
@@ -179,10 +178,8 @@ def router(service: CacheService) -> APIRouter:
         except tokens.TokenError as error:
             return _error("unauthenticated", str(error))
         try:
-            decoded = json.loads(await read_small(request) or b"{}")
-        except (ValueError, BodyTooLarge):
-            return _error("malformed", "the body is not a JSON object")
-        if not isinstance(decoded, dict):
+            decoded = await read_object(request)
+        except ValueError:
             return _error("malformed", "the body is not a JSON object")
         try:
             if method == "CreateCacheEntry":

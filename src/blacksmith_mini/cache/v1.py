@@ -21,7 +21,6 @@ warning for the client). Uploads are the token's own: another VM, repository or 
 from __future__ import annotations
 
 import datetime
-import json
 import re
 
 from fastapi import APIRouter
@@ -31,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from blacksmith_mini.cache import parts, scope, tokens
 from blacksmith_mini.cache.index import Row
 from blacksmith_mini.cache.parts import chunk_part_name
-from blacksmith_mini.cache.service import BodyTooLarge, CacheService, read_small
+from blacksmith_mini.cache.service import CacheService, read_object
 from blacksmith_mini.cache.store import Conflict, IncompleteUpload, NotPending, OverCap
 from blacksmith_mini.cache.twirp import READ_DENIED, WRITE_DENIED
 
@@ -118,10 +117,10 @@ def router(service: CacheService) -> APIRouter:
     async def reserve(request: Request) -> Response:
         try:
             claim = service.claim(request)
-            body = json.loads(await read_small(request) or b"{}")
+            body = await read_object(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
-        except (ValueError, BodyTooLarge):
+        except ValueError:
             return _message(400, "the body is not a JSON object")
         counters = service.metrics.of(claim.repository)
         if claim.write is None:
@@ -181,10 +180,10 @@ def router(service: CacheService) -> APIRouter:
     async def commit(ident: int, request: Request) -> Response:
         try:
             claim = service.claim(request)
-            body = json.loads(await read_small(request) or b"{}")
+            body = await read_object(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
-        except (ValueError, BodyTooLarge):
+        except ValueError:
             return _message(400, "the body is not a JSON object")
         if owned_upload(claim, ident) is None:
             return _message(404, "no such cache upload")
