@@ -38,7 +38,6 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -170,14 +169,7 @@ def file_tree(directory: Path, count: int, mean_kb: int) -> int:
 def harness(job: Job, place: Path, *arguments: str) -> tuple[float, str]:
     """Runs the Node harness; its wall time and output. Exits on a failed save or restore."""
     started = time.perf_counter()
-    done = subprocess.run(
-        job.command(*arguments),
-        cwd=place / "work",
-        env=job.env(place),
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    done = job.run(place, *arguments, timeout=3600)
     elapsed = time.perf_counter() - started
     failed = ('"value":null', '"value":-1')
     if "@@RESULT" not in done.stdout or any(mark in done.stdout for mark in failed):

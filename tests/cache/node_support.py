@@ -215,18 +215,24 @@ class Job:
         extra = ["--resolve-blob-host"] if self.host.endswith(".blob.core.windows.net") else []
         return [NODE or "node", str(HARNESS), *arguments, "--lib", lib, *extra]
 
-    def save(self, key: str, files: dict[str, bytes], *, stall_after: int | None = None) -> Result:
-        place = self.workspace()
-        write_tree(place / "work" / "data", files)
-        extra = ["--stall-after", str(stall_after)] if stall_after else []
-        done = subprocess.run(
-            self.command("save", "--key", key, "--path", "data", *extra),
+    def run(
+        self, place: Path, *arguments: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """The harness with ``arguments``, in ``place``'s workspace, as a step of this job."""
+        return subprocess.run(
+            self.command(*arguments),
             cwd=place / "work",
             env=self.env(place),
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
         )
+
+    def save(self, key: str, files: dict[str, bytes], *, stall_after: int | None = None) -> Result:
+        place = self.workspace()
+        write_tree(place / "work" / "data", files)
+        extra = ["--stall-after", str(stall_after)] if stall_after else []
+        done = self.run(place, "save", "--key", key, "--path", "data", *extra)
         return _result(done.stdout + done.stderr)
 
     @contextlib.contextmanager
@@ -258,14 +264,7 @@ class Job:
         arguments = ["restore", "--key", key, "--path", "data"]
         for restore_key in restore_keys:
             arguments += ["--restore-key", restore_key]
-        done = subprocess.run(
-            self.command(*arguments),
-            cwd=place / "work",
-            env=self.env(place),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = self.run(place, *arguments)
         return _result(done.stdout + done.stderr), tree_digests(place / "work" / "data")
 
 
