@@ -239,9 +239,6 @@ def fair_order(
     return [start_tuples.action(found) for found in order]
 
 
-lowered_weights = fairorder.lowered_weights
-
-
 def drain_stops(vms: Iterable[model.Vm], plan: HostPlan) -> list[act.StopVm]:
     """Idle or booting VMs on draining hosts: stopped so the host empties (not busy ones)."""
     draining = {host.name for host in plan.hosts if host.state is placement.HostState.DRAINING}
@@ -310,7 +307,8 @@ def fair_share_notes(
         for repo, count in waiting.items()
         if count > 0
     ]
-    shared = fairshare.share(demands, held=held, available=0, weights=lowered_weights(weights))
+    weight = fairorder.lowered_weights(weights)
+    shared = fairshare.share(demands, held=held, available=0, weights=weight)
     total = sum(held.values())
     found: dict[str, str] = {}
     for repository in repositories:
