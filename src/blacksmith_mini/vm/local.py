@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from blacksmith_mini.vm import console, driver, procs
+from blacksmith_mini.vm.supervisor import write_atomically
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.2
@@ -124,8 +125,9 @@ class LocalDriver:
                 return found
         vm_dir = self.root / spec.name
         vm_dir.mkdir(parents=True, exist_ok=True)
-        (vm_dir / "meta.json").write_text(
-            json.dumps({"vm_id": spec.vm_id, "name": spec.name, "started_at": time.time()})
+        write_atomically(
+            vm_dir / "meta.json",
+            {"vm_id": spec.vm_id, "name": spec.name, "started_at": time.time()},
         )
         secret = vm_dir / "jitconfig"
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -148,7 +150,7 @@ class LocalDriver:
                 "check that the data directory is writable"
             ) from exc
         ticks = procs.start_ticks(child.pid)
-        (vm_dir / "supervisor.json").write_text(json.dumps({"pid": child.pid, "ticks": ticks}))
+        write_atomically(vm_dir / "supervisor.json", {"pid": child.pid, "ticks": ticks})
         self._children[spec.vm_id] = child
         self._dirs[spec.vm_id] = vm_dir
         found = self._observe_one(spec.vm_id, vm_dir)

@@ -2,7 +2,10 @@
 
 It leads the VM's process group, starts the runner with the VM's scratch directory as working
 directory and its console file as output, and records how the runner exited in ``exit.json``,
-so the control plane learns the outcome even if it was restarted meanwhile. The JIT config is
+so the control plane learns the outcome even if it was restarted meanwhile. Before anything
+else it records itself in ``supervisor.json`` (pid and start ticks, replaced atomically): the
+driver writes the same record after spawning it, but a control plane killed in between would
+otherwise leave a running VM that a restart sees as dead and cannot kill. The JIT config is
 read from ``DIR/jitconfig`` (mode 0600), deleted, and substituted for ``{jitconfig}`` in ARGV.
 """
 
@@ -16,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from blacksmith_mini.vm import procs
+
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
@@ -23,6 +28,10 @@ def main(argv: list[str]) -> int:
         return 2
     vm_dir = pathlib.Path(argv[0])
     command = argv[2:]
+    if not (vm_dir / "meta.json").exists():
+        return 0  # released before it got here: nothing to run
+    me = os.getpid()
+    write_atomically(vm_dir / "supervisor.json", {"pid": me, "ticks": procs.start_ticks(me)})
     secret_path = vm_dir / "jitconfig"
     jitconfig = secret_path.read_text().strip() if secret_path.exists() else ""
     secret_path.unlink(missing_ok=True)
@@ -66,16 +75,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def write_atomically(path: pathlib.Path, value: dict[str, object]) -> None:
+    """Replace ``path`` with ``value`` as JSON, so no reader ever sees half of it."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value))
+    temporary.replace(path)
+
+
 def _record(
     vm_dir: pathlib.Path, *, code: int | None, signum: int | None, stop_signal: int | None = None
 ) -> None:
-    temporary = vm_dir / "exit.json.tmp"
-    temporary.write_text(
-        json.dumps(
-            {"code": code, "signal": signum, "stop_signal": stop_signal, "ended_at": time.time()}
-        )
+    write_atomically(
+        vm_dir / "exit.json",
+        {"code": code, "signal": signum, "stop_signal": stop_signal, "ended_at": time.time()},
     )
-    temporary.replace(vm_dir / "exit.json")
 
 
 if __name__ == "__main__":
