@@ -12,6 +12,7 @@ import uvicorn
 
 from blacksmith_mini import host_cli, logs, operator_cli
 from blacksmith_mini import settings as settings_mod
+from blacksmith_mini.cache import cli as cache_cli
 from blacksmith_mini.vm.firecracker import commands as firecracker_commands
 
 app = typer.Typer(
@@ -193,6 +194,7 @@ async def _github_checks(settings: settings_mod.Settings) -> list[object]:
 firecracker_commands.register(app)
 operator_cli.register(app)
 host_cli.register(app)
+app.add_typer(cache_cli.app, name="cache")
 
 
 def main() -> None:

@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import sys
 import time
 from collections.abc import Awaitable
 
 import httpx2
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
+from blacksmith_mini import runtime_keys
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.control import leadership, reconciler, replicas
+from blacksmith_mini.cache import host as cache_host
+from blacksmith_mini.cache import prometheus as cache_prometheus
+from blacksmith_mini.control import cache_claims, leadership, reconciler, replicas
 from blacksmith_mini.domain import placement
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import auth, errors, redelivery
@@ -62,7 +62,9 @@ class Simulation:
         self.private_key: str | None = None
         self.app: github_api.SimApp | None = None
         if config.app_auth:
-            self.private_key, public = _rsa_pair(settings.data_dir / "simulated-app-key.pem")
+            self.private_key, public = runtime_keys.rsa_pair(
+                settings.data_dir / "simulated-app-key.pem"
+            )
             self.app = github_api.SimApp(
                 app_id=SIMULATED_APP_ID,
                 public_key_pem=public,
@@ -144,6 +146,7 @@ class Runtime:
             self.driver = faults.FlakyDriver(
                 self.driver, every=settings.simulator.vm_start_failure_every
             )
+        self.cache = self._cache_host()
         github = settings.github
         poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
         self.loop = reconciler.Reconciler(
@@ -159,11 +162,12 @@ class Runtime:
                 runner_prefix=github.runner_prefix,
                 runner_group_id=github.runner_group_id,
                 runner_group=github.runner_group if github.organization else None,
-                ssh_public_key=_ssh_key(settings),
+                ssh_public_key=runtime_keys.ssh_key(settings),
                 simulate=settings.simulate,
                 on_shutdown=settings.server.on_shutdown,
                 drain_seconds=settings.server.drain_seconds,
                 lag_allowance=settings.github.status_lag_allowance,
+                cache_boot=self.cache.boot_data if self.cache is not None else None,
             ),
             host_plan=self._host_plan,
         )
@@ -191,7 +195,12 @@ class Runtime:
 
             return fc_driver.FirecrackerDriver(
                 settings=vm.firecracker.model_copy(
-                    update={"host_api_port": self.settings.server.port}
+                    update={
+                        "host_api_port": self.settings.server.port,
+                        "host_cache_port": (self.settings.cache.port or None)
+                        if self.settings.cache.is_on("firecracker")
+                        else None,
+                    }
                 ),
                 data_dir=self.settings.data_dir,
             )
@@ -213,6 +222,24 @@ class Runtime:
             data_dir=self.settings.data_dir,
             runner_command=command,
             console_max_bytes=vm.console_max_bytes,
+        )
+
+    def _cache_host(self) -> cache_host.CacheHost | None:
+        """The co-located Actions cache, on one box (many hosts: not yet, see ARCHITECTURE)."""
+        driver = self.settings.vm.driver
+        if driver == "remote" or not self.settings.cache.is_on(driver):
+            return None
+        claims = cache_claims.JobClaims(
+            store=self.store,
+            github=self.github,
+            ttl_seconds=self.settings.cache.token_ttl_seconds,
+            wait_seconds=self.settings.cache.link_wait_seconds,
+        )
+        return cache_host.CacheHost(
+            self.settings.cache,
+            data_dir=self.settings.data_dir,
+            resolve=claims.claim,
+            for_firecracker=driver == "firecracker",
         )
 
     async def _elected(self, lease: lease.Lease) -> None:
@@ -254,6 +281,9 @@ class Runtime:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.cache is not None:
+            await self.cache.start()
+            self.loop.metrics.registry.register(cache_prometheus.CacheCollector(self.cache.service))
         if self.simulation is not None:
             self.simulation.start()
         if self.replica is not None:
@@ -286,6 +316,8 @@ class Runtime:
         await _bounded("stopping the loop", self.loop.stop(), seconds=drain + 30)
         if self.simulation is not None:
             await self.simulation.stop()
+        if self.cache is not None:
+            await _bounded("stopping the cache", self.cache.stop(), seconds=15)
         await self.github.close()
         await _bounded("closing the database", self.store.close())
 
@@ -344,47 +376,3 @@ def github_client_for(
         mutation_spacing=0.0 if simulation is not None else 1.0,
         timeout=github.request_timeout,
     )
-
-
-def _rsa_pair(path: os.PathLike[str]) -> tuple[str, str]:
-    """The simulated App's key pair, kept (0600) in the data dir so restarts reuse it."""
-    from pathlib import Path
-
-    key_path = Path(path)
-    if key_path.exists():
-        private = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    else:
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    assert isinstance(private, rsa.RSAPrivateKey)
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public_pem = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private_pem, public_pem
-
-
-def _ssh_key(settings: settings_mod.Settings) -> str | None:
-    path = settings.vm.ssh_key_path
-    if path is None:
-        return None
-    public = path if path.suffix == ".pub" else path.with_name(path.name + ".pub")
-    try:
-        return public.read_text().strip()
-    except OSError as exc:
-        raise settings_mod.ConfigError(
-            f"SSH public key {public} cannot be read ({exc.strerror}); fix SSH_KEY_PATH"
-        ) from exc

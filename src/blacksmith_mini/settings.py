@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from blacksmith_mini.domain import labels as domain_labels
 from blacksmith_mini.domain import model
+from blacksmith_mini.settings_cache import CacheSettings as CacheSettings
 from blacksmith_mini.settings_hosts import HostsSettings as HostsSettings
 from blacksmith_mini.settings_seed_env import SeedEnvSource as SeedEnvSource
 from blacksmith_mini.settings_simulator import SimulatorSettings as SimulatorSettings
@@ -266,6 +267,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
     hosts: HostsSettings = Field(default_factory=HostsSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

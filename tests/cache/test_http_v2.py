@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import httpx2
 import pytest
-from starlette.requests import Request
 
 from blacksmith_mini.cache import tokens
 from blacksmith_mini.cache.app import create_cache_app
@@ -218,19 +217,46 @@ async def test_tokens_and_signatures_never_reach_the_logs(
     assert token not in logged and sig not in logged
 
 
-async def test_the_control_plane_may_authenticate_by_other_means(tmp_path: Path) -> None:
-    claim = tokens.Claim("acme/by-address", MAIN, (MAIN,), int(time.time()) + 60, "vm-9")
+async def test_a_vm_token_gets_its_claim_from_the_resolver(tmp_path: Path) -> None:
+    """The control plane mints a token naming only the VM; the service asks ``resolve`` for
+    the repository and scopes of the job linked to it, and refuses when it cannot say."""
+    claim = tokens.Claim("acme/resolved", MAIN, (MAIN,), int(time.time()) + 60, "9")
+    asked: list[str] = []
 
-    def by_address(request: Request) -> tokens.Claim:
-        if request.client is None or request.client.host != "127.0.0.1":
-            raise tokens.TokenError("unknown VM")
+    async def resolve(vm_id: str) -> tokens.Claim:
+        asked.append(vm_id)
+        if vm_id != "9":
+            raise tokens.TokenError(f"VM {vm_id} has no job linked")
         return claim
 
     config = CacheConfig(directory=tmp_path / "cache")
-    service = CacheService(config, secret=SECRET, authenticate=by_address)
+    service = CacheService(config, secret=SECRET, resolve=resolve)
+    expires = int(time.time()) + 60
+    linked = tokens.vm_token(SECRET, vm_id=9, expires_at=expires)
+    unlinked = tokens.vm_token(SECRET, vm_id=10, expires_at=expires)
     transport = httpx2.ASGITransport(app=create_cache_app(service, admin_token=ADMIN))
     async with httpx2.AsyncClient(transport=transport, base_url="http://cache.test") as client:
-        finalized = await save(client, "no-token-needed", "k", b"bytes")
+        finalized = await save(client, linked, "k", b"bytes")
         assert finalized.json()["ok"]
-    assert service.store.entries(repository="acme/by-address")[0].owner == "vm-9"
+        refused = await client.post(
+            f"{PREFIX}/GetCacheEntryDownloadURL",
+            json={"key": "k", "version": VERSION},
+            headers={"authorization": f"Bearer {unlinked}"},
+        )
+        assert refused.status_code == 401
+        assert "no job linked" in refused.json()["msg"]
+    assert service.store.entries(repository="acme/resolved")[0].owner == "9"
+    assert asked[-1] == "10"
     service.close()
+    alone = CacheService(CacheConfig(directory=tmp_path / "other"), secret=SECRET)
+    app = create_cache_app(alone, admin_token=ADMIN)
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://cache.test"
+    ) as client:
+        answer = await client.post(
+            f"{PREFIX}/GetCacheEntryDownloadURL",
+            json={"key": "k", "version": VERSION},
+            headers={"authorization": f"Bearer {linked}"},
+        )
+        assert answer.status_code == 401
+    alone.close()

@@ -187,3 +187,32 @@ async def test_a_start_cancelled_during_the_disk_copy_leaves_nothing(
 
 def _files(directory: Path) -> list[Path]:
     return list(directory.iterdir()) if directory.is_dir() else []
+
+
+async def test_the_cache_boot_data_reaches_the_guest_at_its_gateway_and_is_wiped(
+    fc_driver: FirecrackerDriver,
+    calls_log: Path,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    """The control plane's ``cache`` (its URL naming ``{host_ip}``) goes into MMDS with the
+    VM's own gateway, and leaves MMDS with the JIT config once the agent acknowledges."""
+    import dataclasses
+
+    cache = {
+        "url": "http://{host_ip}:8010/",
+        "token": "bmc1.eyJ2bSI6IjUifQ.bWFj",
+        "fallback_url": "https://results-receiver.actions.githubusercontent.com/",
+    }
+    spec = dataclasses.replace(make_spec(5, jit_config=broker.jit_config("bm-pool-5")), cache=cache)
+    await fc_driver.start(spec)
+    record = fc_driver.records[5]
+    first = next(c for c in read_calls(calls_log) if c["path"] == "/mmds")
+    given = first["body"]["latest"]["meta-data"]["blacksmith"]["cache"]
+    assert given["url"] == f"http://{record.net.host_ip}:8010/"
+    assert given["token"] == cache["token"]
+    await wait_for(lambda: record.mmds_wiped)
+    puts = [c for c in read_calls(calls_log) if c["path"] == "/mmds" and c["method"] == "PUT"]
+    assert "cache" not in puts[-1]["body"]["latest"]["meta-data"]["blacksmith"]
+    console = await fc_driver.console_tail(5)
+    assert cache["token"] not in console

@@ -112,3 +112,74 @@ def test_mmds_refuses_github_tokens() -> None:
     with pytest.raises(ValueError, match="token"):
         mmds.check_no_github_token({"github_token": "x"})
     mmds.check_no_github_token({"runner_jit_config": "eyJhIjoiYiJ9"})
+
+
+def test_only_the_cache_port_of_the_host_is_open_to_vms() -> None:
+    lease = naming.lease_for_slot(network_cidr="172.16.0.0/16", tap_prefix="bmtap", slot=0)
+    common = {
+        "table": "bm",
+        "tap_prefix": "bmtap",
+        "network_cidr": "172.16.0.0/16",
+        "egress_allow": [],
+        "host_api_port": 8000,
+        "leases": [lease],
+    }
+    with_cache = nftables.ruleset(**common, host_cache_port=8010)  # type: ignore[arg-type]
+    to_host = with_cache[
+        with_cache.index("chain vm_to_host") : with_cache.index("chain vm_forward")
+    ]
+    assert "tcp dport 8010 accept" in to_host
+    assert to_host.index("jump vm_source") < to_host.index("tcp dport 8010 accept")
+    assert to_host.index("tcp dport 8000 drop") < to_host.index("tcp dport 8010 accept")
+    without = nftables.ruleset(**common)  # type: ignore[arg-type]
+    assert "8010" not in without and "dport" in without
+
+
+def spec_with_cache(token: str) -> object:
+    from blacksmith_mini.vm import driver
+
+    return driver.VmSpec(
+        vm_id=3,
+        name="bm-default-3",
+        pool="default",
+        labels=("self-hosted",),
+        vcpus=2,
+        memory_mib=1024,
+        jit_config="eyJqaXQiOjF9",
+        cache={
+            "url": "http://{host_ip}:8010/",
+            "token": token,
+            "fallback_url": "https://results-receiver.actions.githubusercontent.com/",
+        },
+    )
+
+
+def test_the_cache_boot_data_points_at_the_vms_gateway_and_is_removed_after_the_ack() -> None:
+    spec = spec_with_cache("bmc1.eyJ2bSI6IjMifQ.c2ln")
+    store = mmds.boot_data(
+        spec,  # type: ignore[arg-type]
+        instance_id="i",
+        ssh_public_key=None,
+        keep_on_failure_seconds=0,
+        dns_servers=["1.1.1.1"],
+        host_ip="172.16.0.1",
+    )
+    cache = store["latest"]["meta-data"]["blacksmith"]["cache"]
+    assert cache["url"] == "http://172.16.0.1:8010/"
+    assert cache["token"].startswith("bmc1.")
+    remainder = mmds.public_remainder(store)["latest"]["meta-data"]["blacksmith"]
+    assert "cache" not in remainder and "runner_jit_config" not in remainder
+    assert "token" not in repr(spec)
+
+
+def test_the_cache_token_field_takes_only_our_own_tokens() -> None:
+    with pytest.raises(ValueError, match="bmc1"):
+        mmds.boot_data(
+            spec_with_cache("ghs_" + "x" * 36),  # type: ignore[arg-type]
+            instance_id="i",
+            ssh_public_key=None,
+            keep_on_failure_seconds=0,
+            dns_servers=[],
+        )
+    with pytest.raises(ValueError, match="token"):
+        mmds.check_no_github_token({"other": {"token": "bmc1.a.b"}})

@@ -30,6 +30,7 @@ from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api import access, limits
 from blacksmith_mini.api.routes import (
     agent,
+    cache,
     events,
     history,
     hosts,
@@ -117,6 +118,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    app.include_router(cache.router_for(runtime))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     if settings.simulate:
         app.include_router(simulator.router)

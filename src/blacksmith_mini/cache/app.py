@@ -6,7 +6,7 @@ because they stream to disk): ``/twirp/...`` (v2; must be at the host's root),
 Admin: ``/api/cache/...`` with ``Authorization: Bearer <admin token>``.
 
 The control plane can instead include ``vm_routers(service)`` in an app on the VM-facing
-address and ``admin.router(service, authorize=...)`` in its own API.
+address and ``admin.router(get_service, authorize=...)`` in its own API.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ def bearer_check(token: str) -> Callable[[Request], Awaitable[None]]:
     return authorize
 
 
+def create_vm_app(service: CacheService) -> FastAPI:
+    """Only what VMs call (the control plane serves the admin routes in its own API)."""
+    app = FastAPI(title="Blacksmith Mini cache", docs_url=None, redoc_url=None, openapi_url=None)
+    for found in vm_routers(service):
+        app.include_router(found)
+    return app
+
+
 def create_cache_app(
     service: CacheService, *, admin_token: str, scrub_interval_seconds: float | None = None
 ) -> FastAPI:
@@ -63,5 +71,5 @@ def create_cache_app(
     app = FastAPI(title="Blacksmith Mini cache", lifespan=lifespan, docs_url=None, redoc_url=None)
     for found in vm_routers(service):
         app.include_router(found)
-    app.include_router(admin.router(service, authorize=bearer_check(admin_token)))
+    app.include_router(admin.router(lambda: service, authorize=bearer_check(admin_token)))
     return app

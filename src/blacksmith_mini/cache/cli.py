@@ -5,9 +5,9 @@
     python -m blacksmith_mini.cache.cli delete --repository R --key K [--ref REF]
     python -m blacksmith_mini.cache.cli metrics
 
-``--url`` is where the admin routes are (the standalone service, or the control plane once
-it mounts them), ``--token`` (or ``BLACKSMITH_CACHE_ADMIN_TOKEN``) its admin token. ``app``
-is a Typer app the main CLI can add as a sub-command (``app.add_typer(cli.app, name="cache")``).
+``--url`` is where the admin routes are (the control plane, default http://127.0.0.1:8000,
+or the standalone service), ``--token`` (or ``BLACKSMITH_CACHE_ADMIN_TOKEN``, else
+``BLACKSMITH_ADMIN_TOKEN``) its admin token. The main CLI has it as ``blacksmith-mini cache``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ Url = Annotated[
     str, typer.Option(envvar="BLACKSMITH_CACHE_URL", help="Where the cache's admin API is.")
 ]
 Token = Annotated[
-    str | None, typer.Option(envvar="BLACKSMITH_CACHE_ADMIN_TOKEN", help="Admin token.")
+    str | None,
+    typer.Option(
+        envvar=["BLACKSMITH_CACHE_ADMIN_TOKEN", "BLACKSMITH_ADMIN_TOKEN"],
+        help="Admin token (the control plane's, or the standalone service's).",
+    ),
 ]
 DEFAULT_URL = "http://127.0.0.1:8000"
 

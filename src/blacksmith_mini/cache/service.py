@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,10 @@ class CacheConfig:
 
 
 class CacheService:
-    """``authenticate`` replaces the bearer-token check (say, a claim looked up by the VM's
-    source address); by default the request must carry a token minted with ``secret``."""
+    """By default a request must carry a token minted with ``secret``. A token that names only
+    its VM (``tokens.vm_token``: the control plane mints one per VM before its job is known)
+    gets its repository and scopes from ``resolve(vm_id)``, which raises ``tokens.TokenError``
+    when it cannot say (no job linked, VM gone)."""
 
     def __init__(
         self,
@@ -57,27 +59,30 @@ class CacheService:
         *,
         secret: bytes,
         clock: Callable[[], float] = time.time,
-        authenticate: Callable[[Request], tokens.Claim] | None = None,
+        resolve: Callable[[str], Awaitable[tokens.Claim]] | None = None,
     ) -> None:
         self.config = config
         self.secret = secret
         self.clock = clock
-        self.authenticate = authenticate
+        self.resolve = resolve
         self.store = CacheStore(config.directory, config.limits, clock=clock)
         self.metrics = CacheMetrics()
 
     def close(self) -> None:
         self.store.close()
 
-    def claim(self, request: Request) -> tokens.Claim:
+    async def claim(self, request: Request) -> tokens.Claim:
         """The verified claim of the request's bearer token; ``tokens.TokenError`` otherwise."""
-        if self.authenticate is not None:
-            return self.authenticate(request)
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise tokens.TokenError("no bearer token")
-        return tokens.verify(self.secret, credential.strip(), now=self.clock())
+        claim = tokens.verify(self.secret, credential.strip(), now=self.clock())
+        if not claim.names_vm_only:
+            return claim
+        if self.resolve is None:
+            raise tokens.TokenError("this service cannot resolve VM tokens")
+        return await self.resolve(claim.vm_id)
 
     def base_url(self, request: Request) -> str:
         if self.config.public_url:

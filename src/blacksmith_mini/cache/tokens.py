@@ -43,6 +43,11 @@ class Claim:
     vm_id: str
 
     @property
+    def names_vm_only(self) -> bool:
+        """A VM token: its repository and scopes are resolved from the VM's job."""
+        return self.repository == ""
+
+    @property
     def can_read(self) -> bool:
         return bool(self.reads)
 
@@ -78,6 +83,14 @@ def mint(secret: bytes, claim: Claim) -> str:
     signed = f"{PREFIX}.{payload}"
     mac = hmac.new(_derive(secret, "token"), signed.encode(), hashlib.sha256).digest()
     return f"{signed}.{_b64(mac)}"
+
+
+def vm_token(secret: bytes, *, vm_id: int, expires_at: int) -> str:
+    """A token naming only the VM (its job, hence its repository and branch, is not known at
+    boot); the service resolves its claim when the VM calls."""
+    return mint(
+        secret, Claim(repository="", write=None, reads=(), expires_at=expires_at, vm_id=str(vm_id))
+    )
 
 
 def verify(secret: bytes, token: str, *, now: float | None = None) -> Claim:

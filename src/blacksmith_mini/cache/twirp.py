@@ -174,7 +174,7 @@ def router(service: CacheService) -> APIRouter:
         if "json" not in request.headers.get("content-type", "application/json"):
             return _error("bad_route", "only the JSON flavour of Twirp is served")
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
         except tokens.TokenError as error:
             return _error("unauthenticated", str(error))
         try:

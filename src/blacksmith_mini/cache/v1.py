@@ -74,7 +74,7 @@ def router(service: CacheService) -> APIRouter:
     @api.get("/cache")
     async def lookup(request: Request, keys: str = "", version: str = "") -> Response:
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
         counters = service.metrics.of(claim.repository)
@@ -103,7 +103,7 @@ def router(service: CacheService) -> APIRouter:
     @api.get("/caches")
     async def similar(request: Request, key: str = "") -> Response:
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
         rows = [
@@ -116,7 +116,7 @@ def router(service: CacheService) -> APIRouter:
     @api.post("/caches")
     async def reserve(request: Request) -> Response:
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
             body = await read_object(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
@@ -151,7 +151,7 @@ def router(service: CacheService) -> APIRouter:
     @api.patch("/caches/{ident}")
     async def upload_chunk(ident: int, request: Request) -> Response:
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
         except tokens.TokenError as error:
             return _message(401, str(error))
         if owned_upload(claim, ident) is None:
@@ -179,7 +179,7 @@ def router(service: CacheService) -> APIRouter:
     @api.post("/caches/{ident}")
     async def commit(ident: int, request: Request) -> Response:
         try:
-            claim = service.claim(request)
+            claim = await service.claim(request)
             body = await read_object(request)
         except tokens.TokenError as error:
             return _message(401, str(error))

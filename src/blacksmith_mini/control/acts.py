@@ -114,6 +114,7 @@ class Acts:
             jit_config="",
             ssh_public_key=self.config.ssh_public_key,
             host=vm.host,
+            cache=self.config.cache_boot(vm.vm_id) if self.config.cache_boot else None,
         )
         try:
             await self.driver.preflight(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,3 +20,5 @@ class LoopConfig:
     drain_seconds: float = 4.0
     prune_interval: float = 3600.0
     lag_allowance: float = 60.0  # how long GitHub may lag a runner's news (see Snapshot)
+    # The boot data's ``cache`` for a VM (url, token, fallback_url), or None: no cache.
+    cache_boot: Callable[[int], Mapping[str, str] | None] | None = None

@@ -382,12 +382,9 @@ class GitHubClient:
         return found
 
     @errors.only_github_errors
-    async def repository(self, repository: str) -> dict[str, Any]:
-        return dict(await self._call("getitem", f"/repos/{repository}"))
-
-    @errors.only_github_errors
-    async def rate_limit(self) -> dict[str, Any]:
-        return dict(await self._call("getitem", "/rate_limit"))
+    async def get(self, path: str) -> dict[str, Any]:
+        """One resource as GitHub sends it (``/rate_limit``, ``/repos/{r}``, a workflow run)."""
+        return dict(await self._call("getitem", path))
 
     @errors.only_github_errors
     async def delete_runner(self, scope: str, runner_id: int) -> bool:

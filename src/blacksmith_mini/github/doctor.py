@@ -117,7 +117,7 @@ async def _github_checks(
     using_app = isinstance(gh.tokens, auth.AppInstallation)
     kind = "GitHub App installation" if using_app else "personal access token"
     try:
-        limits = await gh.rate_limit()
+        limits = await gh.get("/rate_limit")
         core = limits.get("resources", {}).get("core", limits.get("rate", {}))
         checks.append(
             Check(
@@ -164,7 +164,7 @@ async def _repository_checks(
     gh: client.GitHubClient, repository: str, *, prefix: str, using_app: bool
 ) -> list[Check]:
     try:
-        await gh.repository(repository)
+        await gh.get(f"/repos/{repository}")
     except errors.NotFound:
         return [
             Check(

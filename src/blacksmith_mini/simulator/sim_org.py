@@ -95,7 +95,7 @@ def org_routes(app: FastAPI, sim: state.SimState, *, sim_app: SimApp | None) -> 
         found = sim.repository(f"{owner}/{repo}")
         if found is None:
             return error(404, "Not Found")
-        return JSONResponse(formats.repository(found))
+        return JSONResponse({**formats.repository(found), "default_branch": "main"})
 
     @app.get("/orgs/{org}/actions/runner-groups")
     async def runner_groups(org: str, request: Request) -> Response:

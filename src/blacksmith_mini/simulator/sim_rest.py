@@ -43,6 +43,14 @@ def actions_routes(app: FastAPI, sim: state.SimState) -> None:
         ]
         return page(request, runs, key="workflow_runs")
 
+    @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}")
+    async def get_run(owner: str, repo: str, run_id: int) -> Response:
+        found = known_repo(owner, repo)
+        run = sim.runs.get(run_id)
+        if found is None or run is None or run.repository != found.full_name:
+            return error(404, "Not Found")
+        return JSONResponse(formats.run(sim.rest_run(run), found))
+
     @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs")
     async def list_jobs(owner: str, repo: str, run_id: int, request: Request) -> Response:
         found = known_repo(owner, repo)

@@ -26,6 +26,9 @@ class VmSpec:
     jit_config: str = dataclasses.field(repr=False)
     ssh_public_key: str | None = None
     host: str | None = None  # the host placement chose (the remote driver sends it there)
+    # The co-located cache: url ('{host_ip}' for the VM's gateway), token (a credential for
+    # this VM's cache calls only), fallback_url. None: no cache (the guest uses GitHub's).
+    cache: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

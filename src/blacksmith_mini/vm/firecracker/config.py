@@ -109,6 +109,13 @@ class FirecrackerSettings(BaseModel):
         le=65535,
         description="The control plane's port, refused from VMs even if egress_allow covers it.",
     )
+    host_cache_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The co-located Actions cache's port, the one host port VMs may reach "
+        "(set from [cache] by the control plane).",
+    )
     rootfs_strategy: RootfsStrategyName = Field(
         default="auto",
         description="reflink (FICLONE, needs XFS/btrfs), sparse-copy, or auto (reflink, "

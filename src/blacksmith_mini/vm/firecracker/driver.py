@@ -223,6 +223,7 @@ class FirecrackerDriver:
             ssh_public_key=self._ssh_key(),
             keep_on_failure_seconds=s.keep_on_failure_minutes * 60,
             dns_servers=s.dns_servers,
+            host_ip=lease.host_ip,
         )
         record.public_mmds = mmds.public_remainder(store)
         record.save()

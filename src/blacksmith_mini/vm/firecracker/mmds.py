@@ -21,7 +21,8 @@ from typing import Any
 from blacksmith_mini.vm import driver
 
 KEY = "blacksmith"
-SECRET_FIELDS = ("runner_jit_config",)
+SECRET_FIELDS = ("runner_jit_config", "cache")
+CACHE_TOKEN_PREFIX = "bmc1."  # noqa: S105 - a prefix of our per-VM cache token, not a secret
 # GitHub token prefixes: personal, OAuth, user-to-server, server-to-server, refresh, fine-grained.
 _TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 _NOT_HOSTNAME = re.compile(r"[^a-z0-9-]+")
@@ -45,9 +46,11 @@ def boot_data(
     keep_on_failure_seconds: float,
     dns_servers: Sequence[str],
     hostname: str | None = None,
+    host_ip: str | None = None,
 ) -> dict[str, Any]:
     """The whole MMDS store for a VM being started (``hostname`` defaults to
-    :func:`guest_hostname` of the runner name)."""
+    :func:`guest_hostname` of the runner name). The spec's ``cache`` goes in as ``cache``
+    with ``{host_ip}`` in its URL replaced by the VM's gateway (``host_ip``)."""
     keys = [k for k in (spec.ssh_public_key, ssh_public_key) if k]
     data = {
         "vm_id": spec.vm_id,
@@ -61,6 +64,11 @@ def boot_data(
         "keep_on_failure_seconds": keep_on_failure_seconds,
         "runner_jit_config": spec.jit_config,
     }
+    if spec.cache:
+        data["cache"] = {
+            name: value.replace("{host_ip}", host_ip or "127.0.0.1")
+            for name, value in spec.cache.items()
+        }
     store = {"latest": {"meta-data": {KEY: data}}}
     check_no_github_token(store)
     return store
@@ -75,16 +83,21 @@ def public_remainder(store: dict[str, Any]) -> dict[str, Any]:
     return remainder
 
 
-def check_no_github_token(value: object) -> None:
-    """Raise ValueError if any string in ``value`` (recursively) looks like a GitHub token."""
+def check_no_github_token(value: object, *, parent: str = "") -> None:
+    """Raise ValueError if any string in ``value`` (recursively) looks like a GitHub token or
+    sits under a key naming a token; the one exception is ``cache.token``, which must be our
+    own cache token (``bmc1.``)."""
     if isinstance(value, str):
         if _TOKEN.search(value):
             raise ValueError("refusing to put a GitHub token into MMDS")
     elif isinstance(value, dict):
         for key, item in value.items():
-            if "token" in str(key).lower():
+            ours = parent == "cache" and key == "token"
+            if ours and not (isinstance(item, str) and item.startswith(CACHE_TOKEN_PREFIX)):
+                raise ValueError("cache.token in MMDS must be a Blacksmith cache token (bmc1.)")
+            if "token" in str(key).lower() and not ours:
                 raise ValueError(f"refusing to put a field named {key!r} into MMDS")
-            check_no_github_token(item)
+            check_no_github_token(item, parent=str(key))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            check_no_github_token(item)
+            check_no_github_token(item, parent=parent)

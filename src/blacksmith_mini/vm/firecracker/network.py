@@ -99,6 +99,7 @@ class HostNetwork:
                 network_cidr=s.network_cidr,
                 egress_allow=s.egress_allow,
                 host_api_port=s.host_api_port,
+                host_cache_port=s.host_cache_port,
                 leases=leases,
             )
         )

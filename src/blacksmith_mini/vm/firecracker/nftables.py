@@ -43,10 +43,13 @@ def ruleset(
     egress_allow: Sequence[str],
     host_api_port: int | None,
     leases: Sequence[naming.NetLease],
+    host_cache_port: int | None = None,
 ) -> str:
-    """The whole table, replacing any previous version atomically (``nft -f -`` input)."""
+    """The whole table, replacing any previous version atomically (``nft -f -`` input). A VM
+    reaches the host only on ``host_cache_port`` (the co-located Actions cache), if given."""
     wildcard = f'"{tap_prefix}*"'
     api_rule = f"tcp dport {host_api_port} drop" if host_api_port else ""
+    cache_rule = f"tcp dport {host_cache_port} accept" if host_cache_port else ""
     blocked = sorted({*BLOCKED_RANGES, network_cidr})
     lines = [
         f"table inet {table} {{}}",
@@ -72,6 +75,7 @@ def ruleset(
         "    jump vm_source",
         "    ct state established,related accept",
         f"    {api_rule}",
+        f"    {cache_rule}",
         "    ip daddr @allowed accept",
         "    drop",
         "  }",
