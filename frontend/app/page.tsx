@@ -9,6 +9,7 @@ import { Hammer } from "lucide-react";
 import type { ReactNode } from "react";
 import { ApiConnectionError } from "@/components/ApiConnectionError";
 import { ApiTokenDialog } from "@/components/ApiTokenDialog";
+import { CachePanel } from "@/components/CachePanel";
 import { ConnectionIndicator } from "@/components/ConnectionIndicator";
 import { DrainControl, DrainingBanner } from "@/components/DrainControl";
 import { HistoryCharts } from "@/components/HistoryCharts";
@@ -85,6 +86,7 @@ export default function OverviewPage() {
         <HostsPanel />
         <HistoryCharts />
         <UsagePanel />
+        <CachePanel />
       </Main>
 
       <JobDetails

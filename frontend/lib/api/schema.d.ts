@@ -85,6 +85,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cache/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Entries */
+        get: operations["cache-list"];
+        put?: never;
+        post?: never;
+        /** Delete By Key */
+        delete: operations["cache-delete-by-key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cache/entries/{ident}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Entry */
+        delete: operations["cache-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cache/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Metrics */
+        get: operations["cache-metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cache/scrub": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Scrub */
+        post: operations["cache-scrub"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cache/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Uploads */
+        get: operations["cache-uploads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/control": {
         parameters: {
             query?: never;
@@ -609,6 +695,150 @@ export interface components {
         AuditResponse: {
             /** Events */
             events: components["schemas"]["EventOut"][];
+        };
+        /** CacheEntriesResponse */
+        CacheEntriesResponse: {
+            /** Entries */
+            entries: components["schemas"]["CacheEntryOut"][];
+            /** Total Count */
+            total_count: number;
+        };
+        /**
+         * CacheEntryOut
+         * @description One committed entry, shaped like GitHub's ``actions/caches`` item plus two fields.
+         */
+        CacheEntryOut: {
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Key */
+            key: string;
+            /** Last Accessed At */
+            last_accessed_at: string;
+            /**
+             * Ref
+             * @description The scope it was saved in, e.g. refs/heads/main.
+             */
+            ref: string;
+            /** Repository */
+            repository: string;
+            /** Sha256 */
+            sha256: string | null;
+            /** Size In Bytes */
+            size_in_bytes: number;
+            /** Version */
+            version: string;
+        };
+        /** CacheLimitsOut */
+        CacheLimitsOut: {
+            /** Host Bytes */
+            host_bytes: number;
+            /** Repository Bytes */
+            repository_bytes: number;
+        };
+        /** CacheMetricsResponse */
+        CacheMetricsResponse: {
+            /**
+             * Detail
+             * @description With the cache off: how to turn it on.
+             */
+            detail?: string | null;
+            /**
+             * Enabled
+             * @description False: this server runs no cache.
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Entry Counts
+             * @description Committed entries per repository.
+             */
+            entry_counts: {
+                [key: string]: number;
+            };
+            /** Host Bytes */
+            host_bytes: number;
+            limits: components["schemas"]["CacheLimitsOut"];
+            /** Repositories */
+            repositories: {
+                [key: string]: components["schemas"]["CacheRepositoryCounters"];
+            };
+            /**
+             * Usage Bytes
+             * @description Committed bytes per repository.
+             */
+            usage_bytes: {
+                [key: string]: number;
+            };
+        };
+        /**
+         * CacheRepositoryCounters
+         * @description What one repository's jobs did with the cache since the service started.
+         */
+        CacheRepositoryCounters: {
+            /** Bytes In */
+            bytes_in: number;
+            /** Bytes Out */
+            bytes_out: number;
+            /** Conflicts */
+            conflicts: number;
+            /** Corrupt */
+            corrupt: number;
+            /** Denied */
+            denied: number;
+            /** Evicted Bytes */
+            evicted_bytes: number;
+            /** Evictions */
+            evictions: number;
+            /**
+             * Hit Rate
+             * @description Hits over lookups; null before the first.
+             */
+            hit_rate: number | null;
+            /** Hits */
+            hits: number;
+            /** Misses */
+            misses: number;
+            /** Restore Key Hits */
+            restore_key_hits: number;
+            /** Saves */
+            saves: number;
+        };
+        /** CacheScrubResponse */
+        CacheScrubResponse: {
+            /** Checked */
+            checked: number;
+            /** Corrupt */
+            corrupt: components["schemas"]["CacheEntryOut"][];
+            /** Expired Uploads */
+            expired_uploads: number[];
+        };
+        /** CacheUploadOut */
+        CacheUploadOut: {
+            /** Id */
+            id: number;
+            /** Key */
+            key: string;
+            /** Received Bytes */
+            received_bytes: number;
+            /** Ref */
+            ref: string;
+            /** Repository */
+            repository: string;
+            /** Reserved At */
+            reserved_at: string;
+            /** Sealed */
+            sealed: boolean;
+            /** Version */
+            version: string;
+        };
+        /** CacheUploadsResponse */
+        CacheUploadsResponse: {
+            /** Total Count */
+            total_count: number;
+            /** Uploads */
+            uploads: components["schemas"]["CacheUploadOut"][];
         };
         /** Command */
         Command: {
@@ -1828,6 +2058,375 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cache-list": {
+        parameters: {
+            query?: {
+                repository?: string | null;
+                key?: string | null;
+                ref?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheEntriesResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the Actions cache is off: set [cache] enabled = true (BLACKSMITH_CACHE__ENABLED=true); it is on by default with the firecracker driver */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cache-delete-by-key": {
+        parameters: {
+            query: {
+                repository: string;
+                key: string;
+                ref?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheEntriesResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the Actions cache is off: set [cache] enabled = true (BLACKSMITH_CACHE__ENABLED=true); it is on by default with the firecracker driver */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cache-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ident: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such committed entry. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cache-metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheMetricsResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the Actions cache is off: set [cache] enabled = true (BLACKSMITH_CACHE__ENABLED=true); it is on by default with the firecracker driver */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "cache-scrub": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheScrubResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the Actions cache is off: set [cache] enabled = true (BLACKSMITH_CACHE__ENABLED=true); it is on by default with the firecracker driver */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "cache-uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheUploadsResponse"];
+                };
+            };
+            /** @description A token is configured and this request's is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Changes are disabled: only a read token (server.api_token) is set. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the Actions cache is off: set [cache] enabled = true (BLACKSMITH_CACHE__ENABLED=true); it is on by default with the firecracker driver */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
