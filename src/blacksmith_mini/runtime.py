@@ -146,6 +146,12 @@ class Runtime:
             self.driver = faults.FlakyDriver(
                 self.driver, every=settings.simulator.vm_start_failure_every
             )
+        self.cache_claims = cache_claims.JobClaims(
+            store=self.store,
+            github=self.github,
+            ttl_seconds=settings.cache.token_ttl_seconds,
+            wait_seconds=settings.cache.link_wait_seconds,
+        )
         self.cache = self._cache_host()
         github = settings.github
         poll = github.poll_interval_with_webhooks if self.webhook_secret else github.poll_interval
@@ -225,20 +231,15 @@ class Runtime:
         )
 
     def _cache_host(self) -> cache_host.CacheHost | None:
-        """The co-located Actions cache, on one box (many hosts: not yet, see ARCHITECTURE)."""
+        """The co-located Actions cache on one box (with many hosts each agent serves its own
+        and asks ``cache_claims`` through ``/api/agent/cache-claim``)."""
         driver = self.settings.vm.driver
         if driver == "remote" or not self.settings.cache.is_on(driver):
             return None
-        claims = cache_claims.JobClaims(
-            store=self.store,
-            github=self.github,
-            ttl_seconds=self.settings.cache.token_ttl_seconds,
-            wait_seconds=self.settings.cache.link_wait_seconds,
-        )
         return cache_host.CacheHost(
             self.settings.cache,
             data_dir=self.settings.data_dir,
-            resolve=claims.claim,
+            resolve=self.cache_claims.claim,
             for_firecracker=driver == "firecracker",
         )
 

@@ -33,8 +33,10 @@ class AgentProcess:
         vcpus: int = 4,
         memory_mib: int = 8192,
         wrap: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.extra_env = dict(env or {})  # e.g. BLACKSMITH_AGENT_CACHE__ENABLED
         self.url = url
         self.token_file = token_file
         self.data_dir = data_dir
@@ -68,6 +70,7 @@ class AgentProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLACKSMITH_")}
         env.pop("GITHUB_TOKEN", None)  # an agent holds its host token only
+        env.update(self.extra_env)
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
                 self.command(), stdout=output, stderr=subprocess.STDOUT, env=env

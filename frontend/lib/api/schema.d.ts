@@ -5,6 +5,26 @@
  */
 
 export interface paths {
+    "/api/agent/cache-claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cache Claim
+         * @description What VM ``vm_id``'s cache token allows: its job's repository and scopes.
+         */
+        post: operations["agent-cache_claim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agent/commands": {
         parameters: {
             query?: never;
@@ -695,6 +715,28 @@ export interface components {
         AuditResponse: {
             /** Events */
             events: components["schemas"]["EventOut"][];
+        };
+        /**
+         * CacheClaimReply
+         * @description The repository a VM's cache calls act for, the scopes it reads (in lookup order) and
+         *     the one it writes (None: reads only), until ``expires_at`` (epoch seconds).
+         */
+        CacheClaimReply: {
+            /** Expires At */
+            expires_at: number;
+            /** Reads */
+            reads: string[];
+            /** Repository */
+            repository: string;
+            /** Write */
+            write: string | null;
+        };
+        /** CacheClaimRequest */
+        CacheClaimRequest: {
+            /** Session */
+            session: number;
+            /** Vm Id */
+            vm_id: number;
         };
         /** CacheEntriesResponse */
         CacheEntriesResponse: {
@@ -1834,6 +1876,75 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "agent-cache_claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CacheClaimRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheClaimReply"];
+                };
+            };
+            /** @description Missing, unknown or revoked host token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such VM on this host. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The session was replaced (reconnect), or the VM has no claim yet (the reason says why). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The declared body is over 1 MB, or Content-Length is not a number. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "agent-commands": {
         parameters: {
             query: {

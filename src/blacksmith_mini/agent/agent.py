@@ -3,7 +3,8 @@
 One session: ``hello`` (the control plane answers the VMs written off while we were away;
 they are killed and released before any command is taken), then two tasks until either
 fails: the command long-poll (each command carried out once, journaled, then acknowledged
-in a report with the observations it changed) and the heartbeat (a report every
+in a report with the observations it changed; a start gets this host's cache in its boot
+data when the host serves one, ``agent.cache``) and the heartbeat (a report every
 ``heartbeat_seconds``, and soon after any VM changes). A lost connection or a 5xx ends the
 session and a new one starts after a back-off; 409 (our session was replaced) reconnects; 401
 (the token was revoked or is wrong) stops the agent with the fix. The agent holds its host
@@ -13,8 +14,10 @@ token only: no database, no GitHub credential.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -45,11 +48,13 @@ class Agent:
         driver: vm_driver.VmDriver,
         journal: journal_mod.Journal,
         report: wire.HostReport,
+        cache_boot: Callable[[int], Mapping[str, str]] | None = None,
     ) -> None:
         self.client = client
         self.driver = driver
         self.journal = journal
         self.report = report
+        self.cache_boot = cache_boot  # this host's cache: a VM's boot data ``cache``
         self.session: int | None = None
         self.heartbeat_seconds = 5.0
         self.connected = asyncio.Event()
@@ -130,6 +135,8 @@ class Agent:
         try:
             if command.kind == "start":
                 spec = wire.spec_from_payload(command.vm_id, command.payload)
+                if self.cache_boot is not None:
+                    spec = dataclasses.replace(spec, cache=self.cache_boot(spec.vm_id))
                 seen = await self.driver.start(spec)
                 return wire.Ack(**base, ok=True, observation=wire.observation_to_wire(seen))
             if command.kind in ("stop", "kill"):

@@ -9,6 +9,7 @@ import signal
 import httpx2
 
 from blacksmith_mini.agent import agent as agent_mod
+from blacksmith_mini.agent import cache as agent_cache
 from blacksmith_mini.agent import capacity, journal
 from blacksmith_mini.agent.settings import AgentSettings
 from blacksmith_mini.vm import driver as vm_driver
@@ -19,8 +20,12 @@ def build_driver(settings: AgentSettings) -> vm_driver.VmDriver:
     if settings.driver == "firecracker":
         from blacksmith_mini.vm.firecracker import driver as fc_driver
 
+        cache_port = settings.cache.port if settings.cache.is_on("firecracker") else None
         return fc_driver.FirecrackerDriver(
-            settings=settings.firecracker, data_dir=settings.data_dir
+            settings=settings.firecracker.model_copy(
+                update={"host_cache_port": cache_port or None}
+            ),
+            data_dir=settings.data_dir,
         )
     return local.LocalDriver(
         data_dir=settings.data_dir,
@@ -51,9 +56,23 @@ async def serve(settings: AgentSettings) -> None:
             journal=journal.Journal(settings.data_dir / "agent-journal.json"),
             report=report,
         )
+        cache = agent_cache.build(
+            settings.cache,
+            data_dir=settings.data_dir,
+            driver=settings.driver,
+            client=client,
+            session=lambda: agent.session,
+        )
+        if cache is not None:
+            await cache.start()
+            agent.cache_boot = cache.boot_data
         task = asyncio.create_task(agent.run())
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            if cache is not None:
+                await cache.stop()

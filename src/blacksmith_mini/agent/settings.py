@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from blacksmith_mini.settings_cache import CacheSettings
 from blacksmith_mini.vm.firecracker import config as fc_config
 
 SIMULATED_RUNNER = [
@@ -57,6 +58,11 @@ class AgentSettings(BaseSettings):
     )
     firecracker: fc_config.FirecrackerSettings = Field(
         default_factory=fc_config.FirecrackerSettings
+    )
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings,
+        description="[cache]: the Actions cache this host serves its VMs (on by default with "
+        "firecracker); its claims come from the control plane.",
     )
 
     def resolved_token(self) -> str:

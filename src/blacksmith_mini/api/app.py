@@ -30,6 +30,7 @@ from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api import access, limits
 from blacksmith_mini.api.routes import (
     agent,
+    agent_cache,
     cache,
     events,
     history,
@@ -114,6 +115,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         operator.router,
         usage.router,
         agent.router,
+        agent_cache.router,
         hosts.router,
     )
     for router in routers:

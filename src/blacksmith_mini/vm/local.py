@@ -2,7 +2,8 @@
 
 Each VM lives in ``<data_dir>/vms/<name>/``: ``meta.json`` (who it is), ``supervisor.json``
 (pid and start ticks of the supervisor that leads its process group), ``console.log``
-(bounded), ``exit.json`` (how the runner exited) and ``work/``. Everything the driver needs to
+(bounded), ``exit.json`` (how the runner exited), ``work/`` and, with a cache, ``cache.json``
+(its boot data: url, token, fallback_url; mode 0600). Everything the driver needs to
 account for a VM is on disk, so a restarted control plane adopts the VMs still running and
 learns how the others ended. This gives NO isolation from the host: it is the embedded
 default for trying Blacksmith Mini and for the simulator; use ``firecracker`` in production.
@@ -133,6 +134,10 @@ class LocalDriver:
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(spec.jit_config)
+        if spec.cache:  # for a runner wrapper that points its cache at it (0600: a token)
+            fd = os.open(vm_dir / "cache.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(dict(spec.cache), handle)
         argv = [sys.executable, "-m", "blacksmith_mini.vm.supervisor", str(vm_dir), "--"]
         try:
             child = subprocess.Popen(

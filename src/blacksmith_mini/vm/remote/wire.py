@@ -11,6 +11,9 @@ An agent connects out (hosts may sit behind NAT) with its host token:
 3. ``POST /api/agent/report``: its observations and the commands it has carried out, with
    their results, in one message; also its heartbeat (every ``heartbeat_seconds``). Missing
    heartbeats for ``lease_seconds`` make the host down and its VMs written off.
+4. ``POST /api/agent/cache-claim`` (hosts serving the Actions cache): what one of its VMs'
+   cache tokens allows, resolved by the control plane from the VM's job (the agent holds no
+   GitHub credential, so it cannot tell a job's repository or branch itself).
 """
 
 from __future__ import annotations
@@ -110,6 +113,21 @@ class Report(Strict):
 class ReportReply(Strict):
     written_off: list[int]
     lease_seconds: float
+
+
+class CacheClaimRequest(Strict):
+    session: int
+    vm_id: int = Field(ge=1)
+
+
+class CacheClaimReply(Strict):
+    """The repository a VM's cache calls act for, the scopes it reads (in lookup order) and
+    the one it writes (None: reads only), until ``expires_at`` (epoch seconds)."""
+
+    repository: str
+    write: str | None
+    reads: list[str]
+    expires_at: int
 
 
 _BY_VM_ID: TypeAdapter[dict[str, Observation]] = TypeAdapter(dict[str, Observation])
