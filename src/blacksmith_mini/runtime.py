@@ -23,8 +23,8 @@ from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import auth, errors, redelivery
 from blacksmith_mini.github import client as github_client
 from blacksmith_mini.simulator import faults, github_api, state, webhook_sender, workload
+from blacksmith_mini.store import beatcache, lease, notify, repository
 from blacksmith_mini.store import engine as engine_mod
-from blacksmith_mini.store import lease, notify, repository
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
 from blacksmith_mini.vm.remote import driver as remote_driver
@@ -195,6 +195,8 @@ class Runtime:
                 lease_seconds=hosts.lease_seconds,
                 ack_timeout=hosts.ack_timeout,
             )
+            # A host found down (no heartbeat for a lease) is checked again when it returns.
+            self.store.heartbeat_refresh(0.8 * hosts.lease_seconds)
             return self.remote
         if vm.driver == "firecracker":
             from blacksmith_mini.vm.firecracker import driver as fc_driver
@@ -294,6 +296,16 @@ class Runtime:
             await self.loop.start()
         if isinstance(self.tokens, auth.AppInstallation) and self.webhook_secret:
             self._tasks.append(asyncio.create_task(self._redeliver(), name="redeliver"))
+        if self.remote is not None:  # heartbeats answered from memory: their stamps
+            self._tasks.append(asyncio.create_task(self._flush_heartbeats(), name="stamps"))
+
+    async def _flush_heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(beatcache.FLUSH_SECONDS)
+            try:
+                await self.store.flush_heartbeats()
+            except Exception:  # a database away: the next heartbeats stamp their hosts again
+                log.warning("could not write heartbeat stamps", exc_info=True)
 
     async def _redeliver(self) -> None:
         assert isinstance(self.tokens, auth.AppInstallation)
@@ -310,6 +322,9 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.remote is not None:
+            with contextlib.suppress(Exception):
+                await self.store.flush_heartbeats()
         if self.replica is not None:  # deposes (the loop follows), releases the lease
             await _bounded("giving up the lead", self.replica.stop(), seconds=10)
             await _bounded("closing the lease's connections", self.leases.engine.dispose())

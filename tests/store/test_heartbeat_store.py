@@ -1,10 +1,14 @@
-"""A heartbeat is cheap in the store: one statement when nothing changed (SQLite and PostgreSQL).
+"""A heartbeat is cheap in the store (SQLite and PostgreSQL): at most one statement when
+nothing changed, and none when this replica checked the host within ``refresh_seconds``.
 
-An unchanged report checks the token and session, stamps ``last_seen`` and reads what it needs
-in one ``UPDATE ... RETURNING``; the observations are written again only when their bytes
-differ; a stored observation lacking a field (an older agent's) equals one carrying its
-default; and the wire encodes observations exactly as the store does, so an agent that says
-what its ``hello`` said matches what is stored.
+A checked report verifies the token and session, stamps ``last_seen`` and reads what it needs
+in one ``UPDATE ... RETURNING``; an unchanged one soon after is answered from memory and its
+stamp written with every other host's in one statement by ``flush_heartbeats``; a change made
+on this replica (down, revoked, a new session) is felt at once, one made elsewhere within
+``refresh_seconds``; the observations are written again only when their bytes differ; a
+stored observation lacking a field (an older agent's) equals one carrying its default; and
+the wire encodes observations exactly as the store does, so an agent that says what its
+``hello`` said matches what is stored.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from blacksmith_mini.store import hosts, repository
+from blacksmith_mini.store.tables import HostRow
 from blacksmith_mini.vm.remote import wire
 
 pytestmark = pytest.mark.anyio
@@ -50,21 +55,61 @@ def statements(store: repository.Store) -> Iterator[Statements]:
         event.remove(store.engine.sync_engine, "before_cursor_execute", counted)
 
 
-async def test_an_unchanged_report_is_one_statement_and_writes_no_observations(
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_unchanged_report_is_one_statement_then_none_until_the_refresh(
     store: repository.Store, statements: Statements
 ) -> None:
+    clock = Clock()
+    store._beats.clock = clock
     token = await store.add_host("h1", now=1.0)
+    other = await store.add_host("h2", now=1.0)
     session = await store.hello("h1", report={}, observations=dumped(), now=2.0)
+    second = await store.hello("h2", report={}, observations={}, now=2.0)
     statements.sent.clear()
     same = wire.encode_observations([wire.Observation(**SEEN)])
     beat = await store.heartbeat(token, session=session, observations=same, acks=[], now=3.0)
     assert beat is not None and not beat.changed
     assert len(statements.sent) == 1 and statements.sent[0].startswith("UPDATE hosts")
+    await store.heartbeat(other, session=second, observations=None, acks=[], now=3.0)
+    statements.sent.clear()
     bare = await store.heartbeat(token, session=session, observations=None, acks=[], now=4.0)
-    assert bare is not None and not bare.changed
-    assert len(statements.sent) == 2 and statements.writing_observations() == []
+    again = await store.heartbeat(token, session=session, observations=same, acks=[], now=4.5)
+    elsewhere = await store.heartbeat(other, session=second, observations=None, acks=[], now=4.6)
+    assert bare is not None and not bare.changed and again is not None and elsewhere is not None
+    assert statements.sent == []  # answered from memory
+    assert await store.flush_heartbeats() == 2
+    assert len(statements.sent) == 1 and statements.writing_observations() == []
     record = await store.host("h1")
-    assert record is not None and record.last_seen == 4.0
+    assert record is not None and record.last_seen == 4.5
+    assert await store.flush_heartbeats() == 0
+    clock.now += 12.5  # past refresh_seconds: checked against the database again
+    statements.sent.clear()
+    await store.heartbeat(token, session=session, observations=None, acks=[], now=7.0)
+    assert len(statements.sent) == 1
+
+
+async def test_a_refusal_made_elsewhere_is_felt_within_the_refresh(
+    store: repository.Store,
+) -> None:
+    clock = Clock()
+    store._beats.clock = clock
+    token = await store.add_host("h1", now=1.0)
+    session = await store.hello("h1", report={}, observations={}, now=2.0)
+    assert await store.heartbeat(token, session=session, observations=None, acks=[], now=3.0)
+    async with store.engine.begin() as connection:  # another replica revokes it
+        await connection.execute(update(HostRow).values(revoked_at=4.0))
+    assert await store.heartbeat(token, session=session, observations=None, acks=[], now=5.0)
+    clock.now += 12.5
+    assert (
+        await store.heartbeat(token, session=session, observations=None, acks=[], now=6.0) is None
+    )
 
 
 async def test_a_changed_detail_is_stored_without_being_a_change_for_the_loop(

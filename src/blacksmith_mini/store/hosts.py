@@ -16,31 +16,26 @@ an unchanged report is a byte comparison and only a changed one is written.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pydantic_core
-from sqlalchemy import JSON, Text, bindparam, cast, delete, func, literal, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
-from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.types import TypeDecorator
 
-from blacksmith_mini.domain import model
 from blacksmith_mini.domain.hostbook import HostCommand, HostRecord
+from blacksmith_mini.store import beatcache, beats
 from blacksmith_mini.store.lease import FencedWrites
 from blacksmith_mini.store.tables import HostCommandRow as CommandRow
-from blacksmith_mini.store.tables import HostRow, VmRow
+from blacksmith_mini.store.tables import HostRow
 
 TOKEN_PREFIX = "bmh_"  # noqa: S105 - a prefix, not a secret
 ADMIN_STATES = ("up", "cordoned", "draining")
-SECRET_PAYLOAD_KEYS = ("jit_config",)
 
 
 class HostExists(Exception):
@@ -49,7 +44,6 @@ class HostExists(Exception):
 
 _COPIED = ("report", "observations")
 _HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord) if f.name not in _COPIED]
-_ACTIVE = sorted(state.value for state in model.ACTIVE_VM_STATES)
 # What the planner reads of an observation, with its default (a stored observation may lack it).
 MATERIAL: dict[str, object] = dict.fromkeys(("alive", "exit_code", "kept_until"))
 MATERIAL |= dict.fromkeys(("runner_online", "job_started", "job_finished"), False)
@@ -72,16 +66,6 @@ def token_hash(token: str) -> str:
 def encode_observations(observations: Mapping[str, Any]) -> bytes:
     """The one encoding observations are stored in: compact JSON, as ``wire`` dumps them."""
     return pydantic_core.to_json(observations)
-
-
-class _Encoded(TypeDecorator[str]):
-    """A JSON column's value, already encoded: stored as it is."""
-
-    impl = JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        return None
 
 
 class AgentToken(NamedTuple):
@@ -118,6 +102,7 @@ class HostStore(FencedWrites):
     _sessions: async_sessionmaker[AsyncSession]
     engine: AsyncEngine
     _decoded: dict[str, tuple[str, dict[str, Any]]]  # host -> its observations' text, decoded
+    _beats: beatcache.BeatCache  # heartbeats answered from memory (shared by fenced views)
 
     # --- hosts -----------------------------------------------------------------------------
 
@@ -144,6 +129,7 @@ class HostStore(FencedWrites):
         return token
 
     async def revoke_host(self, name: str, *, now: float) -> bool:
+        self._beats.forget(name)
         async with self._write() as session:
             result = await session.execute(
                 update(HostRow)
@@ -153,6 +139,7 @@ class HostStore(FencedWrites):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def remove_host(self, name: str) -> bool:
+        self._beats.forget(name)
         async with self._write() as session:
             await session.execute(delete(CommandRow).where(CommandRow.host == name))
             result = await session.execute(delete(HostRow).where(HostRow.name == name))
@@ -201,6 +188,7 @@ class HostStore(FencedWrites):
 
     async def mark_down(self, name: str, *, reason: str, now: float) -> bool:
         """Record that ``name`` is down (once: True only when it was not already)."""
+        self._beats.forget(name)
         async with self._write() as session:
             result = await session.execute(
                 update(HostRow)
@@ -215,6 +203,7 @@ class HostStore(FencedWrites):
         self, name: str, *, report: Mapping[str, Any], observations: Mapping[str, Any], now: float
     ) -> int:
         """A (re)connecting agent: a new session, its report; the host is no longer down."""
+        self._beats.forget(name)
         async with self._write() as session:
             row = await session.get(HostRow, name, with_for_update=True)
             if row is None:
@@ -222,7 +211,9 @@ class HostStore(FencedWrites):
             row.session += 1
             row.report = dict(report)
             row.last_seen, row.down_since, row.down_reason = now, None, None
-            await _write_observations(session, name, encode_observations(observations))
+            await beats.write_observations(
+                await session.connection(), name, encode_observations(observations)
+            )
             return row.session
 
     async def heartbeat(
@@ -238,27 +229,54 @@ class HostStore(FencedWrites):
         the last report); one statement when nothing changed. None, doing nothing, when the
         token is not a live host's, the session not current or the host down. An ack wipes
         its command's credentials; one of an unknown or another host's command is ignored."""
-        statement = _beat(self.engine.dialect.name)
-        values = {"hashed": token_hash(token), "fence": session, "now": now}
-        async with self._write() as session_:
-            found = (await session_.execute(statement, values)).first()
+        hashed = token_hash(token)
+        if not acks:
+            known = self._beats.answer(hashed, session=session, observations=observations)
+            if known is not None:  # checked within beatcache.REFRESH_SECONDS: no statement
+                self._beats.stamp(known.name, now)
+                return Beat(host=known.name, changed=False, written_off=known.written_off)
+        statement = beats.stamp(self.engine.dialect.name)
+        values = {"hashed": hashed, "fence": session, "now": now}
+        async with self.engine.begin() as connection:  # Core: no ORM session per heartbeat
+            found = (await connection.execute(statement, values)).first()
             if found is None:
                 return None
             name, stored, active = found
             changed = False
             if observations is not None and observations != stored.encode():
-                await _write_observations(session_, name, observations)
+                await beats.write_observations(connection, name, observations)
                 changed = material_change(json.loads(stored), json.loads(observations))
-            changed = await _acknowledge(session_, name, acks, now=now) or changed
+            if acks:
+                await beats.acknowledge(connection, name, acks, now=now)
+                changed = True
         text = observations.decode() if observations is not None else stored
         self._decoded[name] = self._decode(name, text)  # unchanged: not parsed again
         kept = {int(vm_id) for vm_id in (active or "").split(",") if vm_id}
         held = set(map(int, self._decoded[name][1]))
-        return Beat(host=name, changed=changed, written_off=sorted(held - kept))
+        written_off = sorted(held - kept)
+        known = beatcache.Known(name, session, text.encode(), written_off, self._beats.clock())
+        self._beats.remember(hashed, known)
+        return Beat(host=name, changed=changed, written_off=written_off)
+
+    def heartbeat_refresh(self, seconds: float) -> None:
+        """Check each host against the database at least every ``seconds`` (``beatcache``)."""
+        self._beats.refresh_seconds = seconds
+
+    async def flush_heartbeats(self) -> int:
+        """Write the ``last_seen`` stamps of heartbeats answered from memory, in one statement
+        (a revoked host's is dropped); how many hosts were stamped."""
+        stamps = self._beats.take_stamps()
+        if stamps:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    beats.stamp_many(), [{"n": name, "t": at} for name, at in stamps.items()]
+                )
+        return len(stamps)
 
     async def back_up(self, name: str, *, session: int, now: float) -> bool:
         """A down host's agent reported in its current session: the host is up again (False
         when ``session`` is not current, or the host was not down)."""
+        self._beats.forget(name)
         async with self._write() as session_:
             result = await session_.execute(
                 update(HostRow)
@@ -349,51 +367,3 @@ class HostStore(FencedWrites):
                 delete(CommandRow).where(acked.is_not(None), acked < before)
             )
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@functools.cache
-def _beat(dialect: str) -> UpdateBase:
-    """``heartbeat``'s statement (built once): stamp an up host's current session; return its
-    name, stored observations and active VMs (as "1,2,3")."""
-    pg = dialect == "postgresql"
-    ids = func.string_agg(cast(VmRow.vm_id, Text), ",") if pg else func.group_concat(VmRow.vm_id)
-    hashed = bindparam("hashed", type_=HostRow.token_hash.type)
-    mine = select(HostRow.name).where(HostRow.token_hash == hashed).correlate(None)
-    held = select(ids).where(VmRow.host == mine.scalar_subquery(), VmRow.state.in_(_ACTIVE))
-    return (
-        update(HostRow)
-        .where(
-            HostRow.token_hash == hashed,
-            HostRow.revoked_at.is_(None),
-            HostRow.session == bindparam("fence"),
-            HostRow.down_since.is_(None),
-        )
-        .values(last_seen=bindparam("now"))
-        .returning(HostRow.name, cast(HostRow.observations, Text), held.scalar_subquery())
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _write_observations(session: AsyncSession, name: str, encoded: bytes) -> None:
-    await session.execute(
-        update(HostRow)
-        .where(HostRow.name == name)
-        .values(observations=literal(encoded.decode(), _Encoded()))
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _acknowledge(
-    session: AsyncSession, name: str, acks: Sequence[tuple[int, Mapping[str, Any]]], *, now: float
-) -> bool:
-    """Record ``name``'s acknowledgements (wiping credentials); whether there were any."""
-    for command_id, result in acks:
-        command = await session.get(CommandRow, command_id)
-        if command is None or command.host != name or command.acked_at is not None:
-            continue
-        command.acked_at = now
-        command.result = dict(result)
-        command.payload = {
-            k: v for k, v in (command.payload or {}).items() if k not in SECRET_PAYLOAD_KEYS
-        }
-    return bool(acks)

@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blacksmith_mini.domain import model
+from blacksmith_mini.store import beatcache, tables
 from blacksmith_mini.store import engine as engine_mod
-from blacksmith_mini.store import tables
 from blacksmith_mini.store.deliveries import DeliveryStore
 from blacksmith_mini.store.hosts import HostStore
 from blacksmith_mini.store.records import UNRATED_CONCLUSIONS, Counters, Event, Sample
@@ -137,6 +137,7 @@ class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
         self.url = engine_mod.normalize_url(url)
         self.engine: AsyncEngine = engine_mod.create_engine(self.url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._beats = beatcache.BeatCache()
 
     @property
     def dialect(self) -> str:
