@@ -2,7 +2,8 @@
 /**
  * PoolsTile: every pool with its limits, queue and VM counts, a Pause / Resume button
  * (`POST /api/pools/{name}/pause|resume`) and a limits editor for min_idle / max_vms
- * (`PATCH /api/pools/{name}`), and a warning under a pool whose VM starts keep failing (back-off,
+ * (`PATCH /api/pools/{name}`), the idle VMs it keeps (a pool with `max_idle` shows the target
+ * its demand sets, the reason in its tooltip), and a warning under a pool whose VM starts keep failing (back-off,
  * reason with its fix, countdown to the next try). It has the height of the health tiles beside it, so the page does
  * not move; more pools than fit scroll inside it.
  */
@@ -224,10 +225,19 @@ function PoolLimitsControl({ pool }: { pool: Pool }) {
   );
 }
 
+/** "min idle 2", or for a pool sized from demand "idle target 3 (0–6)". */
+export function idleWords(pool: Pool): string {
+  const adaptive = pool.max_idle != null && pool.max_idle > pool.min_idle;
+  return adaptive
+    ? `idle target ${pool.idle_target} (${pool.min_idle}–${pool.max_idle})`
+    : `min idle ${pool.min_idle}`;
+}
+
 function PoolRow({ pool }: { pool: Pool }) {
   const counts = poolCounts(pool);
   const backoff = poolBackoff(pool);
-  const summary = `${counts.active}/${pool.max_vms} VMs · min idle ${pool.min_idle} · ${pool.queued_jobs} queued · ${counts.busy} busy · ${counts.idle} idle · ${counts.starting} starting`;
+  const idle = idleWords(pool);
+  const summary = `${counts.active}/${pool.max_vms} VMs · ${idle} (${pool.idle_reason}) · ${pool.queued_jobs} queued · ${counts.busy} busy · ${counts.idle} idle · ${counts.starting} starting`;
   return (
     <li
       className={cn("flex flex-col", backoff && "pb-1")}
@@ -247,7 +257,11 @@ function PoolRow({ pool }: { pool: Pool }) {
           <span className="text-foreground">
             {counts.active}/{pool.max_vms}
           </span>{" "}
-          VMs · min idle {pool.min_idle} ·{" "}
+          VMs ·{" "}
+          <span data-testid="pool-idle" title={pool.idle_reason}>
+            {idle}
+          </span>{" "}
+          ·{" "}
           <span className={cn(pool.queued_jobs > 0 && "text-foreground")}>
             {pool.queued_jobs} queued
           </span>{" "}

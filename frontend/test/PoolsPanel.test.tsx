@@ -1,7 +1,7 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { PoolsTile, poolCounts, validateLimits } from "@/components/PoolsPanel";
+import { idleWords, PoolsTile, poolCounts, validateLimits } from "@/components/PoolsPanel";
 import type { Pool } from "@/lib/api/types";
 import { makeControl, makePool, makeStartBackoff, makeStatus, NOW } from "./fixtures";
 import { callsTo, deferred, json, mockApi, renderWithClient, renderWithStatus } from "./utils";
@@ -13,6 +13,8 @@ const large: Pool = {
   memory_mib: 16384,
   min_idle: 0,
   max_vms: 2,
+  idle_target: 0,
+  idle_reason: "fixed: min_idle 0",
   queued_jobs: 3,
   vms_by_status: { busy: 2, gone: 4 },
   paused: false,
@@ -76,6 +78,20 @@ describe("PoolsTile", () => {
       "2/2 VMs · min idle 0 · 3 queued · 2 busy · 0 idle · 0 starting",
     );
     expect(within(screen.getByTestId("pools-panel")).getByText("starting VMs")).toBeInTheDocument();
+  });
+
+  it("shows the idle target of a pool sized from demand, and why", async () => {
+    const adaptive = makePool({
+      max_idle: 6,
+      idle_target: 3,
+      idle_reason: "p90 3 jobs per 30 s refill over the last 15 min",
+    });
+    mockApi({ "/api/status": makeStatus({ pools: [adaptive] }) });
+    renderWithClient(<Tile />);
+    const idle = await screen.findByTestId("pool-idle");
+    expect(idle).toHaveTextContent("idle target 3 (0–6)");
+    expect(idle).toHaveAttribute("title", "p90 3 jobs per 30 s refill over the last 15 min");
+    expect(idleWords(makePool({ min_idle: 2 }))).toBe("min idle 2");
   });
 
   it("pauses a pool and shows it paused; then resumes it", async () => {

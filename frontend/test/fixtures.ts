@@ -140,6 +140,8 @@ export function makePool(overrides: Partial<Pool> = {}): Pool {
     memory_mib: 2048,
     min_idle: 0,
     max_vms: 5,
+    idle_target: 0,
+    idle_reason: "fixed: min_idle 0",
     queued_jobs: 0,
     vms_by_status: { busy: 1 },
     paused: false,

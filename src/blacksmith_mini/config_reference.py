@@ -243,7 +243,8 @@ def _list_note(table: str, field: FieldInfo) -> str:
     block: list[str] = []
     for item in field.get_default(call_default_factory=True) or []:
         dumped = item.model_dump(mode="json") if isinstance(item, BaseModel) else item
-        block += ["", f"[[{table}]]", *(f"{k} = {toml_value(v)}" for k, v in dumped.items())]
+        shown = {k: v for k, v in dumped.items() if v is not None}  # TOML has no null: unset
+        block += ["", f"[[{table}]]", *(f"{k} = {toml_value(v)}" for k, v in shown.items())]
     return (
         f"An array of tables: one `[[{table}]]` per item, each key defaulting as below. In the "
         f"environment only as a whole: `{_env_name(table.split('.'))}`, a JSON array of objects."

@@ -45,6 +45,13 @@ class PoolSettings(BaseModel):
     memory_mib: int = Field(default=4096, ge=128, le=1024 * 1024)
     min_idle: int = Field(default=0, ge=0)
     max_vms: int = Field(default=10, ge=0)
+    max_idle: int | None = Field(
+        default=None,
+        ge=0,
+        description="Above min_idle: the idle VMs kept follow demand (the 90th percentile of "
+        "jobs arriving per refill time over the last 15 min and the same hour last week), "
+        "between min_idle and max_idle. Unset: exactly min_idle.",
+    )
     rerun_infrastructure_failures: bool = Field(
         default=False,
         description="Re-run, once, a job that failed because our infrastructure did (host "
@@ -60,6 +67,15 @@ class PoolSettings(BaseModel):
                 f"v1.16.1): set vcpus to at most {MAX_VCPUS}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _idle_bounds(self) -> PoolSettings:
+        if self.max_idle is not None and self.max_idle < self.min_idle:
+            raise ValueError(
+                f"pool {self.name!r}: max_idle = {self.max_idle} is below min_idle = "
+                f"{self.min_idle}: raise max_idle, or leave it unset for a fixed min_idle"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -78,6 +94,7 @@ class PoolSettings(BaseModel):
             memory_mib=self.memory_mib,
             min_idle=self.min_idle,
             max_vms=self.max_vms,
+            max_idle=self.max_idle,
             rerun_infrastructure_failures=self.rerun_infrastructure_failures,
         )
 

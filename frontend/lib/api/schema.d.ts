@@ -1432,8 +1432,23 @@ export interface components {
         };
         /** PoolOut */
         PoolOut: {
+            /**
+             * Idle Reason
+             * @description Why that many: the demand figure and the bound.
+             */
+            idle_reason: string;
+            /**
+             * Idle Target
+             * @description Idle VMs kept per scope now.
+             */
+            idle_target: number;
             /** Labels */
             labels: string[];
+            /**
+             * Max Idle
+             * @description Set above min_idle: the idle VMs kept follow demand.
+             */
+            max_idle?: number | null;
             /** Max Vms */
             max_vms: number;
             /** Memory Mib */

@@ -112,6 +112,11 @@ class PoolOut(BaseModel):
     memory_mib: int
     min_idle: int
     max_vms: int
+    max_idle: int | None = Field(
+        default=None, description="Set above min_idle: the idle VMs kept follow demand."
+    )
+    idle_target: int = Field(description="Idle VMs kept per scope now.")
+    idle_reason: str = Field(description="Why that many: the demand figure and the bound.")
     queued_jobs: int
     vms_by_status: dict[str, int]
     paused: bool

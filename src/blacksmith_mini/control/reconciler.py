@@ -18,13 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from blacksmith_mini.control import acts, observer, present, state, view
+from blacksmith_mini.control import acts, observer, present, state, view, warm
 from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.control import reruns as control_reruns
 from blacksmith_mini.domain import demand, model, planner
-from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
@@ -85,6 +84,7 @@ class Reconciler:
             clock=clock,
             current=self._current,
         )
+        self.warm = warm.WarmPools(store=store)  # adaptive pools' idle targets
         self.act_error: str | None = None  # the last act that failed this tick, if any
         self.matches: dict[int, model.Match] = {}  # each open job's pool, once per tick
         self.runner_prefix = config.runner_prefix  # ``<prefix>-<installation>`` once started
@@ -267,6 +267,7 @@ class Reconciler:
         if seen is not None:
             self.state.runners = seen.runners
             await self.state.merge_jobs(seen.jobs, current=True)
+        await self.warm.refresh(self.operator.apply(self.base_policy), self.state.vms_now, now=now)
         self._refresh_policy()
         self.state.observed(dict(await self.driver.observe()))
         self.hosts = self.host_plan()
@@ -275,7 +276,7 @@ class Reconciler:
             jobs=tuple(self.state.jobs.values()),
             vms=tuple(self.state.vms.values()),
             runners=self.state.take_runners(),
-            facts={vm_id: _facts(obs) for vm_id, obs in self.state.facts.items()},
+            facts={vm_id: state.facts_of(obs) for vm_id, obs in self.state.facts.items()},
             consumed=self.state.consumed(now),
             backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
@@ -308,7 +309,7 @@ class Reconciler:
     def _refresh_policy(self) -> None:
         """Configuration, plus the operators' persisted decisions, plus (organization scope)
         the repositories the runner group does not serve."""
-        decided = self.operator.apply(self.base_policy)
+        decided = self.warm.apply(self.operator.apply(self.base_policy))
         self.policy = dataclasses.replace(decided, unserved=dict(self.observer.unserved))
 
     async def _record_failure(self, action: object, exc: Exception) -> None:
@@ -384,17 +385,3 @@ class Reconciler:
         limit = max(STUCK_AFTER_SECONDS, 5 * self.config.tick_interval)
         running = self._task or self._follow_task  # leading, or following (replicas)
         return running is None or running.done() or now - last > limit
-
-
-def _facts(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
-    return domain_facts.VmFacts(
-        alive=observation.alive,
-        runner_online=observation.runner_online,
-        job_started=observation.job_started,
-        job_finished=observation.job_finished,
-        exit_code=observation.exit_code,
-        pid=observation.pid,
-        ip=observation.ip,
-        kept_until=observation.kept_until,
-        host_lost=observation.host_lost,
-    )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import rates
 from blacksmith_mini.domain import backoff as pool_backoff
+from blacksmith_mini.domain import facts as domain_facts
 from blacksmith_mini.domain import jobs as domain_jobs
 from blacksmith_mini.domain import model, waiting
 from blacksmith_mini.store import repository
@@ -45,6 +46,11 @@ class LoopState:
         self.counters = repository.Counters(completed_jobs=0, successful_jobs=0, rated_jobs=0)
         self.data_since: float | None = None
         self.backoff: dict[str, pool_backoff.PoolBackoff] = {}
+
+    @property
+    def vms_now(self) -> list[model.Vm]:
+        """The active VMs, then the recently gone ones."""
+        return [*self.vms.values(), *self.gone]
 
     async def load(self, *, now: float) -> None:
         """What an earlier run left in the store."""
@@ -295,3 +301,18 @@ async def installation_prefix(store: repository.Store, *, prefix: str, now: floa
         installation = secrets.token_hex(3)
         await store.set_control_state("installation", {"id": installation}, at=now)
     return f"{prefix}-{installation}"
+
+
+def facts_of(observation: vm_driver.VmObservation) -> domain_facts.VmFacts:
+    """What the planner reads of a driver's observation."""
+    return domain_facts.VmFacts(
+        alive=observation.alive,
+        runner_online=observation.runner_online,
+        job_started=observation.job_started,
+        job_finished=observation.job_finished,
+        exit_code=observation.exit_code,
+        pid=observation.pid,
+        ip=observation.ip,
+        kept_until=observation.kept_until,
+        host_lost=observation.host_lost,
+    )

@@ -70,7 +70,15 @@ class Pool:
     memory_mib: int = 4096
     min_idle: int = 0  # warm VMs kept idle per scope
     max_vms: int = 10
+    max_idle: int | None = None  # above min_idle: the idle count follows demand (warmpool)
+    idle_target: int | None = None  # what demand asks for now (None: min_idle)
+    idle_reason: str | None = None  # why, in words
     rerun_infrastructure_failures: bool = False
+
+    @property
+    def warm(self) -> int:
+        """The idle VMs kept per scope now: the demand's target, else ``min_idle``."""
+        return self.min_idle if self.idle_target is None else self.idle_target
 
     def registration_labels(self) -> tuple[str, ...]:
         """The full label list sent to GitHub, ``self-hosted`` first, the rest sorted."""

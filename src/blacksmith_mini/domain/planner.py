@@ -266,13 +266,13 @@ def _scale(
     wanted: dict[DemandKey, int] = {}
     keys = set(counts) | set(supply)
     for pool in policy.pools:
-        keys.update((pool.name, scope) for scope in _scopes(policy) if pool.min_idle)
+        keys.update((pool.name, scope) for scope in _scopes(policy) if pool.warm)
     for key in keys:
         found = pools.get(key[0])
         if found is None:
             continue
         held = policy.draining or found.name in policy.paused_pools
-        warm = 0 if held else found.min_idle
+        warm = 0 if held else found.warm
         queued = max(0, counts.get(key, 0) - unlinked.get(key, 0))
         wanted[key] = queued + warm - len(supply.get(key, ()))
     surplus = list(_surplus(wanted, supply, now))

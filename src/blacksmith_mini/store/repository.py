@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blacksmith_mini.domain import model
@@ -242,6 +242,16 @@ class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
                 select(tables.JobRow).order_by(tables.JobRow.created_at.desc()).limit(limit)
             )
             return [_job(row) for row in rows]
+
+    async def job_arrivals(
+        self, *, windows: Sequence[tuple[float, float]]
+    ) -> list[tuple[float, tuple[str, ...]]]:
+        """When each job created in one of ``windows`` (start, end] was, with its labels."""
+        row = tables.JobRow
+        within = [row.created_at.between(start, end) for start, end in windows]
+        async with self._sessions() as session:
+            found = await session.execute(select(row.created_at, row.labels).where(or_(*within)))
+            return [(float(at), tuple(labels or ())) for at, labels in found.all()]
 
     async def job(self, job_id: int) -> model.Job | None:
         async with self._sessions() as session:
