@@ -78,8 +78,10 @@ class Guest:
         self.scratch = str(Path(vmm.args.api_sock).resolve().parent)
         self.unkind = unkind_guest()
         self.runner_dir = ""
+        self.booted = False
 
     def boot(self) -> None:
+        self.booted = True
         boot_args = (self.vmm.boot_source or {}).get("boot_args", "")
         console("[    0.000000] Linux version 6.1.141 (fake-firecracker) #1 SMP")
         console(f"[    0.000000] Command line: {boot_args}")
@@ -166,6 +168,18 @@ class Guest:
             sys.stdout.flush()
             os._exit(0)
         # without reboot=k an x86 guest reboot/poweroff leaves Firecracker running
+
+    def freeze(self) -> None:
+        """``PATCH /vm Paused``: the vCPUs stop (the agent is stopped where it is)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """``PATCH /vm Resumed``: a restored guest that never ran boots; a paused one goes on."""
+        if not self.booted:
+            self.boot()
+        elif self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def ctrl_alt_del(self) -> None:
         if knob("FAKE_FC_IGNORE_CTRL_ALT_DEL"):

@@ -2,7 +2,8 @@
 
 :class:`Vmm` applies the rules of :mod:`fakefc_rules` the way the real VMM does: pre-boot-only
 and post-boot-only calls, ``InstanceStart`` once, ``mmds/config`` only for existing interfaces,
-kernel and drive files opened at PUT time, the MMDS store (:mod:`fakefc_mmds`). The test knobs
+kernel and drive files opened at PUT time, the MMDS store (:mod:`fakefc_mmds`), pausing and
+snapshots with their rules (:mod:`fakefc_snapshot`). The test knobs
 ``FAKE_FC_CALLS`` (record each call), ``FAKE_FC_FAIL`` (an injected 400), ``FAKE_FC_CRASH``
 (SIGKILL on a call) and ``FAKE_FC_CHECK_TAP`` act here. :func:`make_api_handler` and
 :class:`UnixServer` serve it on ``--api-sock`` (HTTP/1.1, JSON bodies). Stdlib only.
@@ -23,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+import fakefc_snapshot
 from fakefc_guest import Guest
 from fakefc_knobs import knob
 from fakefc_mmds import updated_store
@@ -69,6 +71,10 @@ class Vmm:
         self.mmds: Any = {}
         self.mmds_limit = args.mmds_size_limit
         self.guest: Guest | None = None
+        self.boot_path = False  # a boot-specific resource was configured: no snapshot load
+        self.paused = False
+        self.loaded_from: str | None = None
+        self.clock_realtime = False
 
     def log(self, message: str) -> None:
         if self.logger and self.logger.get("log_path"):
@@ -100,6 +106,13 @@ class Vmm:
             self.mmds = updated_store(self.mmds, method, body=body, limit=self.mmds_limit)
             return 204, None
         key = "mmds/config" if path == "/mmds/config" else kind
+        if method == "PATCH" and path == "/vm":
+            fakefc_snapshot.patch_vm(self, body)
+            return 204, None
+        if method == "PUT" and path in ("/snapshot/create", "/snapshot/load"):
+            getattr(fakefc_snapshot, path.rsplit("/", 1)[1])(self, body)
+            self.log(f'The API server received a {method} request on "{path}".')
+            return 204, None
         if method != "PUT" or key not in SCHEMAS:
             if method == "PATCH" and kind in PATCHABLE:
                 check_patch(kind, started=self.started)
@@ -108,6 +121,8 @@ class Vmm:
         if key in PRE_BOOT_ONLY and self.started:
             raise ApiError(AFTER)
         body = validate(key, body)
+        if key not in ("logger", "metrics"):
+            self.boot_path = True
         if kind in ("drives", "network-interfaces"):
             if len(parts) != 2:
                 raise invalid_path(method, path)
@@ -118,7 +133,7 @@ class Vmm:
 
     def _get(self, path: str) -> tuple[int, Any]:
         if path == "/":
-            state = "Running" if self.started else "Not started"
+            state = ("Paused" if self.paused else "Running") if self.started else "Not started"
             return 200, {
                 "id": self.instance_id,
                 "state": state,
@@ -142,6 +157,12 @@ class Vmm:
                 "metrics": self.metrics,
             }
         raise invalid_path("GET", path)
+
+    def restore_guest(self) -> None:
+        """After a snapshot load: the guest as snapshotted, running once resumed."""
+        self.guest = Guest(self)
+        if not self.paused:
+            self.guest.boot()
 
     def put_logger(self, body: dict[str, Any]) -> None:
         if "level" in body and body["level"] not in LOG_LEVELS:

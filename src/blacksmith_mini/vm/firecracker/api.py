@@ -184,6 +184,53 @@ class FirecrackerApi:
         """``PUT /actions SendCtrlAltDel``: ask the guest to reboot, which ends Firecracker."""
         await self.request("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
 
+    # --- snapshots (docs/snapshotting; the fake enforces their rules) ----------------------
+
+    async def pause(self) -> None:
+        """``PATCH /vm Paused``: the vCPUs stop (a snapshot can be made only now)."""
+        await self.request("PATCH", "/vm", {"state": "Paused"})
+
+    async def resume(self) -> None:
+        """``PATCH /vm Resumed``."""
+        await self.request("PATCH", "/vm", {"state": "Resumed"})
+
+    async def create_snapshot(self, *, snapshot_path: str, mem_file_path: str) -> None:
+        """``PUT /snapshot/create``, a full snapshot of a Paused microVM."""
+        await self.request(
+            "PUT",
+            "/snapshot/create",
+            {
+                "snapshot_type": "Full",
+                "snapshot_path": snapshot_path,
+                "mem_file_path": mem_file_path,
+            },
+        )
+
+    async def load_snapshot(
+        self,
+        *,
+        snapshot_path: str,
+        mem_file_path: str,
+        network_overrides: dict[str, str],
+        clock_realtime: bool,
+    ) -> None:
+        """``PUT /snapshot/load``: the first configuring call of a fresh process (only the
+        logger and metrics may precede it); the microVM comes back Paused."""
+        await self.request(
+            "PUT",
+            "/snapshot/load",
+            {
+                "snapshot_path": snapshot_path,
+                "mem_backend": {"backend_type": "File", "backend_path": mem_file_path},
+                "network_overrides": [
+                    {"iface_id": iface, "host_dev_name": tap}
+                    for iface, tap in network_overrides.items()
+                ],
+                "clock_realtime": clock_realtime,
+                "resume_vm": False,
+            },
+        )
+
 
 def _fault_message(response: httpx2.Response) -> str:
     try:
