@@ -18,11 +18,10 @@ from fastapi import FastAPI
 
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api.app import create_app
-from blacksmith_mini.cache.twirp import PREFIX
+from cache import v2_calls
 from server.harness import free_port, kill_all, processes_under
 
 pytestmark = pytest.mark.anyio
-VERSION = "3ad75f27293d65a135214b8c82b296080f911dc107e52f1e7ec871a2eda46e69"
 
 
 @pytest.fixture
@@ -66,12 +65,6 @@ async def eventually(probe: Any, *, timeout: float = 30.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-async def twirp(vm: httpx2.AsyncClient, method: str, token: str, **body: object) -> httpx2.Response:
-    return await vm.post(
-        f"{PREFIX}/{method}", json=body, headers={"authorization": f"Bearer {token}"}
-    )
-
-
 async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> None:
     runtime = cached.state.runtime
     assert runtime.cache is not None and runtime.cache.port
@@ -90,36 +83,12 @@ async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> Non
     assert boot["token"].startswith("bmc1.") and boot["fallback_url"].startswith("https://")
     data = os.urandom(300_000)
     async with httpx2.AsyncClient(base_url=boot["url"]) as guest:
-        created = await twirp(guest, "CreateCacheEntry", boot["token"], key="deps", version=VERSION)
-        assert created.status_code == 200 and created.json()["ok"], created.text
-        put = await guest.put(
-            created.json()["signed_upload_url"],
-            content=data,
-            headers={"x-ms-blob-type": "BlockBlob"},
-        )
-        assert put.status_code == 201
-        done = await twirp(
-            guest,
-            "FinalizeCacheEntryUpload",
-            boot["token"],
-            key="deps",
-            version=VERSION,
-            size_bytes=str(len(data)),
-        )
+        done = await v2_calls.save(guest, boot["token"], "deps", data)
         assert done.json()["ok"], done.text
-        found = await twirp(
-            guest,
-            "GetCacheEntryDownloadURL",
-            boot["token"],
-            key="de",
-            restore_keys=["de"],
-            version=VERSION,
-        )
-        assert found.json()["ok"], found.text
-        assert (await guest.get(found.json()["signed_download_url"])).content == data
+        assert await v2_calls.restore(guest, boot["token"], "de", "de") == data
         stranger = runtime.cache.boot_data(999_999)["token"]  # no such VM
-        refused = await twirp(
-            guest, "GetCacheEntryDownloadURL", stranger, key="deps", version=VERSION
+        refused = await v2_calls.twirp(
+            guest, "GetCacheEntryDownloadURL", stranger, key="deps", version=v2_calls.VERSION
         )
         assert refused.status_code == 401 and "not running" in refused.json()["msg"]
 

@@ -11,21 +11,9 @@ from __future__ import annotations
 
 import pathlib
 import urllib.request
-from collections.abc import Iterator
-
-import pytest
 
 from hosts.harness import LEASE_SECONDS, ControlPlane
 from server.harness import wait_for
-
-
-@pytest.fixture
-def plane(tmp_path: pathlib.Path) -> Iterator[ControlPlane]:
-    found = ControlPlane(tmp_path / "control")
-    try:
-        yield found.start()
-    finally:
-        found.cleanup()
 
 
 def completed(plane: ControlPlane, job_id: int) -> dict[str, object] | None:
