@@ -4,11 +4,14 @@
 Runs once per boot (systemd unit ``blacksmith-agent.service``):
 
 1. reads its boot data from MMDS V2 (``PUT /latest/api/token``, then ``GET
-   /latest/meta-data/blacksmith`` with ``X-metadata-token``), with retries;
-2. gives this VM its own identity, as root, before anything else runs: ``/etc/resolv.conf``
-   from the boot data's ``dns_servers``, the ``hostname`` (``/etc/hostname``, ``/etc/hosts``,
-   the kernel's), fresh SSH host keys and a fresh ``/etc/machine-id`` (the image ships none of
-   these, so no two VMs share them); then the runner user's SSH public keys, if any;
+   /latest/meta-data/blacksmith`` with ``X-metadata-token``), with retries; a template VM
+   (``template: true``) prints ``blacksmith-agent: template-ready`` and waits there, to be
+   snapshotted, for the boot data each clone restored from it gets;
+2. gives this VM its own identity, as root, before anything else runs
+   (``blacksmith_identity``): ``/etc/resolv.conf`` from the boot data's ``dns_servers``, the
+   ``hostname``, fresh SSH host keys and ``/etc/machine-id`` (the image ships none of these,
+   so no two VMs share them), and for a clone a reseeded random pool and the wall clock; then
+   the runner user's SSH public keys, if any;
 3. prints ``blacksmith-agent: boot-data-read`` on the console: the driver's acknowledgement
    signal, upon which it removes the JIT config from MMDS; the agent waits (up to
    ``--wipe-wait`` seconds) until it is gone, so no job step can read it;
@@ -31,30 +34,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import glob
 import json
 import os
 import pwd
 import re
 import shlex
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable
 from typing import Any
+
+from blacksmith_identity import install_ssh_keys, set_identity
 
 PREFIX = "blacksmith-agent: "
 ACK = PREFIX + "boot-data-read"
+TEMPLATE = PREFIX + "template-ready"
+TEMPLATE_POLL_SECONDS = 0.02
 RESULT = re.compile(r"Job .+ completed with result: (\w+)")
 DEFAULT_MMDS = "169.254.169.254"
-HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)", re.MULTILINE)
 
 
 def say(message: str) -> None:
@@ -106,19 +106,40 @@ class Mmds:
 
 
 def read_boot_data(mmds: Mmds, *, tries: int = 10) -> dict[str, Any]:
-    """The boot data, retried with a growing back-off (the network may still be coming up)."""
+    """The boot data, retried with a growing back-off (the network may still be coming up).
+    A template VM's (``template: true``) waits for a clone's instead (:func:`as_template`)."""
     delay = 0.5
     for attempt in range(1, tries + 1):
         try:
             data = mmds.get("/latest/meta-data/blacksmith")
             if isinstance(data, dict) and data.get("runner_jit_config"):
                 return data
+            if isinstance(data, dict) and data.get("template"):
+                return as_template(mmds)
             say(f"boot data not there yet (try {attempt}/{tries})")
         except (OSError, ValueError) as exc:
             say(f"MMDS not reachable yet (try {attempt}/{tries}): {type(exc).__name__}")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
     raise SystemExit(PREFIX + "no boot data in MMDS, giving up")
+
+
+def as_template(mmds: Mmds) -> dict[str, Any]:
+    """A template VM: say so (the driver then pauses and snapshots it) and wait, polling
+    fast, for the boot data of the clone this becomes once restored: MMDS is not in a
+    snapshot, so the driver puts the clone's there after the load. Identity is made after
+    this returns, so every clone gets its own."""
+    sys.stdout.write(TEMPLATE + "\n")
+    sys.stdout.flush()
+    while True:
+        try:
+            data = mmds.get("/latest/meta-data/blacksmith")
+        except (OSError, ValueError):
+            data = None  # a restored clone's MMDS session is new: the client renews it
+        if isinstance(data, dict) and data.get("runner_jit_config"):
+            say(f"restored from a snapshot (generation {data.get('generation', '?')})")
+            return data
+        time.sleep(TEMPLATE_POLL_SECONDS)
 
 
 def wait_for_wipe(mmds: Mmds, *, seconds: float) -> bool:
@@ -133,132 +154,6 @@ def wait_for_wipe(mmds: Mmds, *, seconds: float) -> bool:
             pass
         time.sleep(0.1)
     return False
-
-
-def install_ssh_keys(keys: list[str], *, ssh_dir: str, user: pwd.struct_passwd | None) -> None:
-    """Write ``authorized_keys`` (0600, owned by the runner user)."""
-    if not keys:
-        return
-    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(ssh_dir, "authorized_keys")
-    with open(path, "w") as f:
-        f.write("\n".join(keys) + "\n")
-    os.chmod(path, 0o600)
-    if user is not None and os.geteuid() == 0:
-        for target in (ssh_dir, path):
-            os.chown(target, user.pw_uid, user.pw_gid)
-    say(f"installed {len(keys)} ssh key(s)")
-
-
-def under(root: str, path: str) -> str:
-    """``path`` (absolute, in the guest) below the ``--root`` prefix."""
-    return os.path.join(root, path.lstrip("/"))
-
-
-def replace_file(path: str, content: str, *, mode: int = 0o644) -> None:
-    """Write ``path`` atomically, replacing a symlink (e.g. resolv.conf -> systemd-resolved)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".blacksmith-new"
-    with open(tmp, "w") as f:
-        f.write(content)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def configure_dns(servers: list[str], *, root: str) -> list[str]:
-    """``/etc/resolv.conf`` from the boot data, else from the kernel's ``/proc/net/pnp``."""
-    if not servers:
-        try:
-            with open("/proc/net/pnp") as f:
-                servers = NAMESERVER.findall(f.read())
-        except OSError:
-            servers = []
-    servers = [s for s in servers if s and s != "0.0.0.0"]
-    if servers:
-        lines = "".join(f"nameserver {s}\n" for s in servers)
-        replace_file(under(root, "/etc/resolv.conf"), "# written by blacksmith-agent\n" + lines)
-    return servers
-
-
-def set_hostname(name: str, *, root: str) -> str:
-    """``/etc/hostname``, a ``127.0.1.1`` line in ``/etc/hosts``, and (only when ``root`` is
-    ``/``) the kernel's hostname. An invalid name is refused."""
-    name = name.strip().lower()
-    if not HOSTNAME.fullmatch(name):
-        raise ValueError(f"invalid hostname {name!r}")
-    replace_file(under(root, "/etc/hostname"), name + "\n")
-    hosts_path = under(root, "/etc/hosts")
-    try:
-        with open(hosts_path) as f:
-            lines = [line for line in f.read().splitlines() if not line.startswith("127.0.1.1")]
-    except FileNotFoundError:
-        lines = ["127.0.0.1\tlocalhost", "::1\t\tlocalhost ip6-localhost ip6-loopback"]
-    replace_file(hosts_path, "\n".join([*lines, f"127.0.1.1\t{name}"]) + "\n")
-    if os.path.realpath(root) == "/":
-        socket.sethostname(name)
-    return name
-
-
-def regenerate_host_keys(*, root: str) -> int:
-    """Delete the SSH host keys and make new ones (``ssh-keygen -A``); the number made.
-
-    Skipped (0) when ``/etc/ssh`` is absent (no sshd in this image) or ssh-keygen is missing.
-    """
-    ssh_dir = under(root, "/etc/ssh")
-    keygen = shutil.which("ssh-keygen")
-    if not os.path.isdir(ssh_dir) or keygen is None:
-        return 0
-    for old in glob.glob(os.path.join(ssh_dir, "ssh_host_*")):
-        os.unlink(old)
-    live = os.path.realpath(root) == "/"
-    argv = [keygen, "-A"] if live else [keygen, "-A", "-f", root]
-    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    if live and os.path.isdir("/run/systemd/system"):
-        restart_sshd()
-    return len(glob.glob(os.path.join(ssh_dir, "ssh_host_*_key")))
-
-
-def restart_sshd() -> None:
-    """An enabled ssh.service started (or failed: no keys) before us; start it with the new
-    keys. Socket-activated sshd (Ubuntu 24.04's ssh.socket) needs nothing."""
-    quiet = {"check": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.run(["systemctl", "is-enabled", "--quiet", "ssh.service"], **quiet).returncode:
-        return
-    subprocess.run(["systemctl", "reset-failed", "ssh.service"], **quiet)
-    subprocess.run(["systemctl", "restart", "--no-block", "ssh.service"], **quiet)
-
-
-def regenerate_machine_id(*, root: str) -> str:
-    """A fresh random ``/etc/machine-id`` (32 hex digits), written in place: with systemd it may
-    be a bind mount of ``/run/machine-id``."""
-    machine_id = uuid.uuid4().hex
-    path = under(root, "/etc/machine-id")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(machine_id + "\n")
-    os.chmod(path, 0o444)
-    return machine_id
-
-
-def set_identity(data: dict[str, Any], *, root: str) -> None:
-    """Everything that must differ between two VMs booted from one image; said on the console.
-
-    A step that fails is reported and the others still run: a VM without, say, fresh host keys
-    can still run its job, and a crash here would only reboot it.
-    """
-    servers = [str(s) for s in data.get("dns_servers") or []]
-    hostname = str(data.get("hostname") or "")
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("dns servers", lambda: ",".join(configure_dns(servers, root=root)) or "(none)"),
-        ("hostname", lambda: set_hostname(hostname, root=root) if hostname else "(unchanged)"),
-        ("ssh host keys", lambda: f"{regenerate_host_keys(root=root)} regenerated"),
-        ("machine-id", lambda: regenerate_machine_id(root=root) and "new"),
-    ]
-    for what, step in steps:
-        try:
-            say(f"{what}: {step()}")
-        except (OSError, ValueError, subprocess.CalledProcessError) as exc:
-            say(f"{what}: FAILED ({type(exc).__name__}: {exc})")
 
 
 # Runner self-update, from actions/runner's source (v2.x, src/Runner.Listener):

@@ -47,6 +47,7 @@ INPUTS = (
     REPO / "src/blacksmith_mini/vm/firecracker/image_runner.py",
     REPO / "src/blacksmith_mini/vm/firecracker/runner_patch.py",
     REPO / "images/guest/blacksmith-agent.py",
+    REPO / "images/guest/blacksmith_identity.py",
     REPO / "images/guest/blacksmith-agent.service",
     REPO / "images/guest/blacksmith-cache-proxy.py",
 )

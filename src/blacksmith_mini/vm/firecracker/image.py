@@ -209,6 +209,7 @@ def _rootfs_steps(
     wants = tree / UNIT_DIR / "multi-user.target.wants"
     tarball = runner_tarball or work / f"actions-runner-{runner_version}.tar.gz"
     agent = images_dir / "guest" / "blacksmith-agent.py"
+    identity = images_dir / "guest" / "blacksmith_identity.py"  # imported by the agent
     unit = images_dir / "guest" / "blacksmith-agent.service"
     steps = [
         Step(what="fresh tree", argv=("rm", "-rf", "--one-file-system", str(tree))),
@@ -261,6 +262,16 @@ def _rootfs_steps(
                 "0755",
                 str(agent),
                 str(tree / "usr/local/bin/blacksmith-agent"),
+            ),
+        ),
+        Step(
+            what="guest identity module",
+            argv=(
+                "install",
+                "-m",
+                "0644",
+                str(identity),
+                str(tree / "usr/local/bin" / identity.name),
             ),
         ),
         Step(what="unit directory", argv=("mkdir", "-p", str(wants))),
