@@ -116,6 +116,13 @@ class FirecrackerSettings(BaseModel):
         description="The co-located Actions cache's port, the one host port VMs may reach "
         "(set from [cache] by the control plane).",
     )
+    snapshots: bool = Field(
+        default=False,
+        description="Start VMs by restoring a snapshot of a per-pool template VM paused while "
+        "its agent waits for boot data (cold boot when none is ready or a restore fails). "
+        "Needs the same host kernel and Firecracker as made the template; not with the jailer "
+        "yet. Experimental: proven against the fake only.",
+    )
     rootfs_strategy: RootfsStrategyName = Field(
         default="auto",
         description="reflink (FICLONE, needs XFS/btrfs), sparse-copy, or auto (reflink, "

@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
 
-from blacksmith_mini.vm import driver, environment
+from blacksmith_mini.vm import driver
 from blacksmith_mini.vm.firecracker import (
     api,
     cleanup,
+    clones,
     disks,
     jailer,
     mmds,
@@ -33,8 +32,10 @@ from blacksmith_mini.vm.firecracker import (
     preflight,
     proc,
     registry,
+    spawning,
     state,
     supervisor,
+    templates,
     watcher,
 )
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
@@ -64,6 +65,7 @@ class FirecrackerDriver:
         self.watcher = watcher.Watcher(
             registry=self.registry, settings=settings, notify=self._notify
         )
+        self.templates = templates.Templates(settings=settings, data_dir=data_dir, net=self.net)
         self._callbacks: list[Callable[[], None]] = []
         self._slot_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
@@ -88,6 +90,8 @@ class FirecrackerDriver:
         """Adopt VMs recorded under ``<data_dir>/vms``, install our nft table, start watching."""
         self.vms_dir.mkdir(parents=True, exist_ok=True)
         self.registry.load()
+        for removed in await anyio.to_thread.run_sync(self.templates.open):
+            log.warning("firecracker: removed %s", removed)
         await self.net.prepare([r.net for r in self.registry.records()])
         if self._watch_task is None:
             self._watch_task = asyncio.create_task(
@@ -95,7 +99,8 @@ class FirecrackerDriver:
             )
 
     async def close(self) -> None:
-        """Stop watching; VMs keep running and are adopted by the next ``open``."""
+        """Stop watching (and building templates); VMs keep running for the next ``open``."""
+        await self.templates.close()
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,9 +152,7 @@ class FirecrackerDriver:
     def _new_record(self, spec: driver.VmSpec) -> state.VmRecord:
         s = self.settings
         try:
-            slot = naming.pick_slot(
-                used=(r.net.slot for r in self.registry.records()), slot_count=s.slot_count
-            )
+            slot = naming.pick_slot(used=self._used_slots(), slot_count=s.slot_count)
         except ValueError as exc:
             raise driver.VmStartError(str(exc)) from exc
         iid = naming.instance_id(vm_id=spec.vm_id, name=spec.name)
@@ -171,7 +174,7 @@ class FirecrackerDriver:
             vcpus=spec.vcpus,
             memory_mib=spec.memory_mib,
             state_dir=str(vm_dir),
-            lease=_lease_dict(lease),
+            lease=naming.lease_dict(lease),
             rootfs=str(vm_dir / "rootfs.ext4"),
             socket=str(vm_dir / "api.sock"),
             started_at=time.time(),
@@ -207,69 +210,92 @@ class FirecrackerDriver:
         jail = self._jail(record) if s.jailer_bin else None
         if jail is not None:
             await anyio.to_thread.run_sync(lambda: jailer.prepare(jail, kernel=s.kernel_path))
-        rootfs = Path(record.rootfs)
-        strategy = disks.strategy(s.rootfs_strategy)
-        try:
-            await disks.clone_off_loop(strategy, src=s.rootfs_path, dst=rootfs)
-        except disks.DiskError as exc:
-            raise driver.VmStartError(str(exc)) from exc
-        if jail is not None:
-            jailer.own(jail, rootfs)
+        snap = s.snapshots and jail is None  # a template to restore, or why not: cold boot
+        found = self.templates.for_start(spec, used_slots=self._used_slots()) if snap else None
+        template = found if isinstance(found, templates.Template) else None
+        record.start_path = found if isinstance(found, str) else None
+        if template is not None:
+            try:
+                await self._restore(record, spec, template)
+                return
+            except Exception as exc:  # a corrupt snapshot, a load refused: boot cold instead
+                record.start_path = f"cold boot: restoring {template.name} failed ({exc})"[:500]
+                log.warning("vm %s: %s", record.name, record.start_path)
+                self.registry.kill(record)
+                await self.registry.await_death(record, timeout=5.0)
+                Path(record.rootfs).unlink(missing_ok=True)  # the template's disk: not ours
+        await self._copy_disk(record, src=s.rootfs_path, jail=jail)
         Path(record.socket).unlink(missing_ok=True)
         self._spawn(record, jail)
-        store = mmds.boot_data(
-            spec,
-            instance_id=record.instance_id,
-            ssh_public_key=self._ssh_key(),
-            keep_on_failure_seconds=s.keep_on_failure_minutes * 60,
-            dns_servers=s.dns_servers,
-            host_ip=lease.host_ip,
-        )
-        record.public_mmds = mmds.public_remainder(store)
-        record.save()
+        store = self._boot_store(record, spec)
         client = api.FirecrackerApi(socket_path=Path(record.socket), timeout=s.api_timeout)
         try:
             await self._configure(client, record=record, store=store, jail=jail)
         finally:
             await client.aclose()
 
+    async def _copy_disk(
+        self, record: state.VmRecord, *, src: Path, jail: jailer.JailPlan | None
+    ) -> None:
+        rootfs = Path(record.rootfs)
+        try:
+            await disks.clone_off_loop(
+                disks.strategy(self.settings.rootfs_strategy), src=src, dst=rootfs
+            )
+        except disks.DiskError as exc:
+            raise driver.VmStartError(str(exc)) from exc
+        if jail is not None:
+            jailer.own(jail, rootfs)
+
+    async def _restore(
+        self, record: state.VmRecord, spec: driver.VmSpec, template: templates.Template
+    ) -> None:
+        s = self.settings
+        await self._copy_disk(record, src=template.rootfs, jail=None)
+        Path(record.socket).unlink(missing_ok=True)
+        self._spawn(record, None)
+        record.start_path = f"restored from template {template.name}"
+        store = self._boot_store(record, spec, clone=True)
+        client = api.FirecrackerApi(socket_path=Path(record.socket), timeout=s.api_timeout)
+        try:
+            await clones.restore(client, settings=s, record=record, template=template, store=store)
+        finally:
+            await client.aclose()
+
+    def _boot_store(
+        self, record: state.VmRecord, spec: driver.VmSpec, *, clone: bool = False
+    ) -> dict[str, object]:
+        """The VM's MMDS store (a clone's with what a restore needs), its remainder saved."""
+        s = self.settings
+        store = mmds.boot_data(
+            spec,
+            instance_id=record.instance_id,
+            ssh_public_key=self._ssh_key(),
+            keep_on_failure_seconds=s.keep_on_failure_minutes * 60,
+            dns_servers=s.dns_servers,
+            host_ip=record.net.host_ip,
+        )
+        store = clones.clone_boot_data(store, lease=record.net) if clone else store
+        record.public_mmds = mmds.public_remainder(store)
+        record.save()
+        return store
+
+    def _used_slots(self) -> set[int]:
+        return {r.net.slot for r in self.registry.records()} | self.templates.reserved_slots
+
     def _ssh_key(self) -> str | None:
         path = self.settings.ssh_public_key_path
         return path.read_text().strip() if path else None
 
     def _spawn(self, record: state.VmRecord, jail: jailer.JailPlan | None) -> None:
-        if jail is not None:
-            command = list(jail.argv)
-        else:
-            command = [
-                str(self.settings.firecracker_bin),
-                "--api-sock",
-                record.socket,
-                "--id",
-                record.instance_id,
-            ]
-        argv = [
-            sys.executable,
-            "-m",
-            "blacksmith_mini.vm.firecracker.supervisor",
-            "--state-dir",
-            record.state_dir,
-            "--max-bytes",
-            str(self.settings.console_max_bytes),
-            "--",
-            *command,
-        ]
-        with (record.dir / "supervisor.log").open("ab") as errors:
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=errors,
-                stderr=errors,
-                cwd=record.state_dir,
-                env=environment.host_environment(),
-                start_new_session=True,
-                close_fds=True,
-            )
+        command = list(jail.argv) if jail is not None else None
+        child = spawning.spawn(
+            self.settings,
+            state_dir=Path(record.state_dir),
+            socket=record.socket,
+            command=command,
+            instance_id=record.instance_id,
+        )
         self.registry.add_child(record.vm_id, child)
         record.supervisor_pid = child.pid
         record.supervisor_ticks = proc.start_ticks(child.pid)
@@ -371,15 +397,3 @@ class FirecrackerDriver:
                 callback()
             except Exception:
                 log.exception("on_change callback failed")
-
-
-def _lease_dict(lease: naming.NetLease) -> dict[str, object]:
-    return {
-        "slot": lease.slot,
-        "tap": lease.tap,
-        "host_ip": lease.host_ip,
-        "guest_ip": lease.guest_ip,
-        "prefixlen": lease.prefixlen,
-        "mac": lease.mac,
-        "netns": lease.netns,
-    }

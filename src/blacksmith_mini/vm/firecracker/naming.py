@@ -122,3 +122,16 @@ def kernel_ip_arg(*, lease: NetLease, dns_servers: Sequence[str]) -> str:
     fields = [lease.guest_ip, "", lease.host_ip, lease.netmask, "", GUEST_DEVICE, "off"]
     fields.extend(dns_servers[:2])
     return "ip=" + ":".join(fields)
+
+
+def lease_dict(lease: NetLease) -> dict[str, object]:
+    """A lease as a VM's record stores it."""
+    return {
+        "slot": lease.slot,
+        "tap": lease.tap,
+        "host_ip": lease.host_ip,
+        "guest_ip": lease.guest_ip,
+        "prefixlen": lease.prefixlen,
+        "mac": lease.mac,
+        "netns": lease.netns,
+    }

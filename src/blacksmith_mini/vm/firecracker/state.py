@@ -48,6 +48,7 @@ class VmRecord:
     kill_sent_at: float | None = None
     keep_until: float | None = None  # the job failed: kept for debugging until then
     detail: str | None = None
+    start_path: str | None = None  # "restored from template X" or "cold boot: why"
     public_mmds: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

@@ -73,7 +73,7 @@ class Watcher:
             elif record.phase != "starting":
                 record.detail = record.detail or "the VM's supervisor vanished"
         kept_until = _kept_until(record, alive=alive, now=now)
-        detail = record.detail
+        detail = record.detail or record.start_path
         if kept_until is not None:
             detail = f"kept for debugging until {time.ctime(kept_until)}"
         return driver.VmObservation(

@@ -1,0 +1,105 @@
+"""Starts by restoring a template snapshot, through the real driver against the fake: the
+template VM is booted until its agent waits, paused and snapshotted; a start then loads it
+(``snapshot/load`` first, MMDS after, resume) with its own disk and tap, and the guest agent
+gives each clone its own identity; no template, or a failed restore, boots cold with the
+reason in the observation, leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_network import FakeNetwork
+from mini_broker import MiniBroker
+
+from blacksmith_mini.vm import driver as port
+from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
+from blacksmith_mini.vm.firecracker.driver import FirecrackerDriver
+from vm_firecracker.driving import opened, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def snapping(
+    settings: FirecrackerSettings, fake_net: FakeNetwork, tmp_path: Path
+) -> AsyncIterator[FirecrackerDriver]:
+    on = settings.model_copy(update={"snapshots": True})
+    async with opened(on, net=fake_net, data_dir=tmp_path / "data") as drv:
+        yield drv
+
+
+def calls(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def identity(drv: FirecrackerDriver, vm_id: int) -> tuple[str, str]:
+    root = drv.records[vm_id].dir / "guest-root" / "etc"
+    return (root / "hostname").read_text().strip(), (root / "machine-id").read_text().strip()
+
+
+async def test_clones_restore_the_template_and_each_gets_its_own_identity(
+    snapping: FirecrackerDriver,
+    calls_log: Path,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    spec = make_spec(1, jit_config=broker.jit_config("bm-pool-1"))
+    first = await snapping.start(spec)  # no template yet: cold, and one is built meanwhile
+    assert first.detail is not None and first.detail.startswith("cold boot: template")
+    await wait_for(lambda: snapping.templates.ready_for(spec) is not None, timeout=30)
+    template = snapping.templates.ready_for(spec)
+    assert template is not None
+    before = len(calls(calls_log))
+    clones = []
+    for vm_id in (2, 3):
+        seen = await snapping.start(
+            make_spec(vm_id, jit_config=broker.jit_config(f"bm-pool-{vm_id}"))
+        )
+        assert seen.detail == f"restored from template {template.name}"
+        clones.append(vm_id)
+    made = calls(calls_log)[before:]
+    loads = [c for c in made if c["path"] == "/snapshot/load"]
+    assert len(loads) == 2
+    assert not any(c["path"] == "/actions" for c in made)  # no InstanceStart for a clone
+    taps = {c["body"]["network_overrides"][0]["host_dev_name"] for c in loads}
+    assert taps == {snapping.records[v].net.vm_tap for v in clones}
+    for vm_id in clones:
+        await wait_for(lambda v=vm_id: snapping.observe_one(v).runner_online, timeout=30)
+    assert identity(snapping, 2) != identity(snapping, 3)
+    assert identity(snapping, 2)[0] == "bm-pool-2"
+    for vm_id in clones:
+        mmds = snapping.records[vm_id].public_mmds["latest"]["meta-data"]["blacksmith"]
+        assert (
+            mmds["generation"] and mmds["network"]["gateway"] == snapping.records[vm_id].net.host_ip
+        )
+        assert "entropy" in mmds and "runner_jit_config" not in mmds
+
+
+async def test_a_corrupt_snapshot_boots_cold_with_the_reason(
+    snapping: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+    fake_net: FakeNetwork,
+) -> None:
+    spec = make_spec(1, jit_config=broker.jit_config("bm-pool-1"))
+    template = await snapping.templates.build(spec, slot=9)
+    with template.memory.open("r+b") as handle:
+        handle.write(b"corrupt")
+    seen = await snapping.start(make_spec(2, jit_config=broker.jit_config("bm-pool-2")))
+    assert seen.detail is not None and "cold boot: restoring" in seen.detail
+    assert "memory file does not match" in seen.detail
+    await wait_for(lambda: snapping.observe_one(2).runner_online, timeout=30)
+    await snapping.release(2)
+    assert "bmtap9" not in fake_net.interfaces  # the template VM's tap is gone
+
+
+async def test_snapshots_off_never_touch_templates(
+    fc_driver: FirecrackerDriver, make_spec: Callable[..., port.VmSpec], broker: MiniBroker
+) -> None:
+    seen = await fc_driver.start(make_spec(1, jit_config=broker.jit_config("bm-pool-1")))
+    assert seen.detail is None
+    assert not (fc_driver.data_dir / "templates").exists()
