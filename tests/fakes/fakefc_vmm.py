@@ -4,7 +4,8 @@
 and post-boot-only calls, ``InstanceStart`` once, ``mmds/config`` only for existing interfaces,
 kernel and drive files opened at PUT time, the MMDS store (:mod:`fakefc_mmds`), pausing and
 snapshots with their rules (:mod:`fakefc_snapshot`). The test knobs
-``FAKE_FC_CALLS`` (record each call), ``FAKE_FC_FAIL`` (an injected 400), ``FAKE_FC_CRASH``
+``FAKE_FC_CALLS`` (record each call), ``FAKE_FC_FAIL`` (an injected 400), ``FAKE_FC_HANG`` (a
+call never answered), ``FAKE_FC_CRASH``
 (SIGKILL on a call) and ``FAKE_FC_CHECK_TAP`` act here. :func:`make_api_handler` and
 :class:`UnixServer` serve it on ``--api-sock`` (HTTP/1.1, JSON bodies). Stdlib only.
 """
@@ -90,6 +91,8 @@ class Vmm:
                 f.write(json.dumps({"method": method, "path": path, "body": body}) + "\n")
         if knob("FAKE_FC_CRASH") == f"{method} {path}":
             os.kill(os.getpid(), signal.SIGKILL)  # a VMM crash: no answer, no clean-up
+        if knob("FAKE_FC_HANG") == f"{method} {path}":
+            time.sleep(3600)  # a call that never answers (a restore that hangs)
         if knob("FAKE_FC_FAIL") == f"{method} {path}":
             raise ApiError(
                 f"Injected fault for {method} {path}: No such file or directory (os error 2)"

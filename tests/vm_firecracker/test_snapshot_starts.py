@@ -103,3 +103,59 @@ async def test_snapshots_off_never_touch_templates(
     seen = await fc_driver.start(make_spec(1, jit_config=broker.jit_config("bm-pool-1")))
     assert seen.detail is None
     assert not (fc_driver.data_dir / "templates").exists()
+
+
+async def test_a_restore_that_hangs_boots_cold(
+    snapping: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await snapping.templates.build(make_spec(1), slot=9)
+    monkeypatch.setenv("FAKE_FC_HANG", "PUT /snapshot/load")  # the clones' VMMs only
+    seen = await snapping.start(make_spec(2, jit_config=broker.jit_config("bm-pool-2")))
+    assert seen.detail is not None and "cold boot: restoring" in seen.detail
+    await wait_for(lambda: snapping.observe_one(2).runner_online, timeout=30)
+
+
+async def test_a_template_rebuilt_while_its_clones_run(
+    snapping: FirecrackerDriver,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+    settings: FirecrackerSettings,
+) -> None:
+    old = await snapping.templates.build(make_spec(1), slot=9)
+    running = await snapping.start(make_spec(2, jit_config=broker.jit_config("bm-pool-2")))
+    assert running.detail == f"restored from template {old.name}"
+    image = settings.rootfs_path
+    image.write_bytes(image.read_bytes() + b"a new image")  # the image changed: a new key
+    cold = await snapping.start(make_spec(3, jit_config=broker.jit_config("bm-pool-3")))
+    assert cold.detail is not None and cold.detail.startswith("cold boot: template")
+    await wait_for(lambda: snapping.templates.ready_for(make_spec(4)) is not None, timeout=30)
+    assert not old.dir.exists()  # the stale template is gone ...
+    await wait_for(lambda: snapping.observe_one(2).runner_online, timeout=30)
+    assert snapping.observe_one(2).alive  # ... and its clone runs on
+    fresh = await snapping.start(make_spec(4, jit_config=broker.jit_config("bm-pool-4")))
+    assert fresh.detail is not None and fresh.detail.startswith("restored from template")
+    assert fresh.detail != running.detail
+
+
+async def test_a_clone_whose_agent_never_reports_is_stopped_at_the_boot_timeout(
+    settings: FirecrackerSettings,
+    fake_net: FakeNetwork,
+    tmp_path: Path,
+    make_spec: Callable[..., port.VmSpec],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quick = settings.model_copy(update={"snapshots": True, "boot_timeout": 2.0})
+    async with opened(quick, net=fake_net, data_dir=tmp_path / "data") as drv:
+        await drv.templates.build(make_spec(1), slot=9)
+        silent = tmp_path / "silent-agent.py"
+        silent.write_text("import time\ntime.sleep(3600)\n")
+        monkeypatch.setenv("FAKE_FC_AGENT", str(silent))  # the restored guest's agent
+        seen = await drv.start(make_spec(2))
+        assert seen.detail is not None and seen.detail.startswith("restored from template")
+        await wait_for(lambda: not drv.observe_one(2).alive, timeout=30)
+        assert "acknowledge" in (drv.observe_one(2).detail or "")
+        await drv.release(2)
+        assert not (tmp_path / "data" / "vms" / "bm-pool-2").exists()
