@@ -42,10 +42,12 @@ class FirecrackerApi:
     def __init__(self, *, socket_path: Path, timeout: float) -> None:
         self.socket_path = socket_path
         self._timeout = timeout
+        # Plain HTTP over a Unix socket: no TLS, so no CA bundle to load (~45 ms a client).
         self._client = httpx2.AsyncClient(
-            transport=httpx2.AsyncHTTPTransport(uds=str(socket_path)),
+            transport=httpx2.AsyncHTTPTransport(uds=str(socket_path), verify=False),
             base_url="http://localhost",
             timeout=httpx2.Timeout(timeout),
+            verify=False,
         )
 
     async def aclose(self) -> None:
