@@ -6,7 +6,8 @@ from one image, or restored from one snapshot: DNS servers, hostname, SSH host k
 machine-id, and for a restored clone a reseeded kernel random pool (``entropy`` in the boot
 data: the clone's pool would otherwise start where the template's was) and the wall clock
 (``wall_clock``: a snapshot resumes at the time it was taken; Firecracker's
-``clock_realtime`` fixes that on x86 hosts with Linux 5.16 or later, this on the others).
+``clock_realtime`` fixes that on x86 hosts with Linux 5.16 or later, this on the others) and
+its own address (``network``: the template booted with another slot's).
 Each step is said on the console; one that fails is reported and the others still run.
 """
 
@@ -149,16 +150,19 @@ def set_identity(data: dict[str, Any], *, root: str) -> None:
     """
     servers = [str(s) for s in data.get("dns_servers") or []]
     hostname = str(data.get("hostname") or "")
-    steps: list[tuple[str, Callable[[], object]]] = [
+    steps: list[tuple[str, Callable[[], object]]] = []
+    if data.get("wall_clock"):  # first: certificates, keys and logs want the right time
+        steps.append(("wall clock", lambda: set_clock(float(data["wall_clock"]), root=root)))
+    if data.get("entropy"):  # before the keys are made from the pool
+        steps.append(("random seed", lambda: reseed(str(data["entropy"]), root=root)))
+    if isinstance(data.get("network"), dict):
+        steps.append(("address", lambda: readdress(data["network"], root=root)))
+    steps += [
         ("dns servers", lambda: ",".join(configure_dns(servers, root=root)) or "(none)"),
         ("hostname", lambda: set_hostname(hostname, root=root) if hostname else "(unchanged)"),
         ("ssh host keys", lambda: f"{regenerate_host_keys(root=root)} regenerated"),
         ("machine-id", lambda: regenerate_machine_id(root=root) and "new"),
     ]
-    if data.get("entropy"):
-        steps.append(("random seed", lambda: reseed(str(data["entropy"]), root=root)))
-    if data.get("wall_clock"):
-        steps.append(("wall clock", lambda: set_clock(float(data["wall_clock"]), root=root)))
     for what, step in steps:
         try:
             say(f"{what}: {step()}")
@@ -178,12 +182,29 @@ def reseed(entropy: str, *, root: str) -> str:
 
 
 def set_clock(wall_clock: float, *, root: str) -> str:
-    """Set the wall clock when it is off by more than a second (a restored snapshot's
-    clock is the template's); only on a real guest."""
+    """Set the wall clock forward when it is behind by more than a second (a restored
+    snapshot's clock is the template's; never backwards: the boot data's time was taken
+    before it got here); only on a real guest."""
     drift = wall_clock - time.time()
-    if abs(drift) <= CLOCK_SLACK_SECONDS:
+    if drift <= CLOCK_SLACK_SECONDS:  # not behind: the boot data's time is itself a bit old
         return f"in step ({drift:+.1f}s)"
     if root != "/":
         return f"off by {drift:+.1f}s (not set: not the real root)"
     subprocess.run(["date", "-s", f"@{wall_clock:.3f}"], check=True, capture_output=True)
     return f"set ({drift:+.1f}s)"
+
+
+def readdress(network: dict[str, Any], *, root: str) -> str:
+    """A clone's own address on ``eth0`` (the template booted with another slot's, from the
+    kernel's ``ip=``), its default route, and MMDS's route again; only on a real guest."""
+    address, gateway = str(network["address"]), str(network["gateway"])
+    if root != "/":
+        return f"{address} via {gateway} (not set: not the real root)"
+    for argv in (
+        ["ip", "addr", "flush", "dev", "eth0"],
+        ["ip", "addr", "add", address, "dev", "eth0"],
+        ["ip", "route", "replace", "default", "via", gateway, "dev", "eth0"],
+        ["ip", "route", "replace", "169.254.169.254", "dev", "eth0"],
+    ):
+        subprocess.run(argv, check=True, capture_output=True)
+    return f"{address} via {gateway}"

@@ -70,6 +70,10 @@ async def test_clones_restore_the_template_and_each_gets_its_own_identity(
     for vm_id in clones:
         await wait_for(lambda v=vm_id: snapping.observe_one(v).runner_online, timeout=30)
     assert identity(snapping, 2) != identity(snapping, 3)
+    console = await snapping.console_tail(2)  # (the fake restores a fresh agent: the
+    # template's wait and its resume are tests/image/test_guest_template.py's)
+    assert "random seed: 32 bytes" in console and "wall clock: in step" in console
+    assert f"address: {snapping.records[2].net.guest_ip}/" in console
     assert identity(snapping, 2)[0] == "bm-pool-2"
     for vm_id in clones:
         mmds = snapping.records[vm_id].public_mmds["latest"]["meta-data"]["blacksmith"]
