@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from blacksmith_mini.vm.firecracker import api
+from vm_firecracker.driving import fake_vmm
 
 pytestmark = pytest.mark.anyio
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_firecracker.py"
@@ -21,18 +22,8 @@ async def client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[api.FirecrackerApi]:
     monkeypatch.setenv("FAKE_FC_NO_GUEST", "1")
-    sock = tmp_path / "fc.sock"
-    vmm = subprocess.Popen([sys.executable, str(FAKE), "--api-sock", str(sock), "--id", "t1"])
-    c = api.FirecrackerApi(socket_path=sock, timeout=2.0)
-    try:
-        import time
-
-        await c.wait_until_ready(deadline=time.monotonic() + 5)
-        yield c
-    finally:
-        await c.aclose()
-        vmm.kill()
-        vmm.wait()
+    async with fake_vmm(tmp_path / "fc.sock") as found:
+        yield found
 
 
 async def fault(c: api.FirecrackerApi, method: str, path: str, body: dict[str, Any]) -> str:

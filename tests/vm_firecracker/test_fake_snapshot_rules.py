@@ -5,41 +5,25 @@ interfaces, a changed memory file refused, MMDS empty after a load."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
 from blacksmith_mini.vm.firecracker import api
+from vm_firecracker.driving import fake_vmm
 
 pytestmark = pytest.mark.anyio
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_firecracker.py"
-Fresh = Callable[[str], "asynccontextmanager[api.FirecrackerApi]"]
+Fresh = Callable[[str], AbstractAsyncContextManager[api.FirecrackerApi]]
 
 
 @pytest.fixture
-def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fresh:
     """``fresh(name)``: a new fake Firecracker process and our client on its socket."""
     monkeypatch.setenv("FAKE_FC_NO_GUEST", "1")
-
-    @asynccontextmanager
-    async def start(name: str) -> AsyncIterator[api.FirecrackerApi]:
-        sock = tmp_path / f"{name}.sock"
-        vmm = subprocess.Popen([sys.executable, str(FAKE), "--api-sock", str(sock), "--id", name])
-        client = api.FirecrackerApi(socket_path=sock, timeout=2.0)
-        try:
-            await client.wait_until_ready(deadline=time.monotonic() + 5)
-            yield client
-        finally:
-            await client.aclose()
-            vmm.kill()
-            vmm.wait()
-
-    return start
+    return lambda name: fake_vmm(tmp_path / f"{name}.sock", instance_id=name)
 
 
 async def booted(client: api.FirecrackerApi, tmp_path: Path) -> None:
