@@ -237,7 +237,8 @@ function PoolRow({ pool }: { pool: Pool }) {
   const counts = poolCounts(pool);
   const backoff = poolBackoff(pool);
   const idle = idleWords(pool);
-  const summary = `${counts.active}/${pool.max_vms} VMs · ${idle} (${pool.idle_reason}) · ${pool.queued_jobs} queued · ${counts.busy} busy · ${counts.idle} idle · ${counts.starting} starting`;
+  const idleMinutes = pool.idle_vm_minutes_last_hour;
+  const summary = `${counts.active}/${pool.max_vms} VMs · ${idle} (${pool.idle_reason}; ${idleMinutes} idle VM-min in the last hour) · ${pool.queued_jobs} queued · ${counts.busy} busy · ${counts.idle} idle · ${counts.starting} starting`;
   return (
     <li
       className={cn("flex flex-col", backoff && "pb-1")}
@@ -258,7 +259,10 @@ function PoolRow({ pool }: { pool: Pool }) {
             {counts.active}/{pool.max_vms}
           </span>{" "}
           VMs ·{" "}
-          <span data-testid="pool-idle" title={pool.idle_reason}>
+          <span
+            data-testid="pool-idle"
+            title={`${pool.idle_reason}; ${idleMinutes} idle VM-minutes in the last hour`}
+          >
             {idle}
           </span>{" "}
           ·{" "}

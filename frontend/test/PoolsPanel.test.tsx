@@ -15,6 +15,7 @@ const large: Pool = {
   max_vms: 2,
   idle_target: 0,
   idle_reason: "fixed: min_idle 0",
+  idle_vm_minutes_last_hour: 0,
   queued_jobs: 3,
   vms_by_status: { busy: 2, gone: 4 },
   paused: false,
@@ -85,12 +86,16 @@ describe("PoolsTile", () => {
       max_idle: 6,
       idle_target: 3,
       idle_reason: "p90 3 jobs per 30 s refill over the last 15 min",
+      idle_vm_minutes_last_hour: 42,
     });
     mockApi({ "/api/status": makeStatus({ pools: [adaptive] }) });
     renderWithClient(<Tile />);
     const idle = await screen.findByTestId("pool-idle");
     expect(idle).toHaveTextContent("idle target 3 (0–6)");
-    expect(idle).toHaveAttribute("title", "p90 3 jobs per 30 s refill over the last 15 min");
+    expect(idle).toHaveAttribute(
+      "title",
+      "p90 3 jobs per 30 s refill over the last 15 min; 42 idle VM-minutes in the last hour",
+    );
     expect(idleWords(makePool({ min_idle: 2 }))).toBe("min idle 2");
   });
 

@@ -142,6 +142,7 @@ export function makePool(overrides: Partial<Pool> = {}): Pool {
     max_vms: 5,
     idle_target: 0,
     idle_reason: "fixed: min_idle 0",
+    idle_vm_minutes_last_hour: 0,
     queued_jobs: 0,
     vms_by_status: { busy: 1 },
     paused: false,

@@ -98,3 +98,34 @@ def test_properties(
         assert min_idle <= found.target <= max(min_idle, max_idle)
         assert found.target <= max(min_idle, room)
     assert grown.target >= base.target  # more demand never lowers the target
+
+
+def vm(vm_id: int, **fields: object) -> wp.model.Vm:
+    base: dict[str, object] = {
+        "vm_id": vm_id,
+        "name": f"bm-{vm_id}",
+        "pool": "default",
+        "scope": "acme/app",
+        "labels": ("self-hosted",),
+        "vcpus": 2,
+        "memory_mib": 1024,
+        "state": wp.model.VmState.IDLE,
+        "state_since": NOW - 600,
+        "created_at": NOW - 700,
+    }
+    base.update(fields)
+    return wp.model.Vm(**base)  # type: ignore[arg-type]
+
+
+def test_idle_vm_seconds_count_ready_to_its_job_start_within_the_window() -> None:
+    S = wp.model.VmState
+    vms = [
+        vm(1, ready_at=NOW - 600),  # idle all along: 10 min in the window
+        vm(2, ready_at=NOW - 300, state=S.BUSY, job_id=7),  # idle until its job started
+        vm(3, ready_at=NOW - 7200, state=S.GONE, ended_at=NOW - 3000),  # mostly before it
+        vm(4, ready_at=None, state=S.BOOTING),  # never ready: not idle
+        vm(5, ready_at=NOW - 100, state=S.BUSY, state_since=NOW - 40),  # job unknown: busy since
+        vm(6, ready_at=NOW - 100, pool="large"),
+    ]
+    found = wp.idle_vm_seconds(vms, {7: NOW - 200}, since=NOW - 3600, now=NOW)
+    assert found == {"default": 600 + 100 + 600 + 60, "large": 100}

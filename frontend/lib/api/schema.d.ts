@@ -1442,6 +1442,12 @@ export interface components {
              * @description Idle VMs kept per scope now.
              */
             idle_target: number;
+            /**
+             * Idle Vm Minutes Last Hour
+             * @description VM-minutes its VMs sat idle over the last hour (whole minutes).
+             * @default 0
+             */
+            idle_vm_minutes_last_hour: number;
             /** Labels */
             labels: string[];
             /**

@@ -8,7 +8,7 @@ import datetime
 from blacksmith_mini.api import schemas
 from blacksmith_mini.control import view as view_mod
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import deadlines, demand, labels, model
+from blacksmith_mini.domain import deadlines, demand, labels, model, warmpool
 from blacksmith_mini.store import repository
 
 
@@ -153,6 +153,7 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
     for vm in active:
         per_pool[vm.pool][vm.state.value] += 1
     queued_per_pool = collections.Counter(j.pool for j in queued if j.pool)
+    idle = idle_minutes(view)
     return schemas.StatusResponse(
         timestamp=datetime.datetime.fromtimestamp(now, datetime.UTC)
         .isoformat(timespec="seconds")
@@ -190,6 +191,7 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
                 max_idle=pool.max_idle,
                 idle_target=pool.warm,
                 idle_reason=pool.idle_reason or f"fixed: min_idle {pool.min_idle}",
+                idle_vm_minutes_last_hour=idle.get(pool.name, 0.0),
                 queued_jobs=queued_per_pool.get(pool.name, 0),
                 vms_by_status=dict(per_pool.get(pool.name, {})),
                 paused=pool.name in policy.paused_pools,
@@ -205,6 +207,13 @@ def status(view: view_mod.View, *, stuck: bool) -> schemas.StatusResponse:
         snapshot_version=view.version,
         draining=policy.draining,
     )
+
+
+def idle_minutes(view: view_mod.View) -> dict[str, float]:
+    """Per pool, the whole VM-minutes its VMs sat idle over the hour up to ``view.at``."""
+    started = {job.id: job.started_at for job in (*view.open_jobs, *view.recent_jobs)}
+    found = warmpool.idle_vm_seconds(view.vms, started, since=view.at - 3600, now=view.at)
+    return {pool: float(int(seconds // 60)) for pool, seconds in found.items()}
 
 
 def _backoff(held: pool_backoff.PoolBackoff | None) -> schemas.StartBackoff | None:

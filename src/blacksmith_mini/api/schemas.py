@@ -117,6 +117,9 @@ class PoolOut(BaseModel):
     )
     idle_target: int = Field(description="Idle VMs kept per scope now.")
     idle_reason: str = Field(description="Why that many: the demand figure and the bound.")
+    idle_vm_minutes_last_hour: float = Field(
+        default=0.0, description="VM-minutes its VMs sat idle over the last hour (whole minutes)."
+    )
     queued_jobs: int
     vms_by_status: dict[str, int]
     paused: bool

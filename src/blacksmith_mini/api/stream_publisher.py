@@ -171,9 +171,11 @@ class StatusRenderer:
         for vm in active:
             per_pool[vm.pool][vm.state.value] += 1
         queued_per_pool = collections.Counter(job["pool"] for job in queued if job["pool"])
+        idle = convert.idle_minutes(view)
         for pool in status["pools"]:
             pool["queued_jobs"] = queued_per_pool.get(pool["name"], 0)
             pool["vms_by_status"] = dict(per_pool.get(pool["name"], {}))
+            pool["idle_vm_minutes_last_hour"] = idle.get(pool["name"], 0.0)
         status.update(
             active_vms_count=len(active),
             queued_jobs_count=len(queued),

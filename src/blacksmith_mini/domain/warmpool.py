@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+
+from blacksmith_mini.domain import model
 
 RECENT_SECONDS = 15 * 60.0
 WEEK_SECONDS = 7 * 86400.0
@@ -105,3 +107,24 @@ def idle_target(
         target = max(min_idle, room)
         why = f"{why}; capped by free room ({max(room, 0)} more VMs fit)"
     return IdleTarget(pool, target, True, recent, last_week, measured, why)
+
+
+def idle_vm_seconds(
+    vms: Iterable[model.Vm], started: Mapping[int, float | None], *, since: float, now: float
+) -> dict[str, float]:
+    """Per pool, the seconds its VMs sat idle (runner ready, no job yet) within ``since`` to
+    ``now``: from ``ready_at`` to its job's start (``started``), else to when it went busy,
+    ended, or now. What the warmth cost, for the dashboard."""
+    totals: dict[str, float] = {}
+    for vm in vms:
+        if vm.ready_at is None:
+            continue
+        end = started.get(vm.job_id) if vm.job_id is not None else None
+        if end is None and vm.state is model.VmState.BUSY:
+            end = vm.state_since
+        if end is None:
+            end = vm.ended_at if vm.ended_at is not None else now
+        low, high = max(vm.ready_at, since), min(end, now)
+        if high > low:
+            totals[vm.pool] = totals.get(vm.pool, 0.0) + high - low
+    return totals
