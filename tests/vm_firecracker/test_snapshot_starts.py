@@ -75,6 +75,9 @@ async def test_clones_restore_the_template_and_each_gets_its_own_identity(
     assert "random seed: 32 bytes" in console and "wall clock: in step" in console
     assert f"address: {snapping.records[2].net.guest_ip}/" in console
     assert identity(snapping, 2)[0] == "bm-pool-2"
+    given = [snapping.records[v].public_mmds["latest"]["meta-data"]["blacksmith"] for v in clones]
+    for field in ("entropy", "generation", "hostname", "network"):
+        assert given[0][field] != given[1][field], field  # no two clones share them
     for vm_id in clones:
         mmds = snapping.records[vm_id].public_mmds["latest"]["meta-data"]["blacksmith"]
         assert (
@@ -163,3 +166,16 @@ async def test_a_clone_whose_agent_never_reports_is_stopped_at_the_boot_timeout(
         assert "acknowledge" in (drv.observe_one(2).detail or "")
         await drv.release(2)
         assert not (tmp_path / "data" / "vms" / "bm-pool-2").exists()
+
+
+async def test_a_template_made_by_another_firecracker_is_refused(
+    snapping: FirecrackerDriver, make_spec: Callable[..., port.VmSpec]
+) -> None:
+    spec = make_spec(1)
+    await snapping.templates.build(spec, slot=9)
+    assert snapping.templates.ready_for(spec) is not None
+    snapping.templates._version = "Firecracker v1.17.0"  # upgraded since it was made
+    assert snapping.templates.ready_for(spec) is None
+    found = snapping.templates.for_start(spec, used_slots=set())
+    assert isinstance(found, str) and found.startswith("cold boot: template")
+    await snapping.templates.close()
