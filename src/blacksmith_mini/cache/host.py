@@ -130,6 +130,13 @@ class CacheHost:
                 asyncio.create_task(self.service.run_scrubber(interval), name="cache-scrub")
             )
         log.info("Actions cache listening on %s (VMs use %s)", self.port, self.url())
+        if self.for_firecracker and self.settings.host.startswith("127."):
+            log.warning(
+                "the Actions cache listens on %s only: Firecracker VMs cannot reach it (their "
+                "cache calls go to GitHub's); set [cache] host = \"0.0.0.0\" "
+                "(BLACKSMITH_CACHE__HOST) to serve them",
+                self.settings.host,
+            )
 
     async def stop(self) -> None:
         if self._server is not None:
