@@ -133,7 +133,7 @@ class CacheHost:
         if self.for_firecracker and self.settings.host.startswith("127."):
             log.warning(
                 "the Actions cache listens on %s only: Firecracker VMs cannot reach it (their "
-                "cache calls go to GitHub's); set [cache] host = \"0.0.0.0\" "
+                'cache calls go to GitHub\'s); set [cache] host = "0.0.0.0" '
                 "(BLACKSMITH_CACHE__HOST) to serve them",
                 self.settings.host,
             )

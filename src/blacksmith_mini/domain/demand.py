@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
@@ -74,8 +73,11 @@ def queued_by_key(
     policy: model.Policy,
     *,
     matches: Mapping[int, labels.Match] | None = None,
+    oldest_first: bool = True,
 ) -> dict[DemandKey, list[model.Job]]:
-    """Queued jobs per (pool, scope), oldest first (``matches``: computed once per tick)."""
+    """Queued jobs per (pool, scope), oldest first unless ``oldest_first`` is False (the
+    planner orders only the keys that get starts: ``starts.Unstamped``); ``matches``:
+    computed once per tick."""
     keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}  # by (labels, repository)
     found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
     queued = model.JobStatus.QUEUED
@@ -94,7 +96,7 @@ def queued_by_key(
             )
         if key is not None:
             found_jobs[key].append(job)
-    oldest_first = operator.attrgetter("created_at", "id")
-    for listed in found_jobs.values():
-        listed.sort(key=oldest_first)
+    if oldest_first:
+        for listed in found_jobs.values():
+            listed.sort(key=model.JOB_AGE)
     return dict(found_jobs)

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 
 from blacksmith_mini.domain import model
-from blacksmith_mini.domain.starts import QUEUED_JOB, Candidate, DemandKey, Wanted
+from blacksmith_mini.domain.starts import QUEUED_JOB, Candidate, DemandKey, Unstamped, Wanted
 
 
 @dataclasses.dataclass
@@ -74,13 +74,21 @@ def runs_by_scope(
         (keys[key[1].lower()] if key in wanted.queued else warm).append(key)
     runs: Runs = {}
     for repo, mine in keys.items():
-        firsts = [jobs[found[0]].created_at for key in mine if (found := wanted.unstamped.get(key))]
+        firsts = [age for key in mine if (age := _first_age(wanted, key, jobs)) is not None]
         runs[repo] = Run(
             count=sum(wanted.counts[key] for key in mine),
             oldest=min(firsts, default=math.inf),
             starts=wanted.round_robin(mine),
         )
     return runs, wanted.round_robin(warm)
+
+
+def _first_age(wanted: Wanted, key: DemandKey, jobs: Mapping[int, model.Job]) -> float | None:
+    """When ``key``'s oldest unstamped job was created (None: it has none)."""
+    if isinstance(wanted.unstamped, Unstamped):
+        return wanted.unstamped.first_age(key)
+    found = wanted.unstamped.get(key)
+    return jobs[found[0]].created_at if found else None
 
 
 def merge(

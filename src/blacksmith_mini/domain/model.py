@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from collections.abc import Mapping
 
 from blacksmith_mini.domain import backoff as pool_backoff
@@ -119,6 +120,9 @@ class Job:
     @property
     def is_open(self) -> bool:
         return self.status is not JobStatus.COMPLETED
+
+
+JOB_AGE = operator.attrgetter("created_at", "id")  # sorts jobs oldest first, ties by id
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -246,9 +246,9 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    by_key = queued_by_key(jobs, policy, matches=matches)
+    by_key = queued_by_key(jobs, policy, matches=matches, oldest_first=False)
     counts = {key: len(found) for key, found in by_key.items()}
-    oldest = {key: found[0].created_at for key, found in by_key.items()}
+    oldest = {key: min(job.created_at for job in found) for key, found in by_key.items()}
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
@@ -278,10 +278,7 @@ def _scale(
     surplus = list(_surplus(wanted, supply, now))
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
     blocked |= frozenset(name for name, held in backoff.items() if held.blocks(now))
-    unstamped = {
-        key: [job.id for job in found if job.vm_requested_at is None]
-        for key, found in by_key.items()
-    }
+    unstamped = starts.Unstamped(by_key)
     book = starts.wanted_starts(wanted=wanted, oldest=oldest, unstamped=unstamped, blocked=blocked)
     return surplus, book, active_per_pool  # gone VMs hold no capacity
 
