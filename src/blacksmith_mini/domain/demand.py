@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
@@ -100,3 +101,24 @@ def queued_by_key(
         for listed in found_jobs.values():
             listed.sort(key=model.JOB_AGE)
     return dict(found_jobs)
+
+
+def ages(
+    by_key: Mapping[DemandKey, Sequence[model.Job]],
+) -> tuple[dict[DemandKey, float], dict[DemandKey, float]]:
+    """Per key, when its oldest queued job was created, and its oldest not yet stamped "VM
+    requested" (keys with none left out): one pass, no ordering."""
+    oldest: dict[DemandKey, float] = {}
+    unstamped: dict[DemandKey, float] = {}
+    for key, jobs in by_key.items():
+        low = low_unstamped = math.inf
+        for job in jobs:
+            at = job.created_at
+            if at < low:
+                low = at
+            if at < low_unstamped and job.vm_requested_at is None:
+                low_unstamped = at
+        oldest[key] = low
+        if low_unstamped < math.inf:
+            unstamped[key] = low_unstamped
+    return oldest, unstamped

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import deadlines, hostplan, lifecycle, model, starts
+from blacksmith_mini.domain import deadlines, demand, hostplan, lifecycle, model, starts
 from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
@@ -248,7 +248,7 @@ def _scale(
     """
     by_key = queued_by_key(jobs, policy, matches=matches, oldest_first=False)
     counts = {key: len(found) for key, found in by_key.items()}
-    oldest = {key: min(job.created_at for job in found) for key, found in by_key.items()}
+    oldest, first_ages = demand.ages(by_key)
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
@@ -278,7 +278,7 @@ def _scale(
     surplus = list(_surplus(wanted, supply, now))
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
     blocked |= frozenset(name for name, held in backoff.items() if held.blocks(now))
-    unstamped = starts.Unstamped(by_key)
+    unstamped = starts.Unstamped(by_key, first_ages=first_ages)
     book = starts.wanted_starts(wanted=wanted, oldest=oldest, unstamped=unstamped, blocked=blocked)
     return surplus, book, active_per_pool  # gone VMs hold no capacity
 

@@ -89,8 +89,14 @@ class Unstamped(Mapping[DemandKey, Sequence[int]]):
     """Each key's queued jobs not yet stamped "VM requested", oldest first, worked out for a
     key only when asked (a tick hands starts to a few keys of thousands of queued jobs)."""
 
-    def __init__(self, by_key: Mapping[DemandKey, Sequence[model.Job]]) -> None:
+    def __init__(
+        self,
+        by_key: Mapping[DemandKey, Sequence[model.Job]],
+        *,
+        first_ages: Mapping[DemandKey, float],
+    ) -> None:
         self._by_key = by_key
+        self._first = first_ages
         self._done: dict[DemandKey, list[int]] = {}
 
     def __getitem__(self, key: DemandKey) -> list[int]:
@@ -102,8 +108,7 @@ class Unstamped(Mapping[DemandKey, Sequence[int]]):
 
     def first_age(self, key: DemandKey) -> float | None:
         """When the key's oldest unstamped job was created, without ordering them all."""
-        ages = [j.created_at for j in self._by_key.get(key, ()) if j.vm_requested_at is None]
-        return min(ages) if ages else None
+        return self._first.get(key)
 
     def __iter__(self) -> Iterator[DemandKey]:
         return iter(self._by_key)
