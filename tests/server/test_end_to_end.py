@@ -126,7 +126,13 @@ def test_unmatched_job_is_kept_and_explained(data_dir: pathlib.Path) -> None:
         job = wait_for(lambda: server.job(job_id), timeout=10, what="job to be seen")
         assert job["status"] == "queued"
         assert "gpu" in job["unmatched_reason"]
-        status = server.get("/api/status")[1]
+        # /api/jobs/{id} may find the job in the store before the tick that saved it has
+        # published its view, which /api/status shows: wait for that view.
+        status = wait_for(
+            lambda: (found := server.get("/api/status")[1])["unmatched_jobs"] and found,
+            timeout=10,
+            what="the status to show the unmatched job",
+        )
         assert [j["id"] for j in status["unmatched_jobs"]] == [job_id]
         assert status["active_vms_count"] == 0
     finally:
