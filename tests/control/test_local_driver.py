@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pathlib
 import sys
-import time
 
 import pytest
 
 from blacksmith_mini.vm import driver, local, procs
+from server.harness import wait_for
 
 pytestmark = pytest.mark.anyio
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -29,15 +29,6 @@ def spec(vm_id: int) -> driver.VmSpec:
     )
 
 
-def wait_for(condition: object, *, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 async def test_a_start_cut_short_is_adopted_alive_and_killed_on_release(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -50,7 +41,9 @@ async def test_a_start_cut_short_is_adopted_alive_and_killed_on_release(
     # The state a SIGKILL between spawning the supervisor and recording it leaves behind:
     # the driver's own record is gone (the supervisor records itself; wait for it).
     (vm_dir / "supervisor.json").unlink()
-    wait_for(lambda: (vm_dir / "supervisor.json").exists())
+    wait_for(
+        lambda: (vm_dir / "supervisor.json").exists(), timeout=20, what="the supervisor's record"
+    )
 
     second = local.LocalDriver(data_dir=tmp_path, runner_command=SLEEPER)
     await second.open()
@@ -59,7 +52,11 @@ async def test_a_start_cut_short_is_adopted_alive_and_killed_on_release(
         assert seen.alive, "a running VM must not be reported dead after a restart"
         assert seen.pid == started.pid
         await second.release(7)
-        wait_for(lambda: not procs.is_same_process(started.pid or 0, None))
+        wait_for(
+            lambda: not procs.is_same_process(started.pid or 0, None),
+            timeout=20,
+            what="the VM gone",
+        )
     finally:
         procs.kill_group(started.pid)
         await second.close()
@@ -76,6 +73,8 @@ async def test_the_records_are_written_whole(tmp_path: pathlib.Path) -> None:
         assert sorted(p.name for p in vm_dir.iterdir() if p.name.endswith(".tmp")) == []
         await driver_.release(8)
         assert found.pid is not None
-        wait_for(lambda: not procs.is_same_process(found.pid or 0, None))
+        wait_for(
+            lambda: not procs.is_same_process(found.pid or 0, None), timeout=20, what="the VM gone"
+        )
     finally:
         await driver_.close()
