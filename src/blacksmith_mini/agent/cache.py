@@ -3,15 +3,17 @@
 The agent serves the same service as one box does (``cache.host.CacheHost``: its own
 listener, its own secret in the agent's data dir) and mints each VM's token itself, naming
 only the VM, into the start command's boot data. What a token allows is asked of the control
-plane on the VM's first call (``POST /api/agent/cache-claim``): the agent holds no GitHub
-credential and cannot tell a job's repository or branch. A refusal (no job linked yet, a VM
-not on this host, the control plane unreachable) is the VM's cache call refused, which the
-guest's proxy takes as a miss or goes on to GitHub's cache: no job fails because of it.
+plane on the VM's first call (``POST /api/agent/cache-claim``; then remembered until it
+expires): the agent holds no GitHub credential and cannot tell a job's repository or
+branch. A refusal (no job linked yet, a VM not on this host, the control plane unreachable)
+is the VM's cache call refused, which the guest's proxy takes as a miss or goes on to
+GitHub's cache: no job fails because of it.
 """
 
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Callable
 
 import httpx2
@@ -22,6 +24,7 @@ from blacksmith_mini.settings_cache import CacheSettings
 from blacksmith_mini.vm.remote import wire
 
 CLAIM_TIMEOUT_SECONDS = 60.0  # the control plane may wait for the job's link
+REMEMBERED = 4096
 
 
 class ControlPlaneClaims:
@@ -30,8 +33,19 @@ class ControlPlaneClaims:
     def __init__(self, client: httpx2.AsyncClient, *, session: Callable[[], int | None]) -> None:
         self.client = client
         self.session = session
+        self._known: dict[str, tokens.Claim] = {}  # a VM runs one job: its claim stands
 
     async def claim(self, vm_id: str) -> tokens.Claim:
+        known = self._known.get(vm_id)
+        if known is not None and known.expires_at > time.time():
+            return known
+        found = await self._ask(vm_id)
+        if len(self._known) >= REMEMBERED:
+            self._known.clear()
+        self._known[vm_id] = found
+        return found
+
+    async def _ask(self, vm_id: str) -> tokens.Claim:
         session = self.session()
         if session is None or not vm_id.isdigit():
             raise tokens.TokenError("this host is not connected to its control plane")
