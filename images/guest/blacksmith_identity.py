@@ -6,8 +6,8 @@ from one image, or restored from one snapshot: DNS servers, hostname, SSH host k
 machine-id, and for a restored clone a reseeded kernel random pool (``entropy`` in the boot
 data: the clone's pool would otherwise start where the template's was) and the wall clock
 (``wall_clock``: a snapshot resumes at the time it was taken; Firecracker's
-``clock_realtime`` fixes that on x86 hosts with Linux 5.16 or later, this on the others) and
-its own address (``network``: the template booted with another slot's).
+``clock_realtime`` fixes that on x86 hosts with Linux 5.16 or later, this on the others). A
+clone keeps the template's address: its own network namespace on the host routes it.
 Each step is said on the console; one that fails is reported and the others still run.
 """
 
@@ -155,8 +155,6 @@ def set_identity(data: dict[str, Any], *, root: str) -> None:
         steps.append(("wall clock", lambda: set_clock(float(data["wall_clock"]), root=root)))
     if data.get("entropy"):  # before the keys are made from the pool
         steps.append(("random seed", lambda: reseed(str(data["entropy"]), root=root)))
-    if isinstance(data.get("network"), dict):
-        steps.append(("address", lambda: readdress(data["network"], root=root)))
     steps += [
         ("dns servers", lambda: ",".join(configure_dns(servers, root=root)) or "(none)"),
         ("hostname", lambda: set_hostname(hostname, root=root) if hostname else "(unchanged)"),
@@ -193,18 +191,3 @@ def set_clock(wall_clock: float, *, root: str) -> str:
     subprocess.run(["date", "-s", f"@{wall_clock:.3f}"], check=True, capture_output=True)
     return f"set ({drift:+.1f}s)"
 
-
-def readdress(network: dict[str, Any], *, root: str) -> str:
-    """A clone's own address on ``eth0`` (the template booted with another slot's, from the
-    kernel's ``ip=``), its default route, and MMDS's route again; only on a real guest."""
-    address, gateway = str(network["address"]), str(network["gateway"])
-    if root != "/":
-        return f"{address} via {gateway} (not set: not the real root)"
-    for argv in (
-        ["ip", "addr", "flush", "dev", "eth0"],
-        ["ip", "addr", "add", address, "dev", "eth0"],
-        ["ip", "route", "replace", "default", "via", gateway, "dev", "eth0"],
-        ["ip", "route", "replace", "169.254.169.254", "dev", "eth0"],
-    ):
-        subprocess.run(argv, check=True, capture_output=True)
-    return f"{address} via {gateway}"

@@ -40,6 +40,13 @@ class FakeNetwork:
         if lease.netns:
             self.namespaces.discard(lease.netns)
 
+    def command(self, lease: naming.NetLease, argv: list[str]) -> list[str]:
+        """The VMM's command as given (nothing to enter here); noted when the real network
+        would run it in the VM's namespace."""
+        if lease.inside and lease.netns:
+            self.calls.append(("command", lease.netns))
+        return argv
+
     async def list_interfaces(self) -> list[str]:
         return sorted(self.interfaces)
 

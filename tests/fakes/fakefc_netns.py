@@ -84,13 +84,21 @@ class Forwarder:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+def outside_namespace() -> str:
+    """Where the guest's relayed loopback ports are dialled from: the supervisor's namespace
+    (the VMM's parent), which is the host's also when the VMM runs in its VM's own namespace
+    (snapshot mode), standing for the guest's routed way out to the broker."""
+    parent = f"/proc/{os.getppid()}/ns/net"
+    return parent if os.path.exists(parent) else "/proc/thread-self/ns/net"
+
+
 def enter_guest_network(
     handler: type[http.server.BaseHTTPRequestHandler], *, store: Any
 ) -> http.server.ThreadingHTTPServer:
     """This thread (and what it forks) moves to the guest's own network namespace; there
     MMDS (``handler``) serves 169.254.169.254:80 and the loopback ports in ``store`` are
     relayed outside. Returns the MMDS server."""
-    outer_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    outer_ns = os.open(outside_namespace(), os.O_RDONLY)
     libc_call("unshare", CLONE_NEWNET)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
     # The guest's eth0, its peer holding MMDS's address (some kernels lack dummy links).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from vm_firecracker.simserver import (  # noqa: E402
     SimEnv,
     kill_vm_processes,
     netns_unavailable,
+    our_namespaces,
     short_data_dir,
 )
 
@@ -129,4 +131,6 @@ def sim_env() -> Iterator[SimEnv]:
         finally:
             env.close()
             kill_vm_processes(data_dir)
+            for left in our_namespaces():  # a failed test's VMs: not left on the machine
+                subprocess.run(["ip", "netns", "del", left], capture_output=True, check=False)
             env.netns.delete()

@@ -252,6 +252,13 @@ def kill_vm_processes(data_dir: Path) -> None:
             os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
 
+def our_namespaces() -> list[str]:
+    """Named network namespaces of the test servers' VMs and templates (``<tap_prefix>_...``)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = (line.split()[0] for line in listed.splitlines() if line.strip())
+    return sorted(name for name in names if name.startswith(f"{TAP_PREFIX}_"))
+
+
 def assert_nothing_left(
     server: NetnsServer, *, timeout: float = 15.0, runners: bool = True
 ) -> None:
@@ -267,6 +274,7 @@ def assert_nothing_left(
             "nft elements": server.netns.nft_elements(),
             "vm dirs": server.vm_dirs(),
             "processes": vm_processes(server.data_dir),
+            "namespaces": our_namespaces(),
         }
         if runners:
             found["runners"] = server.runners()

@@ -19,66 +19,22 @@ listening sockets (the kernel completes the handshake; nobody needs to accept).
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from blacksmith_mini.vm.firecracker import naming, network
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
-from vm_firecracker.simserver import Netns, NetnsThread, netns_unavailable
+from vm_firecracker.netboxes import PORT, Box
+from vm_firecracker.simserver import netns_unavailable
 
 pytestmark = [pytest.mark.netns, pytest.mark.anyio]
 
-PORT = 8080
 API_PORT = 8123
 ALLOWED, PRIVATE, PUBLIC = "10.99.0.2", "10.98.0.2", "198.51.100.2"
 SETTINGS = FirecrackerSettings(
     tap_prefix="fcnet", egress_allow=("10.99.0.0/24",), host_api_port=API_PORT
 )
-
-
-class Box:
-    """A namespace, a thread inside it, and the listening sockets opened there."""
-
-    def __init__(self, prefix: str) -> None:
-        self.ns = Netns(prefix).create()
-        self.thread = NetnsThread(self.ns.name)
-        self.sockets: list[socket.socket] = []
-
-    def ip(self, *argv: str) -> None:
-        subprocess.run(["ip", "-n", self.ns.name, *argv], check=True, capture_output=True)
-
-    def listen(self, port: int) -> None:
-        def make() -> socket.socket:
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-            sock.listen(16)
-            return sock
-
-        self.sockets.append(self.thread.call(make))
-
-    def connects(self, address: str, port: int = PORT, *, source: str | None = None) -> bool:
-        """Whether a TCP connection from here to ``address`` is established."""
-
-        def attempt() -> bool:
-            try:
-                with socket.create_connection(
-                    (address, port), timeout=0.7, source_address=(source, 0) if source else None
-                ):
-                    return True
-            except OSError:
-                return False
-
-        return self.thread.call(attempt)
-
-    def close(self) -> None:
-        for sock in self.sockets:
-            sock.close()
-        self.thread.close()
-        self.ns.delete()
 
 
 @pytest.fixture

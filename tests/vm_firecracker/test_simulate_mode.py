@@ -15,7 +15,13 @@ import pytest
 
 from blacksmith_mini.vm.firecracker import naming
 from server.harness import wait_for
-from vm_firecracker.simserver import TAP_PREFIX, NetnsServer, SimEnv, assert_nothing_left
+from vm_firecracker.simserver import (
+    TAP_PREFIX,
+    NetnsServer,
+    SimEnv,
+    assert_nothing_left,
+    our_namespaces,
+)
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -109,3 +115,33 @@ def test_shutdown_with_a_running_job_releases_every_vm(sim_env: SimEnv) -> None:
     assert server.netns.interfaces() and server.vm_dirs()
     assert server.stop() < 10
     assert_nothing_left(server, timeout=5, runners=False)
+
+
+def test_snapshot_starts_run_jobs_in_their_own_namespaces(sim_env: SimEnv) -> None:
+    """With snapshots: the first VM boots cold while the template is built; once it is ready
+    a job's VM is a clone, in its own namespace with the template's address, routed to its
+    own slot, and its job runs; after shutdown no namespace, tap or element is left."""
+    server = sim_env.server(BLACKSMITH_VM__FIRECRACKER__SNAPSHOTS="true").start()
+    first = server.queue(duration_seconds=0.5, conclusion="success")
+    watch_vms(server, [first], timeout=40)
+    templates = sim_env.data_dir / "templates"
+    wait_for(lambda: any(templates.glob("*/template.json")), timeout=40, what="a ready template")
+    second = server.queue(duration_seconds=2, conclusion="success")
+    wait_for(
+        lambda: any(
+            vm["status"] == "busy" and vm["vm_id"] != server.job(first)["vm_id"]
+            for vm in server.get("/api/vms")[1]["vms"]
+        ),
+        timeout=40,
+        what="the clone's runner busy with the second job",
+    )
+    assert any(name.startswith(f"{TAP_PREFIX}_") for name in our_namespaces())
+    seen = watch_vms(server, [second], timeout=40)  # its host end at its slot's address
+    job = server.job(second)
+    assert job["conclusion"] == "success" and job["vm_id"] in seen
+    events = [e["message"] for e in server.get(f"/api/vms/{job['vm_id']}")[1]["events"]]
+    assert any("restored from template" in message for message in events), events
+    cold = server.get(f"/api/vms/{server.job(first)['vm_id']}")[1]["events"]
+    assert any("cold boot: " in e["message"] for e in cold), cold  # the reason is shown
+    assert server.stop() < 10
+    assert_nothing_left(server)  # the next start's network, wired ahead, goes at shutdown

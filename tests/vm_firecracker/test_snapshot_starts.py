@@ -73,17 +73,62 @@ async def test_clones_restore_the_template_and_each_gets_its_own_identity(
     console = await snapping.console_tail(2)  # (the fake restores a fresh agent: the
     # template's wait and its resume are tests/image/test_guest_template.py's)
     assert "random seed: 32 bytes" in console and "wall clock: in step" in console
-    assert f"address: {snapping.records[2].net.guest_ip}/" in console
     assert identity(snapping, 2)[0] == "bm-pool-2"
     given = [snapping.records[v].public_mmds["latest"]["meta-data"]["blacksmith"] for v in clones]
-    for field in ("entropy", "generation", "hostname", "network"):
+    for field in ("entropy", "generation", "hostname"):
         assert given[0][field] != given[1][field], field  # no two clones share them
     for vm_id in clones:
         mmds = snapping.records[vm_id].public_mmds["latest"]["meta-data"]["blacksmith"]
-        assert (
-            mmds["generation"] and mmds["network"]["gateway"] == snapping.records[vm_id].net.host_ip
+        assert mmds["generation"] and "entropy" in mmds and "runner_jit_config" not in mmds
+
+
+async def test_each_clone_runs_in_its_own_namespace_with_the_templates_address(
+    snapping: FirecrackerDriver,
+    fake_net: FakeNetwork,
+    calls_log: Path,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    template = await snapping.templates.build(make_spec(1), slot=9)
+    built = calls(calls_log)
+    booted = next(c for c in built if c["path"] == "/boot-source")["body"]["boot_args"]
+    assert "ip=10.254.254.2::10.254.254.1:255.255.255.252::eth0:off" in booted
+    for vm_id in (2, 3):
+        seen = await snapping.start(
+            make_spec(vm_id, jit_config=broker.jit_config(f"bm-pool-{vm_id}"))
         )
-        assert "entropy" in mmds and "runner_jit_config" not in mmds
+        assert seen.detail == f"restored from template {template.name}"
+    two, three = (snapping.records[v].net for v in (2, 3))
+    assert two.vm_guest_ip == three.vm_guest_ip == "10.254.254.2" and two.mac == three.mac
+    assert two.guest_ip != three.guest_ip and None is not two.netns != three.netns
+    assert {two.netns, three.netns} <= fake_net.namespaces
+    ran_in = {ns for what, ns in fake_net.calls if what == "command"}
+    assert {two.netns, three.netns} <= ran_in  # each VMM started in its VM's namespace
+    given = [snapping.records[v].public_mmds["latest"]["meta-data"]["blacksmith"] for v in (2, 3)]
+    assert "network" not in given[0]  # the address is the template's: nothing to change
+    for vm_id in (2, 3):
+        await wait_for(lambda v=vm_id: snapping.observe_one(v).runner_online, timeout=30)
+        await snapping.release(vm_id)
+    assert not {two.netns, three.netns} & fake_net.namespaces
+
+
+async def test_a_sweep_keeps_the_network_of_a_template_being_built(
+    snapping: FirecrackerDriver,
+    fake_net: FakeNetwork,
+    make_spec: Callable[..., port.VmSpec],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_FC_HANG", "PUT /snapshot/create")  # the build stays in flight
+    spec = make_spec(1)
+    snapping.templates.ensure(spec, slot=9)
+    await wait_for(lambda: bool(snapping.templates.leases), timeout=30)
+    building = next(iter(snapping.templates.leases.values()))
+    await wait_for(lambda: building.netns in fake_net.namespaces, timeout=30)
+    await snapping.sweep([])
+    assert building.netns in fake_net.namespaces and building.tap in fake_net.interfaces
+    await wait_for(lambda: not snapping.templates.leases, timeout=30)  # the create timed out
+    assert building.netns not in fake_net.namespaces  # the build's own cleanup
+    assert "failed" in snapping.templates.why_not(spec)
 
 
 async def test_a_corrupt_snapshot_boots_cold_with_the_reason(
@@ -179,3 +224,27 @@ async def test_a_template_made_by_another_firecracker_is_refused(
     found = snapping.templates.for_start(spec, used_slots=set())
     assert isinstance(found, str) and found.startswith("cold boot: template")
     await snapping.templates.close()
+
+
+async def test_a_start_takes_the_network_wired_ahead_and_another_is_wired_after(
+    snapping: FirecrackerDriver,
+    fake_net: FakeNetwork,
+    make_spec: Callable[..., port.VmSpec],
+    broker: MiniBroker,
+) -> None:
+    await wait_for(lambda: snapping.spares.ready is not None, timeout=30)  # wired at open
+    spare = snapping.spares.ready
+    assert spare is not None and spare.netns == f"{spare.tap.replace(str(spare.slot), '')}_s0"
+    fake_net.calls.clear()
+    await snapping.start(make_spec(1, jit_config=broker.jit_config("bm-pool-1")))
+    assert snapping.records[1].net == spare
+    wired_during_start = [call for call in fake_net.calls if call == ("add_vm", spare.tap)]
+    assert not wired_during_start  # the spare's network was ready: nothing to wire
+    await wait_for(lambda: snapping.spares.ready is not None, timeout=30)
+    after = snapping.spares.ready
+    assert after is not None and after.slot != spare.slot
+    assert after.slot not in {r.net.slot for r in snapping.records.values()}
+    await snapping.sweep([1])  # a sweep keeps the spare's network
+    assert after.netns in fake_net.namespaces
+    await snapping.close()
+    assert after.netns not in fake_net.namespaces  # closing removes it

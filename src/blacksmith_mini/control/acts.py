@@ -139,7 +139,8 @@ class Acts:
         self.state.start_succeeded(pool=vm.pool)
         booted = lifecycle.transition(vm, S.BOOTING, now=self.clock())
         booted = dataclasses.replace(booted, pid=observation.pid, ip=observation.ip)
-        await self.state.save_vm(booted, note=f"started (pid {observation.pid})")
+        how = f"; {observation.detail}" if observation.detail else ""  # restored, or why cold
+        await self.state.save_vm(booted, note=f"started (pid {observation.pid}{how})")
 
     async def _start_failed(self, vm: model.Vm, exc: Exception, *, stage: str) -> None:
         now = self.clock()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from blacksmith_mini.vm.firecracker import disks, jailer, network, proc, registry, state
+from blacksmith_mini.vm.firecracker import disks, jailer, naming, network, proc, registry, state
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
 
 SUPERVISOR_MODULE = "blacksmith_mini.vm.firecracker.supervisor"
@@ -74,8 +74,10 @@ async def sweep(
     net: network.Network,
     settings: FirecrackerSettings,
     live_vm_ids: Sequence[int],
+    keep: Sequence[naming.NetLease] = (),
 ) -> list[str]:
-    """Remove everything of ours that belongs to no live VM; describe each removal."""
+    """Remove everything of ours that belongs to no live VM (nor to ``keep``, the networks of
+    template VMs being built); describe each removal."""
     removed: list[str] = []
     live = set(live_vm_ids)
     vms.load()
@@ -89,7 +91,7 @@ async def sweep(
         instance_ids={r.instance_id for r in vms.records()},
     )
     removed += await anyio.to_thread.run_sync(_sweep_processes, owned, settings)
-    removed += await _sweep_network(vms, net)
+    removed += await _sweep_network(vms, net, keep=keep)
     removed += await anyio.to_thread.run_sync(_sweep_jails, owned, settings)
     return removed
 
@@ -141,10 +143,13 @@ def _ours(vms_dir: Path, settings: FirecrackerSettings, *, pid: int, args: list[
     return str(root).startswith(str(settings.jailer.chroot_base_dir) + "/")
 
 
-async def _sweep_network(vms: registry.Registry, net: network.Network) -> list[str]:
+async def _sweep_network(
+    vms: registry.Registry, net: network.Network, *, keep: Sequence[naming.NetLease]
+) -> list[str]:
     removed: list[str] = []
-    taps = {r.net.tap for r in vms.records()}
-    namespaces = {r.net.netns for r in vms.records() if r.net.netns}
+    leases = [r.net for r in vms.records()] + list(keep)
+    taps = {lease.tap for lease in leases}
+    namespaces = {lease.netns for lease in leases if lease.netns}
     for ifname in await net.list_interfaces():
         if ifname not in taps:
             await net.remove_interface(ifname)
@@ -153,7 +158,7 @@ async def _sweep_network(vms: registry.Registry, net: network.Network) -> list[s
         if name not in namespaces:
             await net.remove_namespace(name)
             removed.append(f"network namespace {name}")
-    await net.prepare([r.net for r in vms.records()])  # drops stale nft elements
+    await net.prepare(leases)  # drops stale nft elements
     return removed
 
 

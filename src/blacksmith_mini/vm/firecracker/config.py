@@ -123,6 +123,13 @@ class FirecrackerSettings(BaseModel):
         "Needs the same host kernel and Firecracker as made the template; not with the jailer "
         "yet. Experimental: proven against the fake only.",
     )
+    clone_network_cidr: str = Field(
+        default="10.254.254.0/30",
+        description="With snapshots: the /30 every VM's guest sees inside its own network "
+        "namespace (a clone keeps its template's address); the namespace translates it to "
+        "the VM's slot in network_cidr, so the host sees each VM as before. Must not overlap "
+        "network_cidr or anything in egress_allow.",
+    )
     rootfs_strategy: RootfsStrategyName = Field(
         default="auto",
         description="reflink (FICLONE, needs XFS/btrfs), sparse-copy, or auto (reflink, "
@@ -184,6 +191,14 @@ class FirecrackerSettings(BaseModel):
             raise ValueError("network_cidr must be an IPv4 network of /30 or larger")
         return value
 
+    @field_validator("clone_network_cidr")
+    @classmethod
+    def _clone_cidr(cls, value: str) -> str:
+        net = ipaddress.ip_network(value, strict=True)
+        if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen != 30:
+            raise ValueError("clone_network_cidr must be one IPv4 /30, e.g. 10.254.254.0/30")
+        return value
+
     @field_validator("egress_allow")
     @classmethod
     def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -220,6 +235,19 @@ class FirecrackerSettings(BaseModel):
                 f"tap_prefix {self.tap_prefix!r} is too long for {self.slot_count} slots: "
                 f"interface names must stay within {MAX_IFNAME} characters"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _clone_cidr_apart(self) -> FirecrackerSettings:
+        inside = ipaddress.IPv4Network(self.clone_network_cidr)
+        for name, cidr in [("network_cidr", self.network_cidr)] + [
+            ("egress_allow", c) for c in self.egress_allow
+        ]:
+            if inside.overlaps(ipaddress.IPv4Network(cidr, strict=False)):
+                raise ValueError(
+                    f"clone_network_cidr {inside} overlaps {name} {cidr}: pick another /30 "
+                    "for the guests' inside address"
+                )
         return self
 
     @property

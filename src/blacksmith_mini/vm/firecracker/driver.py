@@ -1,7 +1,8 @@
 """``FirecrackerDriver``: the VmDriver that runs every runner in its own Firecracker microVM.
 
 Start = preflight (``preflight.py``: binaries, images, disk space, sizes, network) -> state
-record -> tap + nft element -> CoW rootfs (copied in a worker thread, ``disks.clone_off_loop``)
+record -> tap + nft element (with snapshots: the VM's own namespace, usually wired ahead by
+``spares``) -> CoW rootfs (copied in a worker thread, ``disks.clone_off_loop``)
 -> (jail) -> supervisor + Firecracker in a new process group -> API calls in the documented
 order -> ``InstanceStart``. The VMs' records live in one ``registry.Registry``; the watcher
 (``watcher.py``) turns them into observations and runs the timers (MMDS wipe, boot timeout, keep
@@ -26,12 +27,12 @@ from blacksmith_mini.vm.firecracker import (
     clones,
     disks,
     jailer,
-    mmds,
     naming,
     network,
     preflight,
     proc,
     registry,
+    spares,
     spawning,
     state,
     supervisor,
@@ -66,6 +67,8 @@ class FirecrackerDriver:
             registry=self.registry, settings=settings, notify=self._notify
         )
         self.templates = templates.Templates(settings=settings, data_dir=data_dir, net=self.net)
+        self.spares = spares.Spares(settings=settings, net=self.net)
+        self._prewired: set[int] = set()  # VMs whose network was a spare's: wired already
         self._callbacks: list[Callable[[], None]] = []
         self._slot_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
@@ -93,6 +96,7 @@ class FirecrackerDriver:
         for removed in await anyio.to_thread.run_sync(self.templates.open):
             log.warning("firecracker: removed %s", removed)
         await self.net.prepare([r.net for r in self.registry.records()])
+        self.spares.refill(self._used_slots())
         if self._watch_task is None:
             self._watch_task = asyncio.create_task(
                 self.watcher.run(self.poll_interval), name="firecracker-watch"
@@ -101,6 +105,7 @@ class FirecrackerDriver:
     async def close(self) -> None:
         """Stop watching (and building templates); VMs keep running for the next ``open``."""
         await self.templates.close()
+        await self.spares.close()
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,6 +148,7 @@ class FirecrackerDriver:
         record.phase = "running"
         record.save()
         self._notify()
+        self.spares.refill(self._used_slots())
         return self.watcher.observe(record)
 
     async def _release_quietly(self, vm_id: int) -> None:
@@ -151,19 +157,16 @@ class FirecrackerDriver:
 
     def _new_record(self, spec: driver.VmSpec) -> state.VmRecord:
         s = self.settings
-        try:
-            slot = naming.pick_slot(used=self._used_slots(), slot_count=s.slot_count)
-        except ValueError as exc:
-            raise driver.VmStartError(str(exc)) from exc
         iid = naming.instance_id(vm_id=spec.vm_id, name=spec.name)
-        netns = (
-            network.namespace_name(tap_prefix=s.tap_prefix, instance_id=iid)
-            if s.jailer_bin and s.jailer.netns
-            else None
-        )
-        lease = naming.lease_for_slot(
-            network_cidr=s.network_cidr, tap_prefix=s.tap_prefix, slot=slot, netns=netns
-        )
+        lease = self.spares.take()
+        if lease is not None:
+            self._prewired.add(spec.vm_id)
+        else:
+            try:
+                slot = naming.pick_slot(used=self._used_slots(), slot_count=s.slot_count)
+            except ValueError as exc:
+                raise driver.VmStartError(str(exc)) from exc
+            lease = network.lease_for(s, slot=slot, instance_id=iid)
         vm_dir = self.vms_dir / spec.name
         record = state.VmRecord(
             vm_id=spec.vm_id,
@@ -205,8 +208,9 @@ class FirecrackerDriver:
 
     async def _provision(self, record: state.VmRecord, spec: driver.VmSpec) -> None:
         s = self.settings
-        lease = record.net
-        await self.net.add_vm(lease, uid=record.uid, gid=record.gid)
+        if spec.vm_id not in self._prewired:
+            await self.net.add_vm(record.net, uid=record.uid, gid=record.gid)
+        self._prewired.discard(spec.vm_id)
         jail = self._jail(record) if s.jailer_bin else None
         if jail is not None:
             await anyio.to_thread.run_sync(lambda: jailer.prepare(jail, kernel=s.kernel_path))
@@ -227,7 +231,7 @@ class FirecrackerDriver:
         await self._copy_disk(record, src=s.rootfs_path, jail=jail)
         Path(record.socket).unlink(missing_ok=True)
         self._spawn(record, jail)
-        store = self._boot_store(record, spec)
+        store = clones.boot_store(self.settings, record=record, spec=spec)
         client = api.FirecrackerApi(socket_path=Path(record.socket), timeout=s.api_timeout)
         try:
             await self._configure(client, record=record, store=store, jail=jail)
@@ -255,37 +259,16 @@ class FirecrackerDriver:
         Path(record.socket).unlink(missing_ok=True)
         self._spawn(record, None)
         record.start_path = f"restored from template {template.name}"
-        store = self._boot_store(record, spec, clone=True)
+        store = clones.boot_store(self.settings, record=record, spec=spec, clone=True)
         client = api.FirecrackerApi(socket_path=Path(record.socket), timeout=s.api_timeout)
         try:
             await clones.restore(client, settings=s, record=record, template=template, store=store)
         finally:
             await client.aclose()
 
-    def _boot_store(
-        self, record: state.VmRecord, spec: driver.VmSpec, *, clone: bool = False
-    ) -> dict[str, object]:
-        """The VM's MMDS store (a clone's with what a restore needs), its remainder saved."""
-        s = self.settings
-        store = mmds.boot_data(
-            spec,
-            instance_id=record.instance_id,
-            ssh_public_key=self._ssh_key(),
-            keep_on_failure_seconds=s.keep_on_failure_minutes * 60,
-            dns_servers=s.dns_servers,
-            host_ip=record.net.host_ip,
-        )
-        store = clones.clone_boot_data(store, lease=record.net) if clone else store
-        record.public_mmds = mmds.public_remainder(store)
-        record.save()
-        return store
-
     def _used_slots(self) -> set[int]:
-        return {r.net.slot for r in self.registry.records()} | self.templates.reserved_slots
-
-    def _ssh_key(self) -> str | None:
-        path = self.settings.ssh_public_key_path
-        return path.read_text().strip() if path else None
+        spare = {lease.slot for lease in self.spares.leases()}
+        return {r.net.slot for r in self.registry.records()} | self.templates.reserved_slots | spare
 
     def _spawn(self, record: state.VmRecord, jail: jailer.JailPlan | None) -> None:
         command = list(jail.argv) if jail is not None else None
@@ -295,6 +278,7 @@ class FirecrackerDriver:
             socket=record.socket,
             command=command,
             instance_id=record.instance_id,
+            wrap=lambda argv: self.net.command(record.net, argv),
         )
         self.registry.add_child(record.vm_id, child)
         record.supervisor_pid = child.pid
@@ -385,7 +369,11 @@ class FirecrackerDriver:
     async def sweep(self, live_vm_ids: Sequence[int]) -> list[str]:
         """Remove resources of no live VM; one description per orphan removed."""
         removed = await cleanup.sweep(
-            vms=self.registry, net=self.net, settings=self.settings, live_vm_ids=live_vm_ids
+            vms=self.registry,
+            net=self.net,
+            settings=self.settings,
+            live_vm_ids=live_vm_ids,
+            keep=[*self.templates.leases.values(), *self.spares.leases()],
         )
         if removed:
             self._notify()

@@ -53,7 +53,8 @@ class NetLease:
     guest_ip: str
     prefixlen: int
     mac: str
-    netns: str | None = None  # the VM's own namespace (jailer mode); the tap is "tap0" in there
+    netns: str | None = None  # the VM's own namespace; the tap is "tap0" in there
+    inside: str | None = None  # snapshot mode: the /30 the guest sees in its namespace (NATed)
 
     @property
     def netmask(self) -> str:
@@ -61,9 +62,23 @@ class NetLease:
         return str(ipaddress.IPv4Network(f"0.0.0.0/{self.prefixlen}").netmask)
 
     @property
+    def vm_guest_ip(self) -> str:
+        """The guest's own address: the slot's, or the inside /30's (the same in every clone)."""
+        return _inside_ip(self.inside, 2) if self.inside else self.guest_ip
+
+    @property
+    def vm_gateway(self) -> str:
+        """The guest's gateway: the slot's host end, or ``tap0``'s inside address."""
+        return _inside_ip(self.inside, 1) if self.inside else self.host_ip
+
+    @property
     def vm_tap(self) -> str:
         """The tap Firecracker opens: our host tap, or ``tap0`` inside the VM's namespace."""
         return "tap0" if self.netns else self.tap
+
+
+def _inside_ip(cidr: str, offset: int) -> str:
+    return str(ipaddress.IPv4Network(cidr).network_address + offset)
 
 
 def tap_name(*, prefix: str, slot: int) -> str:
@@ -87,9 +102,17 @@ def guest_mac(guest_ip: str) -> str:
 
 
 def lease_for_slot(
-    *, network_cidr: str, tap_prefix: str, slot: int, netns: str | None = None
+    *,
+    network_cidr: str,
+    tap_prefix: str,
+    slot: int,
+    netns: str | None = None,
+    inside: str | None = None,
 ) -> NetLease:
-    """The /30 of ``slot`` within ``network_cidr``."""
+    """The /30 of ``slot`` within ``network_cidr`` (with ``inside``: the guest sees that /30
+    in its namespace ``netns``, and its MAC is the inside address's)."""
+    if inside is not None and netns is None:
+        raise ValueError("an inside /30 needs the VM's own network namespace")
     net = ipaddress.IPv4Network(network_cidr)
     count = net.num_addresses // 4
     if not 0 <= slot < count:
@@ -103,8 +126,9 @@ def lease_for_slot(
         host_ip=host_ip,
         guest_ip=guest_ip,
         prefixlen=30,
-        mac=guest_mac(guest_ip),
+        mac=guest_mac(_inside_ip(inside, 2) if inside else guest_ip),
         netns=netns,
+        inside=inside,
     )
 
 
@@ -119,7 +143,7 @@ def pick_slot(*, used: Iterable[int], slot_count: int) -> int:
 
 def kernel_ip_arg(*, lease: NetLease, dns_servers: Sequence[str]) -> str:
     """The kernel ``ip=`` argument: ``ip=<guest>::<gw>:<mask>::eth0:off[:dns0[:dns1]]``."""
-    fields = [lease.guest_ip, "", lease.host_ip, lease.netmask, "", GUEST_DEVICE, "off"]
+    fields = [lease.vm_guest_ip, "", lease.vm_gateway, lease.netmask, "", GUEST_DEVICE, "off"]
     fields.extend(dns_servers[:2])
     return "ip=" + ":".join(fields)
 
@@ -134,4 +158,5 @@ def lease_dict(lease: NetLease) -> dict[str, object]:
         "prefixlen": lease.prefixlen,
         "mac": lease.mac,
         "netns": lease.netns,
+        "inside": lease.inside,
     }

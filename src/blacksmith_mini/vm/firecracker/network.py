@@ -5,13 +5,19 @@ pyroute2, owned by the jail uid when jailed), plus one nftables set element (see
 ``nftables.py``). When the VM has its own network namespace (jailer mode), the tap ``tap0`` lives
 in that namespace and a veth pair joins it to the host: the host end gets our name and address,
 and two tc ``mirred`` redirects splice veth and tap together at layer 2, so the host-side rules
-are identical in both modes. Everything runs as argument lists, never through a shell; ``netns``
-on ``HostNetwork`` itself lets tests run all of this inside a namespace they create.
+are identical in both modes. With snapshots (``lease.inside``) the namespace routes instead:
+every VM's guest has the same inside address (a clone keeps its template's), ``tap0`` holds the
+inside gateway, the namespace's ``veth0`` the slot's guest address, and a NAT table there maps
+the one to the other (``nftables.clone_nat``), so the host sees each VM at its slot's address
+as before; Firecracker runs in the namespace (``command``). Everything runs as argument lists,
+never through a shell; ``netns`` on ``HostNetwork`` itself lets tests run all of this inside a
+namespace they create.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +48,10 @@ class Network(Protocol):
     async def remove_vm(self, lease: naming.NetLease) -> None:
         """Undo ``add_vm``: nftables element first, then interfaces and namespace."""
 
+    def command(self, lease: naming.NetLease, argv: list[str]) -> list[str]:
+        """``argv`` made to run in the VM's own namespace when the VM's network lives there
+        (snapshot mode; the jailer enters its namespace itself)."""
+
     async def list_interfaces(self) -> list[str]:
         """Host interfaces whose name starts with our prefix."""
 
@@ -66,6 +76,25 @@ class Checkable(Protocol):
 def namespace_name(*, tap_prefix: str, instance_id: str) -> str:
     """Name of a jailed VM's own network namespace."""
     return f"{tap_prefix}_{instance_id}"
+
+
+def lease_for(settings: FirecrackerSettings, *, slot: int, instance_id: str) -> naming.NetLease:
+    """A VM's lease on ``slot``: in its own namespace (named by the VM) when jailed with
+    ``netns``; routed from an inside /30 in its own namespace (named by the slot, so it can be
+    wired before the VM is known: ``spares``) with snapshots, every VM as a clone would be, so
+    a failed restore boots cold on the same network."""
+    routed = settings.snapshots and not settings.jailer_bin
+    jailed = bool(settings.jailer_bin and settings.jailer.netns)
+    named = f"s{slot}" if routed else instance_id
+    return naming.lease_for_slot(
+        network_cidr=settings.network_cidr,
+        tap_prefix=settings.tap_prefix,
+        slot=slot,
+        netns=namespace_name(tap_prefix=settings.tap_prefix, instance_id=named)
+        if routed or jailed
+        else None,
+        inside=settings.clone_network_cidr if routed else None,
+    )
 
 
 class HostNetwork:
@@ -118,6 +147,11 @@ class HostNetwork:
                 "cannot create taps (/dev/net/tun is missing or not accessible); fix: run as "
                 "root (or with CAP_NET_ADMIN) and `modprobe tun`"
             )
+        if self._settings.snapshots and shutil.which("ip") is None:
+            raise NetworkError(
+                "snapshots run each VM in its own network namespace with `ip netns exec`, and "
+                "`ip` is missing; fix: apt-get install iproute2"
+            )
         table = self._settings.nft_table
         try:
             listed = await anyio.run_process(
@@ -147,7 +181,31 @@ class HostNetwork:
             raise
         except Exception as exc:
             raise NetworkError(f"creating {lease.tap} failed: {exc!r}") from exc
+        if lease.inside and lease.netns:
+            await self._in_namespace(
+                lease.netns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], step="forwarding"
+            )
+            script = nftables.clone_nat(lease).encode()
+            await self._in_namespace(lease.netns, ["nft", "-f", "-"], step="NAT", stdin=script)
         await self._nft(nftables.add_vm(table=self._settings.nft_table, lease=lease))
+
+    def command(self, lease: naming.NetLease, argv: list[str]) -> list[str]:
+        if lease.inside and lease.netns:
+            return ["ip", "netns", "exec", lease.netns, *argv]
+        return argv
+
+    async def _in_namespace(
+        self, name: str, argv: list[str], *, step: str, stdin: bytes | None = None
+    ) -> None:
+        try:
+            done = await anyio.run_process(
+                ["ip", "netns", "exec", name, *argv], input=stdin, check=False
+            )
+        except FileNotFoundError as exc:
+            raise NetworkError(f"{exc.filename} not found: install iproute2 and nftables") from exc
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip()[:600]
+            raise NetworkError(f"{step} in network namespace {name} failed: {said}")
 
     async def remove_vm(self, lease: naming.NetLease) -> None:
         await self._nft(
@@ -199,18 +257,11 @@ class HostNetwork:
             with self._ipr() as ipr:
                 if not ipr.link_lookup(ifname=lease.tap):
                     ipr.link("add", ifname=lease.tap, kind="tuntap", mode="tap", **owner)
-                self._address_up(ipr, lease.tap, lease)
+                _address_up(ipr, lease.tap, address=lease.host_ip, prefixlen=lease.prefixlen)
             return
-        self._add_jailed_links(lease, owner)
+        self._add_namespaced_links(lease, owner)
 
-    def _address_up(self, ipr: Any, ifname: str, lease: naming.NetLease) -> None:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        have = {(a.get("address"), a.get("prefixlen")) for a in ipr.get_addr(index=index)}
-        if (lease.host_ip, lease.prefixlen) not in have:
-            ipr.addr("add", index=index, address=lease.host_ip, prefixlen=lease.prefixlen)
-        ipr.link("set", index=index, state="up")
-
-    def _add_jailed_links(self, lease: naming.NetLease, owner: dict[str, int]) -> None:
+    def _add_namespaced_links(self, lease: naming.NetLease, owner: dict[str, int]) -> None:
         assert lease.netns is not None
         if lease.netns not in netns.listnetns():
             netns.create(lease.netns)
@@ -225,14 +276,28 @@ class HostNetwork:
                     kind="veth",
                     peer={"ifname": "veth0", "net_ns_fd": str(NETNS_DIR / lease.netns)},
                 )
-            self._address_up(ipr, lease.tap, lease)
+            _address_up(ipr, lease.tap, address=lease.host_ip, prefixlen=lease.prefixlen)
         with self._ipr(namespace=lease.netns) as inner:
             tap = inner.link_lookup(ifname="tap0")[0]
             veth = inner.link_lookup(ifname="veth0")[0]
+            if lease.inside:  # routed: the inside gateway on tap0, the slot's guest on veth0
+                _address_up(inner, "tap0", address=lease.vm_gateway, prefixlen=lease.prefixlen)
+                _address_up(inner, "veth0", address=lease.guest_ip, prefixlen=lease.prefixlen)
+                inner.link("set", index=inner.link_lookup(ifname="lo")[0], state="up")
+                inner.route("replace", dst="0.0.0.0/0", gateway=lease.host_ip)
+                return
             for index in (tap, veth):
                 inner.link("set", index=index, state="up")
             for src, dst in ((veth, tap), (tap, veth)):
                 _redirect(inner, src=src, dst=dst)
+
+
+def _address_up(ipr: Any, ifname: str, *, address: str, prefixlen: int) -> None:
+    index = ipr.link_lookup(ifname=ifname)[0]
+    have = {(a.get("address"), a.get("prefixlen")) for a in ipr.get_addr(index=index)}
+    if (address, prefixlen) not in have:
+        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+    ipr.link("set", index=index, state="up")
 
 
 def _redirect(ipr: Any, *, src: int, dst: int) -> None:

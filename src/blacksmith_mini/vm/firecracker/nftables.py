@@ -121,3 +121,30 @@ def remove_vm(*, table: str, lease: naming.NetLease) -> str:
         f"add element inet {table} vm_addrs {{ {element} }}\n"
         f"delete element inet {table} vm_addrs {{ {element} }}\n"
     )
+
+
+CLONE_TABLE = "blacksmith_clone"
+
+
+def clone_nat(lease: naming.NetLease) -> str:
+    """The NAT table of a snapshot-mode VM's own namespace (``nft -f -`` there, replacing it):
+    the guest's inside address leaves ``veth0`` as the slot's guest address and the slot's
+    address arriving on ``veth0`` is the guest's, so clones sharing one inside address are
+    each reached, and filtered by the host, at their own slot's address."""
+    if not lease.inside:
+        raise ValueError("clone_nat needs a lease with an inside /30")
+    inside, outside = lease.vm_guest_ip, lease.guest_ip
+    return (
+        f"table ip {CLONE_TABLE}\n"
+        f"delete table ip {CLONE_TABLE}\n"
+        f"table ip {CLONE_TABLE} {{\n"
+        "  chain prerouting {\n"
+        "    type nat hook prerouting priority dstnat; policy accept;\n"
+        f'    iifname "veth0" ip daddr {outside} dnat to {inside}\n'
+        "  }\n"
+        "  chain postrouting {\n"
+        "    type nat hook postrouting priority srcnat; policy accept;\n"
+        f'    oifname "veth0" ip saddr {inside} snat to {outside}\n'
+        "  }\n"
+        "}\n"
+    )

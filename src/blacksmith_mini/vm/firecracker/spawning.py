@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from blacksmith_mini.vm import environment
@@ -18,10 +19,13 @@ def spawn(
     socket: str,
     instance_id: str,
     command: list[str] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Firecracker (or the jailer's ``command``) under our supervisor, in a new process group
-    with ``state_dir`` as its working directory (where its console and relative paths go)."""
+    with ``state_dir`` as its working directory (where its console and relative paths go);
+    ``wrap`` makes the VMM's command run where its network is (``Network.command``)."""
     vmm = command or [str(settings.firecracker_bin), "--api-sock", socket, "--id", instance_id]
+    vmm = wrap(vmm) if wrap else vmm
     argv = [
         sys.executable,
         "-m",

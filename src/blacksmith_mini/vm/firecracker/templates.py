@@ -10,9 +10,10 @@ restore to be right: the pool's vCPUs and memory, the image and kernel (path, si
 modification time), the boot arguments, Firecracker's version and the host kernel's
 release. When any changes, the old template is not used: a new one is built under its new
 digest and the old directory removed (a running clone keeps its memory file's pages:
-unlinking does not unmap). A build that fails is retried after ``RETRY_SECONDS``; the reason
-is kept for the VMs that boot cold meanwhile. Not with the jailer yet (each jailed VM has its
-own chroot).
+unlinking does not unmap). The template VM runs in its own network namespace with the inside
+address every clone keeps (``network.lease_for``). A build that fails is retried after
+``RETRY_SECONDS``; the reason is kept for the VMs that boot cold meanwhile. Not with the
+jailer yet (each jailed VM has its own chroot).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Templates:
         self.net = net
         self.failures: dict[str, tuple[float, str]] = {}  # name -> (when, why)
         self.reserved_slots: set[int] = set()
+        self.leases: dict[str, naming.NetLease] = {}  # builds' networks, kept from sweeps
         self._builds: dict[str, asyncio.Task[None]] = {}
         self._version: str | None = None
 
@@ -216,9 +218,8 @@ class Templates:
         s = self.settings
         shutil.rmtree(found.dir, ignore_errors=True)
         found.dir.mkdir(parents=True)
-        lease = naming.lease_for_slot(
-            network_cidr=s.network_cidr, tap_prefix=s.tap_prefix, slot=slot
-        )
+        lease = network.lease_for(s, slot=slot, instance_id=f"tpl{found.dir.name}")
+        self.leases[found.name] = lease
         await disks.clone_off_loop(
             disks.strategy(s.rootfs_strategy), src=s.rootfs_path, dst=found.rootfs
         )
@@ -229,7 +230,11 @@ class Templates:
                 f"template socket path {socket} is too long: shorten data_dir"
             )
         child = spawning.spawn(
-            s, state_dir=found.dir, socket=str(socket), instance_id=TEMPLATE_INSTANCE
+            s,
+            state_dir=found.dir,
+            socket=str(socket),
+            instance_id=TEMPLATE_INSTANCE,
+            wrap=lambda argv: self.net.command(lease, argv),
         )
         try:
             client = api.FirecrackerApi(socket_path=socket, timeout=s.api_timeout)
@@ -253,6 +258,7 @@ class Templates:
                 await anyio.to_thread.run_sync(lambda: child.wait(timeout=10))
             with anyio.CancelScope(shield=True):
                 await self.net.remove_vm(lease)
+                self.leases.pop(found.name, None)
         temporary = found.dir / "template.json.tmp"
         temporary.write_text(json.dumps({"key": key, "created_at": time.time()}))
         temporary.replace(found.dir / "template.json")
