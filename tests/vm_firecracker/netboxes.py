@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+from collections.abc import Iterator
 
-from vm_firecracker.simserver import Netns, NetnsThread
+import pytest
+
+from vm_firecracker.simserver import Netns, NetnsThread, netns_unavailable
 
 PORT = 8080
 
@@ -67,3 +71,20 @@ class Box:
             sock.close()
         self.thread.close()
         self.ns.delete()
+
+
+@contextlib.contextmanager
+def four_boxes(prefix: str, *, what: str) -> Iterator[dict[str, Box]]:
+    """host, guest1, guest2 and outside, each a ``Box`` named ``<prefix><initial>...``,
+    closed afterwards; the test is skipped where namespaces cannot be made."""
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(f"{what}: {reason}")
+    made: dict[str, Box] = {}
+    try:
+        for name in ("host", "guest1", "guest2", "outside"):
+            made[name] = Box(f"{prefix}{name[0]}")
+        yield made
+    finally:
+        for box in made.values():
+            box.close()

@@ -22,8 +22,7 @@ import pytest
 
 from blacksmith_mini.vm.firecracker import naming, network
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
-from vm_firecracker.netboxes import Box
-from vm_firecracker.simserver import netns_unavailable
+from vm_firecracker.netboxes import Box, four_boxes
 
 pytestmark = [pytest.mark.netns, pytest.mark.anyio]
 
@@ -37,17 +36,8 @@ GUEST_PORTS = {1: 8081, 2: 8082}
 
 @pytest.fixture
 def boxes() -> Iterator[dict[str, Box]]:
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(f"clone network tests: {reason}")
-    made: dict[str, Box] = {}
-    try:
-        for name in ("host", "guest1", "guest2", "outside"):
-            made[name] = Box(f"bmcl{name[0]}")
+    with four_boxes("bmcl", what="clone network tests") as made:
         yield made
-    finally:
-        for box in made.values():
-            box.close()
 
 
 @pytest.fixture

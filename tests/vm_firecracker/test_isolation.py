@@ -25,8 +25,7 @@ import pytest
 
 from blacksmith_mini.vm.firecracker import naming, network
 from blacksmith_mini.vm.firecracker.config import FirecrackerSettings
-from vm_firecracker.netboxes import PORT, Box
-from vm_firecracker.simserver import netns_unavailable
+from vm_firecracker.netboxes import PORT, Box, four_boxes
 
 pytestmark = [pytest.mark.netns, pytest.mark.anyio]
 
@@ -39,17 +38,8 @@ SETTINGS = FirecrackerSettings(
 
 @pytest.fixture
 def boxes() -> Iterator[dict[str, Box]]:
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(f"isolation tests: {reason}")
-    made: dict[str, Box] = {}
-    try:
-        for name in ("host", "guest1", "guest2", "outside"):
-            made[name] = Box(f"bmiso{name[0]}")
+    with four_boxes("bmiso", what="isolation tests") as made:
         yield made
-    finally:
-        for box in made.values():
-            box.close()
 
 
 @pytest.fixture
