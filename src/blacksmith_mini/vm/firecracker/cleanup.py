@@ -76,8 +76,8 @@ async def sweep(
     live_vm_ids: Sequence[int],
     keep: Sequence[naming.NetLease] = (),
 ) -> list[str]:
-    """Remove everything of ours that belongs to no live VM (nor to ``keep``, the networks of
-    template VMs being built); describe each removal."""
+    """Remove everything of ours that belongs to no live VM (nor to ``keep``: the networks of
+    template VMs being built and of the spare); describe each removal."""
     removed: list[str] = []
     live = set(live_vm_ids)
     vms.load()

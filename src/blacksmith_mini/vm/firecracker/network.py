@@ -78,22 +78,27 @@ def namespace_name(*, tap_prefix: str, instance_id: str) -> str:
     return f"{tap_prefix}_{instance_id}"
 
 
+def routed(settings: FirecrackerSettings) -> bool:
+    """Whether VMs get the routed namespace of snapshot mode (snapshots, not the jailer)."""
+    return settings.snapshots and not settings.jailer_bin
+
+
 def lease_for(settings: FirecrackerSettings, *, slot: int, instance_id: str) -> naming.NetLease:
     """A VM's lease on ``slot``: in its own namespace (named by the VM) when jailed with
     ``netns``; routed from an inside /30 in its own namespace (named by the slot, so it can be
     wired before the VM is known: ``spares``) with snapshots, every VM as a clone would be, so
     a failed restore boots cold on the same network."""
-    routed = settings.snapshots and not settings.jailer_bin
+    inside = routed(settings)
     jailed = bool(settings.jailer_bin and settings.jailer.netns)
-    named = f"s{slot}" if routed else instance_id
+    named = f"s{slot}" if inside else instance_id
     return naming.lease_for_slot(
         network_cidr=settings.network_cidr,
         tap_prefix=settings.tap_prefix,
         slot=slot,
         netns=namespace_name(tap_prefix=settings.tap_prefix, instance_id=named)
-        if routed or jailed
+        if inside or jailed
         else None,
-        inside=settings.clone_network_cidr if routed else None,
+        inside=settings.clone_network_cidr if inside else None,
     )
 
 

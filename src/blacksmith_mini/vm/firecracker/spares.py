@@ -32,10 +32,6 @@ class Spares:
         self.wiring: naming.NetLease | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.snapshots and not self.settings.jailer_bin
-
     def leases(self) -> list[naming.NetLease]:
         """The spare's network, ready or being wired (kept from sweeps, slots taken)."""
         return [lease for lease in (self.ready, self.wiring) if lease is not None]
@@ -48,7 +44,7 @@ class Spares:
     def refill(self, used: set[int]) -> None:
         """Wire a spare on the lowest slot not in ``used``, in the background, unless one is
         ready or being wired (or snapshots are off, or no slot is free)."""
-        if not self.enabled or self.ready is not None or self._task is not None:
+        if not network.routed(self.settings) or self.ready is not None or self._task is not None:
             return
         free = sorted(set(range(self.settings.slot_count)) - used)
         if not free:
