@@ -1,7 +1,9 @@
 """The control plane serves the Actions cache on one box: its own VM-facing listener, a token
 per VM in the boot data naming only the VM, the claim resolved from the job the loop linked
 to that VM (repository and scopes read from GitHub, the simulator here), the admin routes
-under /api/cache behind the API's access control, and counters in /metrics."""
+under /api/cache behind the API's access control, and counters in /metrics. GitHub's own
+client (``@actions/cache``, both protocols) saves and restores through that listener with
+the URL and token a VM's boot data carries."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api.app import create_app
 from cache import v2_calls
+from cache.node_support import NODE, Job, digests, ensure_node_modules
 from server.harness import free_port, kill_all, processes_under
 
 pytestmark = pytest.mark.anyio
@@ -65,10 +68,8 @@ async def eventually(probe: Any, *, timeout: float = 30.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> None:
-    runtime = cached.state.runtime
-    assert runtime.cache is not None and runtime.cache.port
-    api = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=cached), base_url="http://t")
+async def _vm_with_a_job(api: httpx2.AsyncClient) -> dict[str, Any]:
+    """A simulated job queued, and the VM the loop linked it to."""
     queued = await api.post("/api/simulator/jobs", json={"duration_seconds": 60})
     assert queued.status_code == 201
     job_id = queued.json()["id"]
@@ -77,7 +78,15 @@ async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> Non
         vms = (await api.get("/api/vms")).json()["vms"]
         return next((vm for vm in vms if vm.get("job_id") == job_id), None)
 
-    vm = await eventually(linked)
+    found: dict[str, Any] = await eventually(linked)
+    return found
+
+
+async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> None:
+    runtime = cached.state.runtime
+    assert runtime.cache is not None and runtime.cache.port
+    api = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=cached), base_url="http://t")
+    vm = await _vm_with_a_job(api)
     boot = runtime.cache.boot_data(int(vm["vm_id"]))
     assert boot["url"] == f"http://127.0.0.1:{runtime.cache.port}/"
     assert boot["token"].startswith("bmc1.") and boot["fallback_url"].startswith("https://")
@@ -106,6 +115,37 @@ async def test_a_vm_saves_and_restores_in_its_jobs_scope(cached: FastAPI) -> Non
     assert "bmc1." not in exposition
     assert (await api.delete(f"/api/cache/entries/{entry['id']}")).status_code == 204
     assert (await api.get("/api/cache/entries")).json()["total_count"] == 0
+    await api.aclose()
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed: @actions/cache needs Node 20+")
+@pytest.mark.parametrize("protocol", ["v2", "v1"])
+async def test_githubs_own_client_through_the_control_planes_listener(
+    cached: FastAPI, tmp_path: pathlib.Path, protocol: str
+) -> None:
+    """``saveCache`` / ``restoreCache`` of the pinned client, run as a step of the VM's job
+    would run them: the boot data's URL and token, nothing minted by the test."""
+    await asyncio.to_thread(ensure_node_modules)
+    runtime = cached.state.runtime
+    assert runtime.cache is not None
+    api = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=cached), base_url="http://t")
+    vm = await _vm_with_a_job(api)
+    boot = runtime.cache.boot_data(int(vm["vm_id"]))
+    step = Job(service=None, protocol=protocol, root=tmp_path, given=(boot["url"], boot["token"]))
+    tree = {"blob.bin": os.urandom(1_500_000), "nested/notes.txt": b"kept as it was\n" * 40}
+    # The client blocks; the served app runs on this event loop, so it runs in a thread.
+    saved = await asyncio.to_thread(step.save, f"{protocol}-deps-1", tree)
+    assert isinstance(saved.value, int) and saved.value > 0, saved.output
+    restored, found = await asyncio.to_thread(step.restore, f"{protocol}-x", f"{protocol}-deps-")
+    assert restored.value == f"{protocol}-deps-1", restored.output
+    assert found == digests(tree)
+    stranger = Job(service=None, protocol=protocol, root=tmp_path / "stranger")
+    stranger.given = (boot["url"], runtime.cache.boot_data(999_999)["token"])  # no such VM
+    refused, nothing = await asyncio.to_thread(stranger.restore, f"{protocol}-deps-1")
+    assert refused.value is None and nothing == {}, refused.output
+    (entry,) = (await api.get("/api/cache/entries")).json()["entries"]
+    assert entry["repository"] == vm["scope"] and entry["ref"] == "refs/heads/main"
+    assert entry["key"] == f"{protocol}-deps-1"
     await api.aclose()
 
 

@@ -2,8 +2,9 @@
 
 ``CacheProcess`` starts ``python -m blacksmith_mini.cache.serve`` on a free loopback port and
 waits for it to answer. ``Job`` is one job's view: its token (minted as the control plane
-would, from ref, base ref and cache mode), a workspace, and ``save`` / ``restore`` through
-``harness.mjs``, which call ``saveCache`` / ``restoreCache`` of the pinned npm package.
+would, from ref, base ref and cache mode; or given, with the URL, by a VM's boot data), a
+workspace, and ``save`` / ``restore`` through ``harness.mjs``, which call ``saveCache`` /
+``restoreCache`` of the pinned npm package.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _result(output: str) -> Result:
 class Job:
     """One job on ``ref``: a token bound to its repository and scopes, and a place to work."""
 
-    service: CacheProcess
+    service: CacheProcess | None  # None: ``given`` says where the cache is
     protocol: str  # "v2" (@actions/cache, Twirp) or "v1" (@actions/cache 3.3.0, REST)
     root: Path
     repository: str = "acme/widgets"
@@ -167,10 +168,13 @@ class Job:
     vm: str = "vm-1"
     secret: bytes = SECRET
     host: str = "127.0.0.1"
+    given: tuple[str, str] | None = None  # (url, token) from a VM's boot data, as is
     _runs: int = field(default=0, init=False)
 
     @property
     def token(self) -> str:
+        if self.given is not None:
+            return self.given[1]
         scopes = scope.own_scopes(ref=self.ref, default_branch="main", base_ref=self.base)
         scopes = scope.apply_mode(scopes, self.mode)
         claim = tokens.Claim(
@@ -190,7 +194,11 @@ class Job:
         return found
 
     def env(self, place: Path) -> dict[str, str]:
-        url = f"http://{self.host}:{self.service.port}/"
+        if self.given is not None:
+            url = self.given[0]
+        else:
+            assert self.service is not None, "a job needs a service or a given (url, token)"
+            url = f"http://{self.host}:{self.service.port}/"
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(place),
