@@ -139,8 +139,10 @@ async def test_githubs_own_client_through_the_control_planes_listener(
     restored, found = await asyncio.to_thread(step.restore, f"{protocol}-x", f"{protocol}-deps-")
     assert restored.value == f"{protocol}-deps-1", restored.output
     assert found == digests(tree)
-    stranger = Job(service=None, protocol=protocol, root=tmp_path / "stranger")
-    stranger.given = (boot["url"], runtime.cache.boot_data(999_999)["token"])  # no such VM
+    foreign = runtime.cache.boot_data(999_999)["token"]  # no such VM
+    stranger = Job(
+        service=None, protocol=protocol, root=tmp_path / "stranger", given=(boot["url"], foreign)
+    )
     refused, nothing = await asyncio.to_thread(stranger.restore, f"{protocol}-deps-1")
     assert refused.value is None and nothing == {}, refused.output
     (entry,) = (await api.get("/api/cache/entries")).json()["entries"]

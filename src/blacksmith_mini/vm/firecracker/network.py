@@ -195,17 +195,13 @@ class HostNetwork:
         await self._nft(nftables.add_vm(table=self._settings.nft_table, lease=lease))
 
     def command(self, lease: naming.NetLease, argv: list[str]) -> list[str]:
-        if lease.inside and lease.netns:
-            return ["ip", "netns", "exec", lease.netns, *argv]
-        return argv
+        return _netns_exec(lease.netns, argv) if lease.inside and lease.netns else argv
 
     async def _in_namespace(
         self, name: str, argv: list[str], *, step: str, stdin: bytes | None = None
     ) -> None:
         try:
-            done = await anyio.run_process(
-                ["ip", "netns", "exec", name, *argv], input=stdin, check=False
-            )
+            done = await anyio.run_process(_netns_exec(name, argv), input=stdin, check=False)
         except FileNotFoundError as exc:
             raise NetworkError(f"{exc.filename} not found: install iproute2 and nftables") from exc
         if done.returncode != 0:
@@ -295,6 +291,11 @@ class HostNetwork:
                 inner.link("set", index=index, state="up")
             for src, dst in ((veth, tap), (tap, veth)):
                 _redirect(inner, src=src, dst=dst)
+
+
+def _netns_exec(name: str, argv: list[str]) -> list[str]:
+    """``argv`` run in network namespace ``name``."""
+    return ["ip", "netns", "exec", name, *argv]
 
 
 def _address_up(ipr: Any, ifname: str, *, address: str, prefixlen: int) -> None:
