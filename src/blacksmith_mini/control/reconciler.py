@@ -23,7 +23,7 @@ from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.control import reruns as control_reruns
-from blacksmith_mini.domain import demand, model, planner
+from blacksmith_mini.domain import demand, model, planner, queuebook
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
@@ -87,6 +87,7 @@ class Reconciler:
         self.warm = warm.WarmPools(store=store)  # adaptive pools' idle targets
         self.act_error: str | None = None  # the last act that failed this tick, if any
         self.matches: dict[int, model.Match] = {}  # each open job's pool, once per tick
+        self.queue: queuebook.QueueBook | None = None  # the queued jobs per key, between ticks
         self.runner_prefix = config.runner_prefix  # ``<prefix>-<installation>`` once started
         self._wake = asyncio.Event()
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
@@ -272,6 +273,10 @@ class Reconciler:
         self.state.observed(dict(await self.driver.observe()))
         self.hosts = self.host_plan()
         self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
+        if self.queue is None:
+            self.queue = queuebook.QueueBook.of(self.state.jobs.values(), self.policy)
+        else:
+            self.queue = self.queue.sync(self.state.jobs, self.policy)
         snapshot = model.Snapshot(
             jobs=tuple(self.state.jobs.values()),
             vms=tuple(self.state.vms.values()),
@@ -280,11 +285,10 @@ class Reconciler:
             consumed=self.state.consumed(now),
             backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
-            matches=self.matches,
             hosts=self.hosts,
         )
         self.act_error = None
-        for action in planner.plan(snapshot, self.policy, now):
+        for action in planner.plan(snapshot, self.policy, now, queue=self.queue):
             try:
                 await self.acts.perform(action, policy=self.policy, now=self.clock())
             except Exception as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import labels, model
@@ -74,11 +73,9 @@ def queued_by_key(
     policy: model.Policy,
     *,
     matches: Mapping[int, labels.Match] | None = None,
-    oldest_first: bool = True,
 ) -> dict[DemandKey, list[model.Job]]:
-    """Queued jobs per (pool, scope), oldest first unless ``oldest_first`` is False (the
-    planner orders only the keys that get starts: ``starts.Unstamped``); ``matches``:
-    computed once per tick."""
+    """Queued jobs per (pool, scope), oldest first; ``matches``: computed once per tick.
+    (The planner keeps its own between ticks: ``queuebook``.)"""
     keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}  # by (labels, repository)
     found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
     queued = model.JobStatus.QUEUED
@@ -97,28 +94,6 @@ def queued_by_key(
             )
         if key is not None:
             found_jobs[key].append(job)
-    if oldest_first:
-        for listed in found_jobs.values():
-            listed.sort(key=model.JOB_AGE)
+    for listed in found_jobs.values():
+        listed.sort(key=model.JOB_AGE)
     return dict(found_jobs)
-
-
-def ages(
-    by_key: Mapping[DemandKey, Sequence[model.Job]],
-) -> tuple[dict[DemandKey, float], dict[DemandKey, float]]:
-    """Per key, when its oldest queued job was created, and its oldest not yet stamped "VM
-    requested" (keys with none left out): one pass, no ordering."""
-    oldest: dict[DemandKey, float] = {}
-    unstamped: dict[DemandKey, float] = {}
-    for key, jobs in by_key.items():
-        low = low_unstamped = math.inf
-        for job in jobs:
-            at = job.created_at
-            if at < low:
-                low = at
-            if at < low_unstamped and job.vm_requested_at is None:
-                low_unstamped = at
-        oldest[key] = low
-        if low_unstamped < math.inf:
-            unstamped[key] = low_unstamped
-    return oldest, unstamped

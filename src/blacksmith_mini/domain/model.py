@@ -209,7 +209,5 @@ class Snapshot:
     # How long GitHub may take to show that a runner took a job (its ``busy`` flag and the
     # job's status lag): a VM whose runner says it took a job covers one queued job that long.
     lag_allowance: float = 60.0
-    # Each open job's pool match, computed once per tick (None: the planner matches itself).
-    matches: Mapping[int, Match] | None = None
     # Many hosts: where VMs may go this tick (None: one box, no placement).
     hosts: HostPlan | None = None

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import backoff as pool_backoff
-from blacksmith_mini.domain import deadlines, demand, hostplan, lifecycle, model, starts
-from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_by_key, queued_demand
+from blacksmith_mini.domain import deadlines, hostplan, lifecycle, model, starts
+from blacksmith_mini.domain.demand import DemandKey, demand_key, queued_demand
 from blacksmith_mini.domain.facts import VmFacts
+from blacksmith_mini.domain.queuebook import QueueBook, fit
 from blacksmith_mini.domain.waiting import waiting_reason, with_job_stages
 
 S = model.VmState
@@ -32,8 +33,15 @@ SURPLUS_IDLE_GRACE_SECONDS = 30.0
 __all__ = ["DemandKey", "demand_key", "plan", "queued_demand", "waiting_reason", "with_job_stages"]
 
 
-def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act.Action]:
-    """Decide what to do this tick. Never emits a stop for a busy VM."""
+def plan(
+    snapshot: model.Snapshot,
+    policy: model.Policy,
+    now: float,
+    *,
+    queue: QueueBook | None = None,
+) -> list[act.Action]:
+    """Decide what to do this tick. Never emits a stop for a busy VM. ``queue``: the queued
+    side of ``snapshot.jobs``, kept by the loop between ticks (None: worked out here)."""
     jobs_by_runner: dict[str | None, model.Job] = {
         job.runner_name: job for job in snapshot.jobs if job.runner_name
     }
@@ -53,7 +61,7 @@ def plan(snapshot: model.Snapshot, policy: model.Policy, now: float) -> list[act
         linked=linked,
         lag_allowance=snapshot.lag_allowance,
         backoff=snapshot.backoff,
-        matches=snapshot.matches,
+        queue=queue,
     )
     if snapshot.hosts is None:
         budget = policy.max_vms - sum(active_per_pool.values())
@@ -232,7 +240,7 @@ def _scale(
     linked: set[str],
     lag_allowance: float,
     backoff: Mapping[str, pool_backoff.PoolBackoff],
-    matches: Mapping[int, model.Match] | None = None,
+    queue: QueueBook | None = None,
 ) -> tuple[list[act.StopVm], starts.Wanted, dict[str, int]]:
     """Surplus idle VMs' stops, and the starts wanted (all of them when not ``capped``).
 
@@ -246,9 +254,9 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    by_key = queued_by_key(jobs, policy, matches=matches, oldest_first=False)
-    counts = {key: len(found) for key, found in by_key.items()}
-    oldest, first_ages = demand.ages(by_key)
+    fresh = queue is None or queue.fitted != fit(policy)  # a book kept for another policy
+    book = QueueBook.of(jobs, policy) if fresh or queue is None else queue
+    counts, oldest = book.counts(), book.oldest()
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
     unlinked: dict[DemandKey, int] = collections.Counter()
@@ -278,9 +286,10 @@ def _scale(
     surplus = list(_surplus(wanted, supply, now))
     blocked = policy.paused_pools if not policy.draining else frozenset(pools)
     blocked |= frozenset(name for name, held in backoff.items() if held.blocks(now))
-    unstamped = starts.Unstamped(by_key, first_ages=first_ages)
-    book = starts.wanted_starts(wanted=wanted, oldest=oldest, unstamped=unstamped, blocked=blocked)
-    return surplus, book, active_per_pool  # gone VMs hold no capacity
+    found_starts = starts.wanted_starts(
+        wanted=wanted, oldest=oldest, unstamped=book.unstamped(), blocked=blocked
+    )
+    return surplus, found_starts, active_per_pool  # gone VMs hold no capacity
 
 
 def _on_hosts(
