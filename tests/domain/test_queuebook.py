@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,10 +80,21 @@ ticks = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(first=st.lists(jobs_strategy, max_size=30), changes=ticks)
+@given(
+    first=st.lists(jobs_strategy, max_size=30),
+    changes=ticks,
+    rebuild_share=st.sampled_from([queuebook.REBUILD_SHARE, 10**9]),  # 10**9: moves only
+)
 def test_a_kept_book_answers_as_one_worked_out_from_scratch(
-    first: list[model.Job], changes: list[tuple[list[model.Job], list[int], bool]]
+    first: list[model.Job],
+    changes: list[tuple[list[model.Job], list[int], bool]],
+    rebuild_share: int,
 ) -> None:
+    with mock.patch.object(queuebook, "REBUILD_SHARE", rebuild_share):
+        _replay(first, changes)
+
+
+def _replay(first: list[model.Job], changes: list[tuple[list[model.Job], list[int], bool]]) -> None:
     jobs = {job.id: job for job in first}
     book = queuebook.QueueBook.of(jobs.values(), POLICY)
     assert answers(book) == reference(list(jobs.values()), POLICY)

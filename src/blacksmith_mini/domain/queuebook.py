@@ -33,6 +33,7 @@ class QueueBook:
         self._seen: dict[int, model.Job] = {}  # every job folded in, by id, as last seen
         self._placed: dict[int, tuple[DemandKey, Age, bool]] = {}  # queued ones: key, age, stamped
         self._unstamped: dict[DemandKey, list[Age]] = {}
+        self._unstamped_ids: dict[DemandKey, list[int]] = {}  # the same jobs' ids, same order
         self._stamped: dict[DemandKey, list[Age]] = {}
         self._keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}
 
@@ -89,7 +90,7 @@ class QueueBook:
         return {key: ages[0][0] for key, ages in self._unstamped.items() if ages}
 
     def unstamped(self) -> Unstamped:
-        return Unstamped(self._unstamped, keys=self.counts(), first_ages=self.first_ages())
+        return Unstamped(self._unstamped_ids, keys=self.counts(), first_ages=self.first_ages())
 
     # --- keeping it -------------------------------------------------------------------------
 
@@ -112,6 +113,9 @@ class QueueBook:
             for ages in lists.values():
                 ages.sort()
         self._unstamped, self._stamped = dict(unstamped), dict(stamped)
+        self._unstamped_ids = {
+            key: [job_id for _, job_id in ages] for key, ages in self._unstamped.items()
+        }
 
     def _add(self, job: model.Job) -> None:
         if job.status is not model.JobStatus.QUEUED:
@@ -120,7 +124,13 @@ class QueueBook:
         if key is None:
             return
         age, is_stamped = (job.created_at, job.id), job.vm_requested_at is not None
-        bisect.insort((self._stamped if is_stamped else self._unstamped).setdefault(key, []), age)
+        if is_stamped:
+            bisect.insort(self._stamped.setdefault(key, []), age)
+        else:
+            ages = self._unstamped.setdefault(key, [])
+            at = bisect.bisect(ages, age)
+            ages.insert(at, age)
+            self._unstamped_ids.setdefault(key, []).insert(at, job.id)
         self._placed[job.id] = (key, age, is_stamped)
 
     def _drop(self, job_id: int) -> None:
@@ -130,9 +140,14 @@ class QueueBook:
         key, age, is_stamped = placed
         lists = self._stamped if is_stamped else self._unstamped
         ages = lists[key]
-        del ages[bisect.bisect_left(ages, age)]
+        at = bisect.bisect_left(ages, age)
+        del ages[at]
+        if not is_stamped:
+            del self._unstamped_ids[key][at]
         if not ages:
             del lists[key]
+            if not is_stamped:
+                del self._unstamped_ids[key]
 
     def _key(self, job: model.Job) -> DemandKey | None:
         marker = (job.labels, job.repository)
@@ -149,21 +164,18 @@ class Unstamped(starts.Unstamped):
 
     def __init__(
         self,
-        ages: Mapping[DemandKey, Sequence[Age]],
+        ids: Mapping[DemandKey, Sequence[int]],
         *,
         keys: Mapping[DemandKey, int],
         first_ages: Mapping[DemandKey, float],
     ) -> None:
         super().__init__({}, first_ages=first_ages)
-        self._ages, self._all = ages, keys
+        self._ids, self._all = ids, keys
 
-    def __getitem__(self, key: DemandKey) -> list[int]:
-        found = self._done.get(key)
-        if found is None:
-            if key not in self._all:
-                raise KeyError(key)
-            found = self._done[key] = [job_id for _, job_id in self._ages.get(key, ())]
-        return found
+    def __getitem__(self, key: DemandKey) -> Sequence[int]:
+        if key not in self._all:
+            raise KeyError(key)
+        return self._ids.get(key, ())
 
     def __iter__(self) -> Iterator[DemandKey]:
         return iter(self._all)

@@ -99,7 +99,7 @@ class Unstamped(Mapping[DemandKey, Sequence[int]]):
         self._first = first_ages
         self._done: dict[DemandKey, list[int]] = {}
 
-    def __getitem__(self, key: DemandKey) -> list[int]:
+    def __getitem__(self, key: DemandKey) -> Sequence[int]:
         found = self._done.get(key)
         if found is None:
             jobs = sorted(self._by_key[key], key=model.JOB_AGE)
