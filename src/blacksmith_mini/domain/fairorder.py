@@ -21,7 +21,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 
 from blacksmith_mini.domain import model
-from blacksmith_mini.domain.starts import QUEUED_JOB, Candidate, DemandKey, Unstamped, Wanted
+from blacksmith_mini.domain.queuebook import Unstamped
+from blacksmith_mini.domain.starts import QUEUED_JOB, Candidate, DemandKey, Wanted
 
 
 @dataclasses.dataclass

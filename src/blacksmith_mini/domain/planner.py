@@ -254,8 +254,8 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    fresh = queue is None or queue.fitted != fit(policy)  # a book kept for another policy
-    book = QueueBook.of(jobs, policy) if fresh or queue is None else queue
+    kept = queue is not None and queue.fitted == fit(policy)  # not one kept for another policy
+    book = queue if kept and queue is not None else QueueBook.of(jobs, policy)
     counts, oldest = book.counts(), book.oldest()
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()

@@ -17,7 +17,7 @@ import bisect
 import collections
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from blacksmith_mini.domain import labels, model, starts
+from blacksmith_mini.domain import labels, model
 from blacksmith_mini.domain.demand import DemandKey, demand_key
 
 Age = tuple[float, int]  # (created_at, id): a job's place in age order
@@ -159,8 +159,9 @@ class QueueBook:
         return self._keys[marker]
 
 
-class Unstamped(starts.Unstamped):
-    """``starts.Unstamped`` read off a book: each key's lists are already in age order."""
+class Unstamped(Mapping[DemandKey, Sequence[int]]):
+    """Each key's queued jobs not yet stamped "VM requested", oldest first (read off a book:
+    its lists are kept in that order), and when each key's oldest of them was created."""
 
     def __init__(
         self,
@@ -169,13 +170,16 @@ class Unstamped(starts.Unstamped):
         keys: Mapping[DemandKey, int],
         first_ages: Mapping[DemandKey, float],
     ) -> None:
-        super().__init__({}, first_ages=first_ages)
-        self._ids, self._all = ids, keys
+        self._ids, self._all, self._first = ids, keys, first_ages
 
     def __getitem__(self, key: DemandKey) -> Sequence[int]:
         if key not in self._all:
             raise KeyError(key)
         return self._ids.get(key, ())
+
+    def first_age(self, key: DemandKey) -> float | None:
+        """When the key's oldest unstamped job was created (None: it has none)."""
+        return self._first.get(key)
 
     def __iter__(self) -> Iterator[DemandKey]:
         return iter(self._all)

@@ -85,38 +85,6 @@ class Wanted:
             live = [key for key in live if self.counts[key] > index]
 
 
-class Unstamped(Mapping[DemandKey, Sequence[int]]):
-    """Each key's queued jobs not yet stamped "VM requested", oldest first, worked out for a
-    key only when asked (a tick hands starts to a few keys of thousands of queued jobs)."""
-
-    def __init__(
-        self,
-        by_key: Mapping[DemandKey, Sequence[model.Job]],
-        *,
-        first_ages: Mapping[DemandKey, float],
-    ) -> None:
-        self._by_key = by_key
-        self._first = first_ages
-        self._done: dict[DemandKey, list[int]] = {}
-
-    def __getitem__(self, key: DemandKey) -> Sequence[int]:
-        found = self._done.get(key)
-        if found is None:
-            jobs = sorted(self._by_key[key], key=model.JOB_AGE)
-            found = self._done[key] = [job.id for job in jobs if job.vm_requested_at is None]
-        return found
-
-    def first_age(self, key: DemandKey) -> float | None:
-        """When the key's oldest unstamped job was created, without ordering them all."""
-        return self._first.get(key)
-
-    def __iter__(self) -> Iterator[DemandKey]:
-        return iter(self._by_key)
-
-    def __len__(self) -> int:
-        return len(self._by_key)
-
-
 def wanted_starts(
     *,
     wanted: Mapping[DemandKey, int],
