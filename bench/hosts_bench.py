@@ -81,6 +81,10 @@ async def run() -> Summary:
     if idle is not None:
         agent, target = idle["agent_mb"], hosts_memory.AGENT_TARGET_MB
         summary.append(("idle agent RSS", f"{agent:.0f} MB", "< 60 MB", agent / target))
+        served = idle["agent_cache_mb"]
+        summary.append(
+            ("  serving the Actions cache", f"{served:.0f} MB", "< 60 MB", served / target)
+        )
     return summary
 
 

@@ -9,6 +9,8 @@
   server, a host made with ``POST /api/hosts``, then ``blacksmith-mini agent
   --simulated-runners`` with its token; once ``GET /api/hosts`` shows the host up and a few
   heartbeats have passed, the agent's (and, for reference, the server's) ``VmRSS`` is read.
+  Then the same agent serving the host's Actions cache (``cache.enabled``, as it is by
+  default with the firecracker driver): its web stack is loaded only then.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from common import free_port
 
 CONTROL_PLANE_TARGET_MB, AGENT_TARGET_MB = 400.0, 60.0
+# The host's Actions cache, on as with firecracker hosts (where it is on by default).
+SERVING_CACHE = {"BLACKSMITH_AGENT_CACHE__ENABLED": "true", "BLACKSMITH_AGENT_CACHE__PORT": "0"}
 START_SECONDS = 90.0
 
 
@@ -149,15 +153,24 @@ def agent(directory: pathlib.Path) -> dict[str, float]:
         token.chmod(0o600)
         agent_argv = [*module, "agent", "--control-plane", url, "--token-file", str(token)]
         agent_argv += ["--data-dir", str(directory / "agent"), "--simulated-runners"]
-        with _process(agent_argv, log=directory / "agent.log", env=env) as pid:
-            _wait(lambda: _host_up(url), what="the host to be up")
-            seen = _request(url + "/api/hosts")[1]["hosts"][0]["heartbeat_age_seconds"]
-            time.sleep(3.0)  # a few heartbeats: idle, connected, settled
-            return {
-                "agent_mb": rss_mb(pid),
-                "server_mb": rss_mb(server),
-                "heartbeat_age_s": float(seen or 0.0),
-            }
+        found: dict[str, float] = {}
+        for name, extra in (("agent_mb", {}), ("agent_cache_mb", SERVING_CACHE)):
+            log = directory / f"{name}.log"
+            with _process(agent_argv, log=log, env={**env, **extra}) as pid:
+                _wait(lambda: _host_up(url) and _beat_age(url) < 1.0, what="the host to report")
+                seen = _beat_age(url)
+                time.sleep(3.0)  # a few heartbeats: idle, connected, settled
+                found[name] = rss_mb(pid)
+                found["heartbeat_age_s"] = seen
+            # Before the next agent: no reports for longer than their interval (1 s), so the
+            # next "reported" is that agent's.
+            _wait(lambda: _beat_age(url) > 2.5, what="the agent's reports to stop")
+        return {**found, "server_mb": rss_mb(server)}
+
+
+def _beat_age(url: str) -> float:
+    age = _request(url + "/api/hosts")[1]["hosts"][0]["heartbeat_age_seconds"]
+    return float("inf") if age is None else float(age)
 
 
 def _host_up(url: str) -> bool:
@@ -182,6 +195,10 @@ def show(plane: dict[str, Any], idle: dict[str, float] | None, *, error: str | N
     lines.append(
         f"{'idle agent (simulated runners, connected)':<46} {idle['agent_mb']:>8.1f} "
         f"{AGENT_TARGET_MB:>8.0f} {idle['agent_mb'] / AGENT_TARGET_MB:>7.2f}x"
+    )
+    lines.append(
+        f"{'  the same serving the Actions cache':<46} {idle['agent_cache_mb']:>8.1f} "
+        f"{AGENT_TARGET_MB:>8.0f} {idle['agent_cache_mb'] / AGENT_TARGET_MB:>7.2f}x"
     )
     lines.append(f"{'  (its server: one host, no VMs)':<46} {idle['server_mb']:>8.1f}")
     return lines

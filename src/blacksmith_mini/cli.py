@@ -8,7 +8,6 @@ import sys
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from blacksmith_mini import host_cli, logs, operator_cli
 from blacksmith_mini import settings as settings_mod
@@ -34,13 +33,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class _Server(uvicorn.Server):
-    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        await super().startup(sockets=sockets)  # type: ignore[arg-type]
-        if self.started:
-            print("API server ready!", flush=True)
 
 
 def fail(message: str) -> None:
@@ -92,6 +84,7 @@ def up(
     logs.configure(
         level=settings.log_level, json_format=settings.log_format == "json", secrets=secrets
     )
+    from blacksmith_mini.api import serving
     from blacksmith_mini.api.app import create_app
 
     shown = "localhost" if _is_loopback(server.host) else server.host
@@ -100,17 +93,7 @@ def up(
     print(f"API docs at: http://{shown}:{server.port}/docs", flush=True)
     if settings.simulate:
         print("Mode: simulated GitHub (no credentials needed)", flush=True)
-    application = create_app(settings)
-    uv_config = uvicorn.Config(
-        application,
-        host=server.host,
-        port=server.port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
-        access_log=False,
-    )
-    _Server(uv_config).run()
+    serving.run(create_app(settings), host=server.host, port=server.port)
 
 
 @app.command()

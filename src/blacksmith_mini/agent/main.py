@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import TYPE_CHECKING
 
 import httpx2
 
 from blacksmith_mini.agent import agent as agent_mod
-from blacksmith_mini.agent import cache as agent_cache
 from blacksmith_mini.agent import capacity, journal
 from blacksmith_mini.agent.settings import AgentSettings
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
+
+if TYPE_CHECKING:
+    from blacksmith_mini.cache.host import CacheHost
 
 
 def build_driver(settings: AgentSettings) -> vm_driver.VmDriver:
@@ -56,13 +59,18 @@ async def serve(settings: AgentSettings) -> None:
             journal=journal.Journal(settings.data_dir / "agent-journal.json"),
             report=report,
         )
-        cache = agent_cache.build(
-            settings.cache,
-            data_dir=settings.data_dir,
-            driver=settings.driver,
-            client=client,
-            session=lambda: agent.session,
-        )
+        cache: CacheHost | None = None
+        if settings.cache.is_on(settings.driver):
+            # Imported only when served: its web stack is a quarter of an idle agent's memory.
+            from blacksmith_mini.agent import cache as agent_cache
+
+            cache = agent_cache.build(
+                settings.cache,
+                data_dir=settings.data_dir,
+                driver=settings.driver,
+                client=client,
+                session=lambda: agent.session,
+            )
         if cache is not None:
             await cache.start()
             agent.cache_boot = cache.boot_data
