@@ -117,6 +117,14 @@ def test_a_new_policy_gets_a_new_book() -> None:
     kept = book.sync(jobs, wider)
     assert kept is not book
     assert kept.counts() == {("default", "acme/infra"): 1}
+    warmer = dataclasses.replace(  # limits and warm targets change as the loop runs
+        wider, max_vms=99, pools=tuple(dataclasses.replace(p, max_vms=7) for p in wider.pools)
+    )
+    assert kept.sync(jobs, warmer) is kept
+    bigger = dataclasses.replace(
+        wider, pools=tuple(dataclasses.replace(p, vcpus=p.vcpus * 2) for p in wider.pools)
+    )
+    assert kept.sync(jobs, bigger) is not kept  # sizes decide between matching pools
 
 
 def test_a_stamped_job_leaves_the_unstamped_list_but_still_counts() -> None:

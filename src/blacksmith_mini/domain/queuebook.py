@@ -6,9 +6,10 @@ first (``model.JOB_AGE``: created, then id), which its starts take in turn. ``Qu
 works that out from scratch (group, then one sort per key). The loop keeps one book and
 ``sync``s it each tick with its jobs: only the jobs whose record changed since the last sync
 (a job is a frozen record, replaced when it changes: compared by identity) move, each by a
-binary search in its key's lists; a new policy (pools, scopes, served repositories) or a tick
-where most jobs changed rebuilds it. Either way the answers are those of ``of`` over the same
-jobs, which the property tests hold it to. Pure: no I/O, no clock; the loop owns the book.
+binary search in its key's lists. A policy that matches jobs otherwise (the pools' labels and
+sizes, the scopes, the served repositories) or a tick where most jobs changed rebuilds it.
+Either way the answers are those of ``of`` over the same jobs, which the property tests hold
+it to. Pure: no I/O, no clock; the loop owns the book.
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ class Unstamped(Mapping[DemandKey, Sequence[int]]):
 
 
 def fit(policy: model.Policy) -> tuple[object, ...]:
-    """What the keys depend on: the pools, the scopes, and (organization scope) which
+    """What the keys depend on: what label matching reads of the pools (not their limits or
+    warm targets, which change as the loop runs), the scopes, and (organization scope) which
     repositories the runner group serves."""
-    return (policy.pools, policy.scopes, policy.org_scope, frozenset(policy.unserved))
+    pools = frozenset((p.name, p.labels, p.vcpus, p.memory_mib) for p in policy.pools)
+    return (pools, policy.scopes, policy.org_scope, frozenset(policy.unserved))
