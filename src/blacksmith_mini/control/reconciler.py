@@ -273,8 +273,10 @@ class Reconciler:
         self.state.observed(dict(await self.driver.observe()))
         self.hosts = self.host_plan()
         self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
-        kept = self.queue or queuebook.QueueBook(self.policy)  # empty: the first sync fills it
-        self.queue = kept.sync(self.state.jobs, self.policy)
+        if self.queue is None:
+            self.queue = queuebook.QueueBook.of(self.state.jobs.values(), self.policy)
+        else:
+            self.queue = self.queue.sync(self.state.jobs, self.policy)
         snapshot = model.Snapshot(
             jobs=tuple(self.state.jobs.values()),
             vms=tuple(self.state.vms.values()),

@@ -68,27 +68,6 @@ def match_all(jobs: Iterable[model.Job], pools: Sequence[model.Pool]) -> dict[in
     return found
 
 
-KeyCache = dict[tuple[tuple[str, ...], str], DemandKey | None]  # by (labels, repository)
-
-
-def cached_key(
-    job: model.Job,
-    policy: model.Policy,
-    cache: KeyCache,
-    *,
-    matches: Mapping[int, labels.Match] | None = None,
-) -> DemandKey | None:
-    """``job``'s demand key (None: no pool or no scope serves it), worked out once per
-    (labels, repository) in ``cache``; ``matches``: each job's pool match, if known."""
-    marker = (job.labels, job.repository)
-    if marker not in cache:
-        found = matches.get(job.id) if matches is not None else None
-        if found is None:
-            found = labels.match(job.labels, policy.pools)
-        cache[marker] = demand_key(job, found.pool, policy) if found.pool is not None else None
-    return cache[marker]
-
-
 def queued_by_key(
     jobs: Iterable[model.Job],
     policy: model.Policy,
@@ -97,13 +76,22 @@ def queued_by_key(
 ) -> dict[DemandKey, list[model.Job]]:
     """Queued jobs per (pool, scope), oldest first; ``matches``: computed once per tick.
     (The planner keeps its own between ticks: ``queuebook``.)"""
-    keys: KeyCache = {}
+    keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}  # by (labels, repository)
     found_jobs: dict[DemandKey, list[model.Job]] = collections.defaultdict(list)
     queued = model.JobStatus.QUEUED
     for job in jobs:
         if job.status is not queued:
             continue
-        key = cached_key(job, policy, keys, matches=matches)
+        marker = (job.labels, job.repository)
+        if marker in keys:
+            key = keys[marker]
+        else:
+            found = matches.get(job.id) if matches is not None else None
+            if found is None:
+                found = labels.match(job.labels, policy.pools)
+            key = keys[marker] = (
+                demand_key(job, found.pool, policy) if found.pool is not None else None
+            )
         if key is not None:
             found_jobs[key].append(job)
     for listed in found_jobs.values():

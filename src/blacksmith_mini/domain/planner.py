@@ -254,7 +254,8 @@ def _scale(
     the job the VM ran (the VM is then linked) or ``lag_allowance`` seconds have passed.
     Pools whose starts keep failing get no start before their back-off ends.
     """
-    book = _queue_book(queue, jobs, policy)
+    kept = queue is not None and queue.fitted == fit(policy)  # not one kept for another policy
+    book = queue if kept and queue is not None else QueueBook.of(jobs, policy)
     counts, oldest = book.counts(), book.oldest()
     supply: dict[DemandKey, list[model.Vm]] = collections.defaultdict(list)
     active_per_pool: dict[str, int] = collections.Counter()
@@ -289,15 +290,6 @@ def _scale(
         wanted=wanted, oldest=oldest, unstamped=book.unstamped(), blocked=blocked
     )
     return surplus, found_starts, active_per_pool  # gone VMs hold no capacity
-
-
-def _queue_book(
-    queue: QueueBook | None, jobs: Sequence[model.Job], policy: model.Policy
-) -> QueueBook:
-    """The loop's book, unless there is none or it was kept for a policy matching otherwise."""
-    if queue is not None and queue.fitted == fit(policy):
-        return queue
-    return QueueBook.of(jobs, policy)
 
 
 def _on_hosts(

@@ -18,8 +18,8 @@ import bisect
 import collections
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from blacksmith_mini.domain import model
-from blacksmith_mini.domain.demand import DemandKey, KeyCache, cached_key
+from blacksmith_mini.domain import labels, model
+from blacksmith_mini.domain.demand import DemandKey, demand_key
 
 Age = tuple[float, int]  # (created_at, id): a job's place in age order
 REBUILD_SHARE = 8  # more than 1/8 of the jobs changed: rebuild rather than move them one by one
@@ -36,7 +36,7 @@ class QueueBook:
         self._unstamped: dict[DemandKey, list[Age]] = {}
         self._unstamped_ids: dict[DemandKey, list[int]] = {}  # the same jobs' ids, same order
         self._stamped: dict[DemandKey, list[Age]] = {}
-        self._keys: KeyCache = {}
+        self._keys: dict[tuple[tuple[str, ...], str], DemandKey | None] = {}
 
     @classmethod
     def of(cls, jobs: Iterable[model.Job], policy: model.Policy) -> QueueBook:
@@ -151,7 +151,13 @@ class QueueBook:
                 del self._unstamped_ids[key]
 
     def _key(self, job: model.Job) -> DemandKey | None:
-        return cached_key(job, self._policy, self._keys)
+        marker = (job.labels, job.repository)
+        if marker not in self._keys:
+            found = labels.match(job.labels, self._policy.pools)
+            self._keys[marker] = (
+                demand_key(job, found.pool, self._policy) if found.pool is not None else None
+            )
+        return self._keys[marker]
 
 
 class Unstamped(Mapping[DemandKey, Sequence[int]]):
