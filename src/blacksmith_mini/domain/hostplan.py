@@ -3,12 +3,12 @@
 ``allocate`` (``allocate_wanted`` for the planner's lazy ``starts.Wanted``) takes the starts,
 orders them by weighted fair share across repositories (``fairorder``: water-filling, the next
 start goes to the repository holding the fewest VMs per unit of weight, ties to the oldest
-waiting job), keeps them within ``max_vms`` and the pools'
-limits in that order when asked to, and places them in that order (``placement.place_many``:
-room, architecture, overcommit, spread or pack). Starts no host has room for are dropped this
-tick; ``placement_note`` and ``fair_share_note`` say why their jobs wait. ``drain_stops``
-empties draining hosts of their idle VMs (busy ones finish their jobs). Repositories are one
-whatever their case (GitHub's ``Acme/App`` is the configuration's ``acme/app``), and a weight
+waiting job), keeps them within ``max_vms`` and the pools' limits in that order when asked to,
+and places them in that order (``placement.Placer``, as ``place_many`` would: room,
+architecture, overcommit, spread or pack). Starts no host has room for are dropped this tick;
+``placement_note`` and ``fair_share_note`` say why their jobs wait. ``drain_stops`` empties
+draining hosts of their idle VMs (busy ones finish their jobs). Repositories are one whatever
+their case (GitHub's ``Acme/App`` is the configuration's ``acme/app``), and a weight
 that is not above 0 counts as 1, as everywhere in the plan.
 """
 
@@ -128,25 +128,32 @@ def _take(
     pools: Mapping[str, model.Pool],
     max_vms: int | None,
 ) -> list[act.StartVm]:
-    """The starts of ``order`` within the limits and the room, placed, made actions. The
-    order is read only until the limits or the room are used up."""
+    """The starts of ``order`` within the limits, each placed in turn (``placement.Placer``:
+    as ``place_many`` would), made actions. A size that found no host finds none later in
+    the tick (room only shrinks), so its further starts are skipped, and once no size has
+    room the rest of ``order`` is not read: thousands of unplaceable starts cost nothing."""
     if max_vms is not None:
         order = within_limits(order, vms=vms, pools=pools, max_vms=max_vms)
     requests = {name: request_for(pool, plan) for name, pool in pools.items()}
-    used = usage(vms, plan)
-    ordered = list(within_room(order, requests=requests, plan=plan, used=used))
-    batch = placement.place_many(
-        (requests[found[0]] for found in ordered),
-        plan.hosts,
-        usage=used,
-        strategy=plan.strategy,
-        overcommit=plan.overcommit,
+    same_size: dict[placement.Request, set[str]] = collections.defaultdict(set)
+    for name, request in requests.items():
+        same_size[request].add(name)
+    placer = placement.Placer(
+        plan.hosts, usage=usage(vms, plan), strategy=plan.strategy, overcommit=plan.overcommit
     )
-    return [
-        start_tuples.action(found, host=placed.host)
-        for found, placed in zip(ordered, batch.placements, strict=True)
-        if placed.placed
-    ]
+    roomy, taken = set(requests), []
+    for found in order:
+        if not roomy:
+            break
+        if found[0] not in roomy:
+            continue
+        request = requests[found[0]]
+        host = placer.host_for(request)
+        if host is None:
+            roomy -= same_size[request]
+        else:
+            taken.append(start_tuples.action(found, host=host))
+    return taken
 
 
 def within_limits(
@@ -168,60 +175,6 @@ def within_limits(
         per_pool[pool] += 1
         budget -= 1
         yield found
-
-
-def within_room(
-    ordered: Iterable[Candidate],
-    *,
-    requests: Mapping[str, placement.Request],
-    plan: HostPlan,
-    used: Mapping[str, placement.Reservation],
-) -> Iterator[Candidate]:
-    """``ordered`` less the starts no host could take even if they were the only ones of their
-    size: placing them changes nothing (a size's placed starts are its first ones in order,
-    as room only shrinks), and it spares ``place_many`` the thousands that would fail. Once
-    no size has room left, the rest of ``ordered`` is not read."""
-    same: dict[placement.Request, str] = {}  # pools of one size share its room
-    size_of = {pool: same.setdefault(request, pool) for pool, request in requests.items()}
-    room = {
-        pool: sum(_fits(requests[pool], host, plan=plan, used=used) for host in plan.hosts)
-        for pool in same.values()
-    }
-    left = sum(room.values())
-    for found in ordered:
-        if left <= 0:
-            return
-        size = size_of[found[0]]
-        if room[size] > 0:
-            room[size] -= 1
-            left -= 1
-            yield found
-
-
-def _fits(
-    request: placement.Request,
-    host: placement.Host,
-    *,
-    plan: HostPlan,
-    used: Mapping[str, placement.Reservation],
-) -> int:
-    """How many VMs of ``request``'s size fit on ``host`` alone (up and of its architecture)."""
-    arch = placement.ARCH_LABELS.get(host.arch.strip().lower(), host.arch.strip().lower())
-    wanted = request.archs
-    if host.state is not placement.HostState.UP or (wanted and arch not in wanted):
-        return 0
-    if request.driver is not None and request.driver not in host.drivers:
-        return 0
-    cap, held = placement.capacity(host, plan.overcommit), used.get(host.name, placement.EMPTY)
-    counts = [
-        (free // size) if size > 0 else (1 << 30) if free >= 0 else 0
-        for free, size in (
-            (cap.vcpus - held.vcpus, request.vcpus),
-            (cap.memory_mib - held.memory_mib, request.memory_mib),
-            (cap.disk_mib - held.disk_mib, request.disk_mib),
-        )
-    ]
-    return max(0, min(counts))
 
 
 def fair_order(

@@ -182,7 +182,7 @@ def place_many(
 ) -> Batch:
     """Place ``requests`` in order, each counting the ones placed before it. Why a request
     found no host is said as the hosts stand once the batch is placed (room only shrinks)."""
-    batch = _Batch(hosts, usage=usage, strategy=strategy, overcommit=overcommit)
+    batch = Placer(hosts, usage=usage, strategy=strategy, overcommit=overcommit)
     chosen = [(request, batch.host_for(request)) for request in requests]
     placements = tuple(
         Placement(host=name) if name is not None else Placement(host=None, reason=batch.why(ask))
@@ -271,10 +271,11 @@ _Shape = tuple[int, int, int, tuple[str, ...], str | None]
 _Entry = tuple[float, str, int]  # (score, host name, the host's version when scored)
 
 
-class _Batch:
-    """One ``place_many`` call's bookkeeping. Each request shape (size, labels, driver) has a
-    heap of the hosts that may take it, by score; a host that takes a VM is scored afresh in
-    each of its heaps (older entries skipped), one that no longer fits leaves the heap."""
+class Placer:
+    """Requests placed one after another (``place_many``'s bookkeeping). Each request shape
+    (size, labels, driver) has a heap of the hosts that may take it, by score; a host that
+    takes a VM is scored afresh in each of its heaps (older entries skipped), one that no
+    longer fits leaves the heap. Room only shrinks: once a shape finds no host, none after."""
 
     def __init__(
         self,
