@@ -14,6 +14,7 @@ from blacksmith_mini.agent import capacity, journal
 from blacksmith_mini.agent.settings import AgentSettings
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm import local
+from blacksmith_mini.vm.remote import wire
 
 if TYPE_CHECKING:
     from blacksmith_mini.cache.host import CacheHost
@@ -37,6 +38,17 @@ def build_driver(settings: AgentSettings) -> vm_driver.VmDriver:
     )
 
 
+def client_for(settings: AgentSettings, *, token: str) -> httpx2.AsyncClient:
+    """The agent's client of the control plane: its token on every call, connections kept
+    between reports for ``wire.AGENT_IDLE_SECONDS`` (the control plane keeps them longer)."""
+    return httpx2.AsyncClient(
+        base_url=settings.control_plane.rstrip("/"),
+        headers={"authorization": f"Bearer {token}"},
+        timeout=15.0,
+        limits=httpx2.Limits(keepalive_expiry=wire.AGENT_IDLE_SECONDS),
+    )
+
+
 async def serve(settings: AgentSettings) -> None:
     """Run the agent until SIGTERM/SIGINT (its VMs keep running for the next start to adopt)."""
     token = settings.resolved_token()
@@ -48,11 +60,7 @@ async def serve(settings: AgentSettings) -> None:
         memory=settings.memory_mib,
         disk=settings.disk_mib,
     )
-    async with httpx2.AsyncClient(
-        base_url=settings.control_plane.rstrip("/"),
-        headers={"authorization": f"Bearer {token}"},
-        timeout=15.0,
-    ) as client:
+    async with client_for(settings, token=token) as client:
         agent = agent_mod.Agent(
             client=client,
             driver=driver,

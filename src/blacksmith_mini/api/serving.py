@@ -4,9 +4,11 @@ ready!" once it listens. Its own module so that commands which serve nothing (th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
+
+from blacksmith_mini.vm.remote import wire
 
 
 class _Server(uvicorn.Server):
@@ -16,15 +18,23 @@ class _Server(uvicorn.Server):
             print("API server ready!", flush=True)
 
 
-def run(application: Any, *, host: str, port: int) -> None:
-    """Serve ``application`` until SIGINT/SIGTERM (graceful shutdown within 3 s)."""
-    config = uvicorn.Config(
+def config(
+    application: Any, *, host: str, port: int, lifespan: Literal["on", "off"] = "on"
+) -> uvicorn.Config:
+    """How ``up`` serves: graceful shutdown within 3 s; idle connections kept for
+    ``wire.SERVER_KEEP_ALIVE_SECONDS`` (agents report every few seconds on theirs)."""
+    return uvicorn.Config(
         application,
         host=host,
         port=port,
         log_config=None,
-        lifespan="on",
+        lifespan=lifespan,
         timeout_graceful_shutdown=3,
+        timeout_keep_alive=wire.SERVER_KEEP_ALIVE_SECONDS,
         access_log=False,
     )
-    _Server(config).run()
+
+
+def run(application: Any, *, host: str, port: int) -> None:
+    """Serve ``application`` until SIGINT/SIGTERM."""
+    _Server(config(application, host=host, port=port)).run()

@@ -14,6 +14,12 @@ An agent connects out (hosts may sit behind NAT) with its host token:
 4. ``POST /api/agent/cache-claim`` (hosts serving the Actions cache): what one of its VMs'
    cache tokens allows, resolved by the control plane from the VM's job (the agent holds no
    GitHub credential, so it cannot tell a job's repository or branch itself).
+
+Connections are kept alive between reports: an agent drops one it has not used for
+``AGENT_IDLE_SECONDS``, the control plane only after ``SERVER_KEEP_ALIVE_SECONDS``, so the
+agent always closes first. With both at the HTTP stacks' default of 5 s (uvicorn's, httpx's)
+and a report every 5 s, each report would race the server closing its connection: a refused
+report, or a new connection (and TLS handshake behind a proxy) for every heartbeat.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from blacksmith_mini.vm import driver as vm_driver
 
 CommandKind = Literal["start", "stop", "kill", "release", "console"]
 PROTOCOL_VERSION = 1
+AGENT_IDLE_SECONDS = 60.0  # > heartbeat_seconds' default: reports reuse their connection
+SERVER_KEEP_ALIVE_SECONDS = 75  # > AGENT_IDLE_SECONDS
 
 
 class Strict(BaseModel):
