@@ -15,16 +15,16 @@ after a restart). Reports carry each host's ~100 observations and go through the
   unmeasured reports, so the share is the steady state's. On PostgreSQL the database
   server's CPU (the bench's backends, found by ``application_name``) is added. A bare report
   (no observations) shows what the observations cost.
-- the loop running: reports paced at the real rate (100 hosts every 5 s, 20 a second) for a
-  few seconds, against the same window with no reports (alternated, ``PAIRS`` of each). Both
-  are all the process's CPU but the in-process agents' (their client's CPU per report,
-  measured against a no-op app, taken out): the loop's own ticks over 10,000 VMs and the
-  simulated GitHub cost the same with no reports at all, so the row "reports' own" (with
-  less without) is what the reports add, the loop's work they cause included (a report
-  wakes the loop only when it changed something the loop acts on; these say the same as
-  the hello before). The
-  VMs are all busy because idle ones with no queued job would be scaled down, in bursts
-  that land in whichever window is running: loop work that is not heartbeat handling.
+- the loop running (``hosts_live``): the app served by uvicorn, the agents in a process of
+  their own sending over HTTP at the real rate (100 hosts every 5 s, 20 a second), windows
+  of that against windows with no reports (alternated); the control plane's own CPU in each
+  (the agents' is another process's). The loop's ticks over 10,000 VMs and the simulated
+  GitHub cost the same with no reports at all, so the row "reports' own" (with less
+  without) is what the reports add, HTTP parsing and the loop's work they cause included (a
+  report wakes the loop only when it changed something the loop acts on; these say the
+  same as the hello before). The VMs are all busy because idle ones with no queued job
+  would be scaled down, in bursts that land in whichever window is running: loop work that
+  is not heartbeat handling.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import hosts_live
 import hosts_seed
 import hosts_world
 import httpx2
@@ -51,7 +52,7 @@ from blacksmith_mini.domain import placement as pl
 from blacksmith_mini.store import beatcache, repository
 
 HOSTS, VMS, INTERVAL_SECONDS, TARGET_SHARE = 100, 10_000, 5.0, 0.05
-WARMUP, WINDOW_SECONDS, PAIRS = 30, 5.0, 2
+WARMUP = 30
 DEFAULT_LEASE_SECONDS = 15.0  # the bench's own lease is long: no host lapses while it waits
 Bodies = list[tuple[dict[str, str], bytes]]
 
@@ -131,7 +132,7 @@ async def measure(database: str, *, reports: int) -> list[Result]:
             await _until(lambda: runtime.loop.loop_health.ticks >= 2)  # adopted, settled
             name = running.backend_name
             pids = await hosts_seed.backends_named(name) if name else []
-            found = await _live(client, bodies, loop=runtime.loop, database=database, pids=pids)
+            found = await _live(running, bodies, database=database, pids=pids)
             async with runtime.loop.lock:  # the loop's ticks wait: the route alone is measured
                 for index in range(WARMUP):
                     await _report(client, bodies, index)
@@ -178,58 +179,38 @@ def _bodies(running: Running) -> Bodies:
 
 
 async def _live(
-    client: httpx2.AsyncClient, bodies: Bodies, *, loop: Any, database: str, pids: list[int]
+    running: Running, bodies: Bodies, *, database: str, pids: list[int]
 ) -> list[Result]:
-    """The loop running: windows with no reports and with reports at the real rate, in turn;
-    then what the reports add (the difference)."""
-    totals = {0.0: [0, 0.0, 0.0, 0.0, 0], 20.0: [0, 0.0, 0.0, 0.0, 0]}  # sent, cpu, db, wall, ticks
-    sent = 0
-    for _ in range(PAIRS):
-        for rate, total in totals.items():
-            ticks, db_before = loop.loop_health.ticks, hosts_seed.backend_cpu_seconds(pids)
-            cpu, wall = time.process_time(), time.perf_counter()
-            count = 0
-            while time.perf_counter() - wall < WINDOW_SECONDS:
-                if rate and count < (time.perf_counter() - wall) * rate:
-                    await _report(client, bodies, sent)
-                    sent, count = sent + 1, count + 1
-                else:
-                    await asyncio.sleep(0.01)
-            total[0] += count
-            total[1] += time.process_time() - cpu
-            total[2] += hosts_seed.backend_cpu_seconds(pids) - db_before
-            total[3] += time.perf_counter() - wall
-            total[4] += loop.loop_health.ticks - ticks
-    found = []
+    """The loop running, over HTTP with the agents in a process of their own (``hosts_live``):
+    windows with no reports and with reports at the real rate; then what the reports add."""
+    loop = running.app.state.runtime.loop
+    quiet, busy = await hosts_live.measure(
+        running.app, bodies=bodies, ticks=lambda: loop.loop_health.ticks, pids=pids
+    )
     observations = len(json.loads(bodies[0][1])["observations"])
-    mine = await _client_side(bodies, count=200)  # the in-process agents' side, taken out
-    for what, (count, cpu, db, wall, ticks) in (
-        ("loop running, no reports", totals[0.0]),
-        ("loop running, 20 reports/s", totals[20.0]),
-    ):
-        client = count * mine / 1000
-        found.append(
-            Result(
-                database=database,
-                what=what,
-                reports=int(count),
-                observations=observations if count else 0,
-                cpu_ms=cpu * 1000 / max(1, count),
-                wall_ms=wall * 1000 / max(1, count),
-                db_cpu_ms=db * 1000 / max(1, count) if pids else None,
-                live_share=(cpu + db - client) / wall,
-                ticks_per_second=ticks / wall,
-                client_ms=mine if count else 0.0,
-            )
+    found = [
+        Result(
+            database=database,
+            what=what,
+            reports=windows.reports,
+            observations=observations if windows.reports else 0,
+            cpu_ms=windows.cpu * 1000 / max(1, windows.reports),
+            wall_ms=windows.wall * 1000 / max(1, windows.reports),
+            db_cpu_ms=windows.db * 1000 / max(1, windows.reports) if pids else None,
+            live_share=windows.share,
+            ticks_per_second=windows.ticks / windows.wall,
         )
-    quiet, busy = found
-    assert busy.live_share is not None and quiet.live_share is not None
-    extra = busy.live_share - quiet.live_share  # of one core, over the same time
+        for what, windows in (
+            ("loop running, no reports", quiet),
+            (f"loop running, {hosts_live.RATE:.0f} reports/s", busy),
+        )
+    ]
+    extra = busy.share - quiet.share  # of one core, over the same time
     found.append(
         dataclasses.replace(
-            busy,
+            found[1],
             what="loop running, reports' own",
-            cpu_ms=extra * busy.wall_ms,
+            cpu_ms=extra * found[1].wall_ms,
             db_cpu_ms=None,
             live_share=extra,
             ticks_per_second=None,
