@@ -71,8 +71,9 @@ async def measure(
     port = _free_port()
     server = uvicorn.Server(serving.config(app, host="127.0.0.1", port=port, lifespan="off"))
     served = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
     while not server.started:
-        assert not served.done(), "uvicorn did not start"
+        assert not served.done() and time.monotonic() < deadline, "uvicorn did not start"
         await asyncio.sleep(0.05)
     try:
         with tempfile.TemporaryDirectory(prefix="hosts-agents-") as tmp:

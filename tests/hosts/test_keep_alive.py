@@ -8,6 +8,7 @@ import asyncio
 import socket
 from typing import Any
 
+import anyio
 import pytest
 import uvicorn
 
@@ -43,13 +44,15 @@ async def test_a_connection_idle_past_uvicorns_default_still_carries_the_next_re
     server = uvicorn.Server(serving.config(app, host="127.0.0.1", port=port, lifespan="off"))
     serving_task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            assert not serving_task.done(), "uvicorn did not start"
-            await asyncio.sleep(0.02)
+        with anyio.fail_after(30):  # started: polled with a deadline
+            while not server.started:
+                assert not serving_task.done(), "uvicorn did not start"
+                await asyncio.sleep(0.02)
         settings = AgentSettings(control_plane=f"http://127.0.0.1:{port}")
         async with agent_main.client_for(settings, token="bmh_test") as client:
             assert (await client.get("/")).status_code == 200
-            await asyncio.sleep(UVICORN_DEFAULT_KEEP_ALIVE + 0.5)  # idle past the old limit
+            # The idle time is what is under test: past uvicorn's default limit, well short of ours.
+            await asyncio.sleep(UVICORN_DEFAULT_KEEP_ALIVE + 0.5)
             assert (await client.get("/")).status_code == 200
         assert peers[0] == peers[1], "the second report came on a new connection"
     finally:
