@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api import access, limits
+from blacksmith_mini.api import access, limits, raw_body
 from blacksmith_mini.api.routes import (
     agent,
     agent_cache,
@@ -106,6 +106,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     app.add_middleware(access.AccessControl, read=read, admin=admin)
     app.add_middleware(limits.BodyLimit)  # outermost: counts the bytes as they arrive
     routers = (
+        agent.router,  # first: every host's heartbeat is matched before the rest is tried
         status.router,
         vms.router,
         jobs.router,
@@ -114,13 +115,13 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
         webhooks.router,
         operator.router,
         usage.router,
-        agent.router,
         agent_cache.router,
         hosts.router,
     )
     for router in routers:
         app.include_router(router)
     app.include_router(cache.router_for(runtime))
+    raw_body.document(app, agent.RAW_BODIES)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     if settings.simulate:
         app.include_router(simulator.router)
