@@ -92,15 +92,34 @@ def _print(lines: list[str]) -> None:
     print("\n".join(lines), end="\n\n", flush=True)
 
 
+def machine_ms() -> float:
+    """CPU ms of a fixed pure-Python loop (best of 5): how fast this machine runs Python, so
+    figures from two runs can be compared (the same code took 2.4x longer on one day's VM
+    than on the day before)."""
+    best = float("inf")
+    for _ in range(5):
+        started, total = time.process_time(), 0
+        for number in range(2_000_000):
+            total += number * number
+        best = min(best, (time.process_time() - started) * 1000)
+    return best
+
+
 def main() -> None:
     logging.disable(logging.WARNING)  # the app's own logs are not the bench's output
     started = time.perf_counter()
+    speed = machine_ms()
     summary = asyncio.run(run())
+    speeds = sorted((speed, machine_ms()))  # it can change within a run on a shared VM
     print(f"{'summary':<56} {'figure':>16} {'target':>9} {'ratio':>8}")
     for what, figure, target, ratio in summary:
         shown = f"{ratio:>7.2f}x" if ratio is not None else ""
         print(f"{what:<56} {figure:>16} {target:>9} {shown:>8}")
     print(f"(ratio below 1.00x meets the target; bench took {time.perf_counter() - started:.0f} s)")
+    print(
+        f"(this machine: {speeds[0]:.0f}-{speeds[1]:.0f} ms CPU for 2,000,000 Python "
+        "multiply-adds, before and after: compare runs by it)"
+    )
 
 
 if __name__ == "__main__":
