@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blacksmith_mini import settings as settings_mod
-from blacksmith_mini.api import access, limits, raw_body
+from blacksmith_mini.api import access, limits, raw_body, report_shortcut
 from blacksmith_mini.api.routes import (
     agent,
     agent_cache,
@@ -104,6 +104,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> FastAPI:
     )
     read, admin = settings.server.resolved_api_token(), settings.server.resolved_admin_token()
     app.add_middleware(access.AccessControl, read=read, admin=admin)
+    app.add_middleware(report_shortcut.ReportShortcut)  # every host's heartbeat, first
     app.add_middleware(limits.BodyLimit)  # outermost: counts the bytes as they arrive
     routers = (
         agent.router,  # first: every host's heartbeat is matched before the rest is tried

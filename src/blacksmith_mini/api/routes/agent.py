@@ -40,13 +40,18 @@ AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 
 async def agent_token(runtime: RuntimeDep, request: Request) -> str:
     """The bearer token of an agent's call (not yet checked: see ``agent_host``)."""
+    return token_of(runtime, request.headers.get("authorization", ""))
+
+
+def token_of(runtime: Runtime, authorization: str) -> str:
+    """The token of an ``Authorization`` header, once this control plane takes agents."""
     if runtime.settings.vm.driver != "remote":
         raise HTTPException(
             status_code=409,
             detail='this control plane runs its VMs itself; set vm.driver = "remote" to use '
             "host agents",
         )
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    token = authorization.removeprefix("Bearer ").strip()
     if not token:
         raise _unknown_token()
     return token
@@ -143,7 +148,14 @@ async def hello(
 )
 async def report(request: Request, token: Bearer, runtime: RuntimeDep) -> Response:
     """An agent's heartbeat: its VMs and the commands it carried out, in one message."""
-    body = raw_body.parsed(wire.Report, await request.body())  # a wire.Report, parsed once
+    reply = await answer_report(runtime, token, raw=await request.body())
+    return Response(reply.model_dump_json(), media_type="application/json")  # validated
+
+
+async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> wire.ReportReply:
+    """``POST /api/agent/report`` (``raw``, its body; ``token``, the caller's): served by the
+    route above and, beneath FastAPI's routing, by ``api.report_shortcut``."""
+    body = raw_body.parsed(wire.Report, raw)  # a wire.Report, parsed once
     reported = body.observations
     encoded = wire.encode_observations(_bounded(reported)) if reported is not None else None
     acks = [
@@ -160,10 +172,9 @@ async def report(request: Request, token: Bearer, runtime: RuntimeDep) -> Respon
         runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
     if beat.changed:
         runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
-    reply = wire.ReportReply(
+    return wire.ReportReply(
         written_off=beat.written_off, lease_seconds=runtime.settings.hosts.lease_seconds
     )
-    return Response(reply.model_dump_json(), media_type="application/json")  # validated above
 
 
 async def _back_up(
