@@ -9,8 +9,9 @@ A report (every host's heartbeat, every 5 s) is the hot path: it is checked and 
 statement when nothing changed (``store.hosts.heartbeat``), so its token is not looked up first
 (a bad body is 422 even with an unknown token) and the loop is woken only by a change it must
 act on; an unknown token, a replaced session or a host found down take the slower way. Its body
-is validated from its bytes in one pass and its reply sent as built (``api.raw_body``); this
-router is the app's first, so a report is matched before the others are tried.
+is validated from its bytes in one pass (``api.raw_body``), and ``api.report_shortcut`` serves
+it with this module's ``answer_report`` beneath FastAPI's routing; this router is the app's
+first, so the other agent calls are matched before the rest are tried.
 """
 
 from __future__ import annotations
