@@ -2,8 +2,8 @@
 
 Every host reports every 5 s. Most of a report's CPU was not the report: it was the way
 through the stack (CORS, access control, FastAPI's exception and exit-stack layers, routing
-over every router, dependency solving, each layer's wrapped ``send``), and it costs twice as
-much when reports come one at a time, as they do, as back to back (cold caches). This plain
+over every router, dependency solving, each layer's wrapped ``send``), and it costs more when
+reports come one at a time, as they do, than back to back (1.7-2x: cold caches). This plain
 ASGI middleware sits just inside ``limits.BodyLimit`` (which still bounds the body) and
 answers that one operation with the route's own code (``routes.agent.answer_report``) and the
 same answers: FastAPI's exception handlers write its errors. Everything else, and every
