@@ -1,6 +1,6 @@
 """``POST /api/agent/report`` answered beneath FastAPI's routing: the hot path's shortcut.
 
-Every host reports every 5 s. Most of a report's CPU was not the report: it was the way
+Every host reports every 5 s. Nearly half of a report's CPU was not the report: it was the way
 through the stack (CORS, access control, FastAPI's exception and exit-stack layers, routing
 over every router, dependency solving, each layer's wrapped ``send``), and it costs more when
 reports come one at a time, as they do, than back to back (1.7-2x: cold caches). This plain
