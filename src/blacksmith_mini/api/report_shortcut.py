@@ -23,13 +23,13 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from blacksmith_mini.api.routes import agent
 
-PATH = "/api/agent/report"
+PATH = agent.REPORT_PATH
 
 
 class ReportShortcut:
@@ -44,31 +44,17 @@ class ReportShortcut:
         if runtime is None:  # still starting: the app's 503
             await self.app(scope, receive, send)
             return
-        raw = await _body(receive)
-        if raw is None:  # gone, or over the body limit (which answers 413)
-            return
-        authorization = next(
-            (value for key, value in scope["headers"] if key == b"authorization"), b""
-        )
+        request = Request(scope, receive)
         try:
-            token = agent.token_of(runtime, authorization.decode("latin-1"))
-            reply = await agent.answer_report(runtime, token, raw=raw)
+            raw = await request.body()
+        except ClientDisconnect:  # gone, or over the body limit (which answers 413)
+            return
+        answer: Response
+        try:
+            token = agent.token_of(runtime, request.headers.get("authorization", ""))
+            answer = await agent.answer_report(runtime, token, raw=raw)
         except HTTPException as error:
-            answer = await http_exception_handler(Request(scope), error)
+            answer = await http_exception_handler(request, error)
         except RequestValidationError as error:
-            answer = await request_validation_exception_handler(Request(scope), error)
-        else:
-            answer = Response(reply.model_dump_json(), media_type="application/json")
+            answer = await request_validation_exception_handler(request, error)
         await answer(scope, receive, send)
-
-
-async def _body(receive: Receive) -> bytes | None:
-    """The request's body, or None when the client went away before it ended."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)

@@ -81,6 +81,7 @@ AgentHost = Annotated[host_store.AgentToken, Depends(agent_host)]
 
 
 MAX_VMS_PER_REPORT = 10_000
+REPORT_PATH = "/api/agent/report"
 RAW_BODIES = (wire.Report,)  # bodies the routes here parse themselves (``api.raw_body``)
 
 
@@ -142,20 +143,20 @@ async def hello(
 
 
 @router.post(
-    "/api/agent/report",
+    REPORT_PATH,
     response_model=wire.ReportReply,
     responses=AGENT_ERRORS,
     openapi_extra=raw_body.described(wire.Report),
 )
 async def report(request: Request, token: Bearer, runtime: RuntimeDep) -> Response:
     """An agent's heartbeat: its VMs and the commands it carried out, in one message."""
-    reply = await answer_report(runtime, token, raw=await request.body())
-    return Response(reply.model_dump_json(), media_type="application/json")  # validated
+    return await answer_report(runtime, token, raw=await request.body())
 
 
-async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> wire.ReportReply:
+async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> Response:
     """``POST /api/agent/report`` (``raw``, its body; ``token``, the caller's): served by the
-    route above and, beneath FastAPI's routing, by ``api.report_shortcut``."""
+    route above and, beneath FastAPI's routing, by ``api.report_shortcut``. The reply is a
+    ``wire.ReportReply``, sent as built (its model validated it)."""
     body = raw_body.parsed(wire.Report, raw)  # a wire.Report, parsed once
     reported = body.observations
     encoded = wire.encode_observations(_bounded(reported)) if reported is not None else None
@@ -173,9 +174,10 @@ async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> wire.Rep
         runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
     if beat.changed:
         runtime.wakeups.publish(wake.CHANGES)  # the loop: something to act on
-    return wire.ReportReply(
+    reply = wire.ReportReply(
         written_off=beat.written_off, lease_seconds=runtime.settings.hosts.lease_seconds
     )
+    return Response(reply.model_dump_json(), media_type="application/json")
 
 
 async def _back_up(
