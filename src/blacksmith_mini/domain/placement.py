@@ -228,7 +228,7 @@ def room_reason(request: Request, candidates: Sequence[tuple[Host, Reservation]]
             )
     return (
         f"no host has {_cpus(size.vcpus)}, {gib(size.memory_mib)} memory and "
-        f"{_disk(size.disk_mib)} free at once"
+        f"{gib(size.disk_mib)} disk free at once"
     )
 
 
@@ -256,14 +256,10 @@ def _cpus(count: int) -> str:
     return f"{count} vCPU" if count == 1 else f"{count} vCPUs"
 
 
-def _disk(mib: int) -> str:
-    return f"{gib(mib)} disk"
-
-
 _DIMENSIONS: tuple[tuple[str, Callable[[int], str]], ...] = (
     ("vcpus", _cpus),
     ("memory_mib", gib),
-    ("disk_mib", _disk),
+    ("disk_mib", lambda mib: f"{gib(mib)} disk"),
 )
 
 
