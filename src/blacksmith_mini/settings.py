@@ -26,7 +26,8 @@ from blacksmith_mini.settings_hosts import HostsSettings as HostsSettings
 from blacksmith_mini.settings_seed_env import SeedEnvSource as SeedEnvSource
 from blacksmith_mini.settings_simulator import SimulatorSettings as SimulatorSettings
 from blacksmith_mini.settings_usage import UsageSettings as UsageSettings
-from blacksmith_mini.vm.firecracker import config as fc_config
+from blacksmith_mini.settings_vm import TimeoutSettings as TimeoutSettings
+from blacksmith_mini.settings_vm import VmSettings as VmSettings
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
 
@@ -197,39 +198,6 @@ class GitHubSettings(BaseModel):
         return found
 
 
-class TimeoutSettings(BaseModel):
-    pending: float = Field(default=120.0, gt=0)
-    boot: float = Field(default=180.0, gt=0)
-    idle: float = Field(default=300.0, gt=0)
-    max_lifetime: float = Field(default=6 * 3600.0, gt=0)
-    stopping: float = Field(default=30.0, gt=0)
-
-    def to_domain(self) -> model.Timeouts:
-        return model.Timeouts(**self.model_dump())
-
-
-class VmSettings(BaseModel):
-    driver: Literal["local", "firecracker", "remote"] = Field(
-        default="local",
-        description="local: the runner as a host process (no isolation); firecracker: "
-        "microVMs; remote: VMs on hosts running `blacksmith-mini agent` (see [hosts]).",
-    )
-    max_vms: int = Field(default=5, ge=0, le=100_000)
-    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
-    runner_command: list[str] = Field(
-        default_factory=list,
-        description="Local driver with real GitHub: the runner argv; '{jitconfig}' is replaced "
-        "by the encoded JIT config, e.g. ['/opt/actions-runner/run.sh', '--jitconfig', "
-        "'{jitconfig}'].",
-    )
-    console_max_bytes: int = Field(default=256 * 1024, ge=4096)
-    ssh_key_path: pathlib.Path | None = None
-    firecracker: fc_config.FirecrackerSettings = Field(
-        default_factory=fc_config.FirecrackerSettings,
-        description="[vm.firecracker]: see docs/FIRECRACKER.md.",
-    )
-
-
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -329,6 +297,7 @@ class Settings(BaseSettings):
     def policy(self) -> model.Policy:
         return model.Policy(
             max_vms=self.vm.max_vms,
+            max_starts_per_tick=self.vm.max_starts_per_tick,
             pools=self.domain_pools(),
             scopes=self.scopes(),
             timeouts=self.vm.timeouts.to_domain(),

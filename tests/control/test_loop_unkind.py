@@ -197,3 +197,24 @@ async def test_polls_are_paced_to_githubs_budget(tmp_path: pathlib.Path) -> None
         found = w.loop.observer.effective_interval
         assert found == pytest.approx(expected, rel=0.05), (remaining, found)
     await w.store.close()
+
+
+async def test_a_burst_is_started_a_tick_at_a_time_and_the_next_tick_follows_at_once(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each start registers a runner (a mutation GitHub wants a second apart): a tick makes
+    at most ``max_starts_per_tick`` of them, oldest job first, and wakes the loop for more."""
+    w = await fakes.world(tmp_path, max_vms=50, max_starts_per_tick=4)
+    w.github.jobs["acme/app"] = [fakes.queued(i, at=w.clock.now + i) for i in range(1, 11)]
+    w.loop._wake.clear()
+    await w.tick()
+    assert len(w.github.registered) == 4
+    assert w.loop._wake.is_set()  # capped: the loop ticks again without waiting
+    await w.tick()
+    assert len(w.github.registered) == 8
+    w.loop._wake.clear()
+    await w.tick()
+    assert len(w.github.registered) == 10  # 4, 4, then the last 2
+    assert not w.loop._wake.is_set()  # under the cap: the loop waits as usual
+    assert len(w.active()) == 10  # one VM per job, none twice
+    await w.store.close()

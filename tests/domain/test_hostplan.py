@@ -121,6 +121,16 @@ def test_the_repository_below_its_share_is_served_first_and_weights_split_the_ro
     assert planned(room_for_6, [], jobs) == {"acme/app": 4, "acme/web": 2}
 
 
+def test_max_starts_per_tick_takes_the_fairest_starts_first() -> None:
+    """app holds 12: the tick's 3 starts are web's, and app's oldest job follows next tick."""
+    held = [on(i, "a", repo="acme/app") for i in range(1, 13)]
+    jobs = [*queued(1, 5, "acme/app"), *queued(100, 5, "acme/web", at=50)]
+    roomy = HostPlan(hosts=(host("a"),))
+    found = starts(planner.plan(snap(roomy, held, jobs), policy(max_starts_per_tick=3), NOW))
+    assert [(s.scope, s.job_id) for s in found] == [("acme/web", j) for j in (100, 101, 102)]
+    assert planned(roomy, held, jobs) == {"acme/app": 5, "acme/web": 5}  # 0: no limit
+
+
 APP_HOLDS_10 = [on(i, "a", repo="acme/app") for i in range(1, 11)]
 FIVE_EACH = [*queued(1, 5, "acme/app"), *queued(100, 5, "acme/web", at=50)]
 

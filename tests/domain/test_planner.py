@@ -68,6 +68,19 @@ def test_capped_by_max_vms() -> None:
     assert len(starts(planner.plan(snapshot(jobs), builders.policy(max_vms=3), 0))) == 3
 
 
+def test_max_starts_per_tick_caps_a_tick_oldest_job_first() -> None:
+    jobs = [builders.job(i, created_at=100 - i) for i in range(1, 20)]
+    policy = builders.policy(max_vms=10, max_starts_per_tick=4)
+    assert [s.job_id for s in starts(planner.plan(snapshot(jobs), policy, 200))] == [
+        19,
+        18,
+        17,
+        16,
+    ]
+    policy = builders.policy(max_vms=3, max_starts_per_tick=4)  # the tighter limit wins
+    assert len(starts(planner.plan(snapshot(jobs), policy, 200))) == 3
+
+
 def test_capped_by_pool_limit() -> None:
     big = ("self-hosted", "large")
     jobs = [builders.job(i, job_labels=big) for i in range(1, 6)]

@@ -23,6 +23,7 @@ from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
 from blacksmith_mini.control import reruns as control_reruns
+from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import demand, model, planner, queuebook
 from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
@@ -288,7 +289,11 @@ class Reconciler:
             hosts=self.hosts,
         )
         self.act_error = None
-        for action in planner.plan(snapshot, self.policy, now, queue=self.queue):
+        actions = planner.plan(snapshot, self.policy, now, queue=self.queue)
+        made = sum(isinstance(action, act.StartVm) for action in actions)
+        if 0 < self.policy.max_starts_per_tick <= made:
+            self._wake.set()  # the tick's starts were capped: the next tick makes more, now
+        for action in actions:
             try:
                 await self.acts.perform(action, policy=self.policy, now=self.clock())
             except Exception as exc:

@@ -107,17 +107,19 @@ def allocate_wanted(
     jobs: Mapping[int, model.Job],
     max_vms: int | None = None,
     by_scope: bool = True,
+    max_starts: int = 0,
 ) -> list[act.StartVm]:
     """``allocate`` of the planner's wanted starts (its uncapped round-robin). ``by_scope``:
     each key's scope is a repository (not an organization), so the repositories' runs come
-    from the keys, and only the starts that get a host are ever made."""
+    from the keys, and only the starts that get a host are ever made. ``max_starts``: the
+    first that many placed starts (0: all), so the rest of the fair order is not read."""
     held = held_by_repository(vms, jobs)
     if by_scope:
         runs, warm = fairorder.runs_by_scope(wanted, jobs=jobs)
     else:
         runs, warm = fairorder.runs_of(wanted.round_robin(wanted.order), jobs=jobs)
     order = fairorder.merge(runs, warm, held=held, weights=plan.weights)
-    return _take(order, plan=plan, vms=vms, pools=pools, max_vms=max_vms)
+    return _take(order, plan=plan, vms=vms, pools=pools, max_vms=max_vms, max_starts=max_starts)
 
 
 def _take(
@@ -127,11 +129,13 @@ def _take(
     vms: Sequence[model.Vm],
     pools: Mapping[str, model.Pool],
     max_vms: int | None,
+    max_starts: int = 0,
 ) -> list[act.StartVm]:
-    """The starts of ``order`` within the limits, each placed in turn (``placement.Placer``:
-    as ``place_many`` would), made actions. A size that found no host finds none later in
-    the tick (room only shrinks), so its further starts are skipped, and once no size has
-    room the rest of ``order`` is not read: thousands of unplaceable starts cost nothing."""
+    """The first ``max_starts`` (0: all) starts of ``order`` within the limits, each placed
+    in turn (``placement.Placer``: as ``place_many`` would), made actions. A size that found
+    no host finds none later in the tick (room only shrinks), so its further starts are
+    skipped, and once no size has room the rest of ``order`` is not read: thousands of
+    unplaceable starts cost nothing."""
     if max_vms is not None:
         order = within_limits(order, vms=vms, pools=pools, max_vms=max_vms)
     requests = {name: request_for(pool, plan) for name, pool in pools.items()}
@@ -141,9 +145,9 @@ def _take(
     placer = placement.Placer(
         plan.hosts, usage=usage(vms, plan), strategy=plan.strategy, overcommit=plan.overcommit
     )
-    roomy, taken = set(requests), []
+    roomy, taken = set(requests), list[act.StartVm]()
     for found in order:
-        if not roomy:
+        if not roomy or 0 < max_starts == len(taken):
             break
         if found[0] not in roomy:
             continue

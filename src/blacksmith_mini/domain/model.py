@@ -173,6 +173,9 @@ class Policy:
     max_vms: int
     pools: tuple[Pool, ...]
     scopes: tuple[str, ...]  # where runners are registered (owner/repo or org:NAME)
+    # Starts one tick makes at most, in fair order (0: no limit). Each start registers a
+    # runner, a mutation GitHub wants about a second apart: a tick's acts must stay short.
+    max_starts_per_tick: int = 0
     timeouts: Timeouts = Timeouts()
     org_scope: bool = False  # True: every repository's jobs are served by runners of scopes[0]
     paused_pools: frozenset[str] = frozenset()

@@ -65,6 +65,8 @@ def plan(
     )
     if snapshot.hosts is None:
         budget = policy.max_vms - sum(active_per_pool.values())
+        if policy.max_starts_per_tick > 0:
+            budget = min(budget, policy.max_starts_per_tick)
         pools = {pool.name: pool for pool in policy.pools}
         found = wanted.candidates(pools=pools, budget=budget, active_per_pool=active_per_pool)
         scale: list[act.Action] = [*surplus, *(starts.action(start) for start in found)]
@@ -316,6 +318,7 @@ def _on_hosts(
         jobs=jobs,
         max_vms=policy.max_vms,
         by_scope=not policy.org_scope,
+        max_starts=policy.max_starts_per_tick,
     )
     return [*kept, *placed]
 
