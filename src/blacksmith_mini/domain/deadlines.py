@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from blacksmith_mini.domain import model
-
-S = model.VmState
+from blacksmith_mini.domain.model import BOOTING, BUSY, IDLE, PENDING, STOPPING
 
 
 def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
@@ -14,14 +13,14 @@ def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
     because the planner never stops a busy VM.
     """
     state = vm.state  # an if-chain, not a table: this runs for every VM every tick
-    if state is S.BUSY:
+    if state is BUSY:
         return vm.created_at + timeouts.max_lifetime
-    if state is S.IDLE:
+    if state is IDLE:
         return min(vm.state_since + timeouts.idle, vm.created_at + timeouts.max_lifetime)
-    if state is S.BOOTING:
+    if state is BOOTING:
         return vm.state_since + timeouts.boot
-    if state is S.PENDING:
+    if state is PENDING:
         return vm.state_since + timeouts.pending
-    if state is S.STOPPING:
+    if state is STOPPING:
         return vm.state_since + timeouts.stopping
     return None

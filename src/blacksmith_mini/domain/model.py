@@ -44,6 +44,13 @@ ACTIVE_VM_STATES: frozenset[VmState] = frozenset(
     {VmState.PENDING, VmState.BOOTING, VmState.IDLE, VmState.BUSY, VmState.STOPPING}
 )
 
+# The members again as plain constants, for the loops that run per VM or per job each tick:
+# on Python 3.11 ``VmState.BUSY`` is a lookup through the enum's metaclass, about 0.2 µs,
+# ten times a module global's, and the planner made several for each of 10,000 VMs a tick.
+PENDING, BOOTING, IDLE = VmState.PENDING, VmState.BOOTING, VmState.IDLE
+BUSY, STOPPING, GONE = VmState.BUSY, VmState.STOPPING, VmState.GONE
+QUEUED, COMPLETED = JobStatus.QUEUED, JobStatus.COMPLETED
+
 
 class DeathReason(enum.StrEnum):
     """Why a VM reached ``gone``."""

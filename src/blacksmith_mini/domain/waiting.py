@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from blacksmith_mini.domain import backoff as pool_backoff
 from blacksmith_mini.domain import demand, labels, model
-
-S = model.VmState
+from blacksmith_mini.domain.model import BOOTING, IDLE, PENDING, QUEUED
 
 
 def waiting_reason(
@@ -31,7 +30,7 @@ def waiting_reason(
     job's pool match when already computed this tick; ``capacity_notes`` why no host has
     room for each pool's next VM (many hosts), fair share included.
     """
-    if job.status is not model.JobStatus.QUEUED:
+    if job.status is not QUEUED:
         return None
     found = found or labels.match(job.labels, policy.pools)
     refused = demand.unmatched_reason(job, policy, found)
@@ -46,14 +45,14 @@ def waiting_reason(
     if pool.name in policy.paused_pools:
         return f"pool '{pool.name}' is paused"
     mine = [vm for vm in vms if (vm.pool, vm.scope) == key and vm.is_active]
-    idle = [vm for vm in mine if vm.state is S.IDLE]
+    idle = [vm for vm in mine if vm.state is IDLE]
     if idle:
         since = min(vm.state_since for vm in idle)
         return f"runner online and idle for {now - since:.0f}s; waiting for GitHub to assign it"
-    booting = [vm for vm in mine if vm.state in (S.PENDING, S.BOOTING)]
+    booting = [vm for vm in mine if vm.state in (PENDING, BOOTING)]
     if booting:
         since = min(vm.state_since for vm in booting)
-        if github_note and all(vm.state is S.PENDING for vm in booting):
+        if github_note and all(vm.state is PENDING for vm in booting):
             return f"VM requested {now - since:.0f}s ago; {github_note}"
         return f"VM booting for {now - since:.0f}s"
     held = (backoff or {}).get(pool.name)
