@@ -1,9 +1,19 @@
-"""Each VM state's deadline: when the planner acts on a VM that stayed too long."""
+"""Each VM state's deadline, and the stops the planner makes for VMs that stayed too long."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import model
+from blacksmith_mini.domain.facts import VmFacts
 from blacksmith_mini.domain.model import BOOTING, BUSY, IDLE, PENDING, STOPPING
+
+TIMED_OUT = {
+    PENDING: model.DeathReason.START_FAILED,
+    BOOTING: model.DeathReason.BOOT_TIMEOUT,
+    IDLE: model.DeathReason.IDLE_TIMEOUT,
+}
 
 
 def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
@@ -24,3 +34,34 @@ def deadline(vm: model.Vm, timeouts: model.Timeouts) -> float | None:
     if state is STOPPING:
         return vm.state_since + timeouts.stopping
     return None
+
+
+def overdue_stops(
+    vms: Iterable[model.Vm],
+    timeouts: model.Timeouts,
+    now: float,
+    *,
+    facts: Mapping[int, VmFacts],
+) -> list[act.StopVm]:
+    """Stops for VMs past their state's deadline. A stopping VM whose failed job is kept for
+    inspection (``kept_until``) is left alone until then; a busy VM never."""
+    found: list[act.StopVm] = []
+    for vm in vms:
+        state = vm.state
+        if state is BUSY:
+            continue
+        limit = deadline(vm, timeouts)
+        if limit is None or now < limit:
+            continue
+        if state is STOPPING:
+            fact = facts.get(vm.vm_id)
+            if fact is not None and fact.kept_until is not None and now < fact.kept_until:
+                continue
+            reason = vm.stop_reason or model.DeathReason.SCALED_DOWN
+            found.append(act.StopVm(vm_id=vm.vm_id, reason=reason, force=True))
+            continue
+        reason = TIMED_OUT[state]
+        if state is IDLE and now >= vm.created_at + timeouts.max_lifetime:
+            reason = model.DeathReason.MAX_LIFETIME
+        found.append(act.StopVm(vm_id=vm.vm_id, reason=reason))
+    return found

@@ -108,18 +108,28 @@ def allocate_wanted(
     max_vms: int | None = None,
     by_scope: bool = True,
     max_starts: int = 0,
+    per_pool: Mapping[str, int] | None = None,
 ) -> list[act.StartVm]:
     """``allocate`` of the planner's wanted starts (its uncapped round-robin). ``by_scope``:
     each key's scope is a repository (not an organization), so the repositories' runs come
     from the keys, and only the starts that get a host are ever made. ``max_starts``: the
-    first that many placed starts (0: all), so the rest of the fair order is not read."""
+    first that many placed starts (0: all), so the rest of the fair order is not read.
+    ``per_pool``: the active VMs per pool, if the caller has counted them (None: counted)."""
     held = held_by_repository(vms, jobs)
     if by_scope:
         runs, warm = fairorder.runs_by_scope(wanted, jobs=jobs)
     else:
         runs, warm = fairorder.runs_of(wanted.round_robin(wanted.order), jobs=jobs)
     order = fairorder.merge(runs, warm, held=held, weights=plan.weights)
-    return _take(order, plan=plan, vms=vms, pools=pools, max_vms=max_vms, max_starts=max_starts)
+    return _take(
+        order,
+        plan=plan,
+        vms=vms,
+        pools=pools,
+        max_vms=max_vms,
+        max_starts=max_starts,
+        per_pool=per_pool,
+    )
 
 
 def _take(
@@ -130,6 +140,7 @@ def _take(
     pools: Mapping[str, model.Pool],
     max_vms: int | None,
     max_starts: int = 0,
+    per_pool: Mapping[str, int] | None = None,
 ) -> list[act.StartVm]:
     """The first ``max_starts`` (0: all) starts of ``order`` within the limits, each placed
     in turn (``placement.Placer``: as ``place_many`` would), made actions. A size that found
@@ -137,7 +148,7 @@ def _take(
     skipped, and once no size has room the rest of ``order`` is not read: thousands of
     unplaceable starts cost nothing."""
     if max_vms is not None:
-        order = within_limits(order, vms=vms, pools=pools, max_vms=max_vms)
+        order = within_limits(order, vms=vms, pools=pools, max_vms=max_vms, per_pool=per_pool)
     requests = {name: request_for(pool, plan) for name, pool in pools.items()}
     same_size: dict[placement.Request, set[str]] = collections.defaultdict(set)
     for name, request in requests.items():
@@ -166,17 +177,21 @@ def within_limits(
     vms: Sequence[model.Vm],
     pools: Mapping[str, model.Pool],
     max_vms: int,
+    per_pool: Mapping[str, int] | None = None,
 ) -> Iterator[Candidate]:
-    """The first of ``ordered`` that keep the active VMs within ``max_vms`` and each pool's."""
-    per_pool: dict[str, int] = collections.Counter(vm.pool for vm in vms if vm.state in ACTIVE)
-    budget = max_vms - sum(per_pool.values())
+    """The first of ``ordered`` that keep the active VMs within ``max_vms`` and each pool's
+    (``per_pool``: the active VMs per pool, if counted already)."""
+    if per_pool is None:
+        per_pool = collections.Counter(vm.pool for vm in vms if vm.state in ACTIVE)
+    held = dict(per_pool)
+    budget = max_vms - sum(held.values())
     for found in ordered:
         if budget <= 0:
             return
         pool = found[0]
-        if per_pool[pool] >= pools[pool].max_vms:
+        if held.get(pool, 0) >= pools[pool].max_vms:
             continue
-        per_pool[pool] += 1
+        held[pool] = held.get(pool, 0) + 1
         budget -= 1
         yield found
 

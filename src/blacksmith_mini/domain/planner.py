@@ -56,7 +56,7 @@ def plan(
     transitions = list(_lifecycle(snapshot, policy, jobs_by_runner, now))
     moved = _apply(snapshot.vms, transitions, now)
     vms = [vm for vm in moved if vm.state in ACTIVE]
-    stops = list(_deadlines(vms, policy.timeouts, now, facts=snapshot.facts or {}))
+    stops = deadlines.overdue_stops(vms, policy.timeouts, now, facts=snapshot.facts or {})
     stops.extend(_requested_stops(vms, policy, skip={stop.vm_id for stop in stops}))
     stopped = frozenset(stop.vm_id for stop in stops)
     linked = {name for name in jobs_by_runner if name}
@@ -79,7 +79,9 @@ def plan(
         found = wanted.candidates(pools=pools, budget=budget, active_per_pool=active_per_pool)
         scale: list[act.Action] = [*surplus, *(starts.action(start) for start in found)]
     else:  # many hosts: every wanted start, limited in fair order, placed
-        scale = _on_hosts(surplus, wanted, snapshot, policy, vms, skip=stopped)
+        scale = _on_hosts(
+            surplus, wanted, snapshot, policy, vms, skip=stopped, per_pool=active_per_pool
+        )
     cleanup = list(_runners(snapshot, vms))
     return [*transitions, *stops, *scale, *cleanup]
 
@@ -190,6 +192,8 @@ def _exit_note(fact: VmFacts | None) -> str:
 
 def _apply(vms: Sequence[model.Vm], transitions: list[act.Action], now: float) -> list[model.Vm]:
     """The VMs as they will be once ``transitions`` are recorded (gone ones included)."""
+    if not transitions:  # most ticks at scale: no copy of 10,000 VMs by id
+        return list(vms)
     by_id = {vm.vm_id: vm for vm in vms}
     for change in transitions:
         if isinstance(change, act.Transition) and change.vm_id in by_id:
@@ -200,40 +204,6 @@ def _apply(vms: Sequence[model.Vm], transitions: list[act.Action], now: float) -
                 vm, change.target, now=now, reason=change.reason, job_id=change.job_id
             )
     return list(by_id.values())
-
-
-def _deadlines(
-    vms: Iterable[model.Vm],
-    timeouts: model.Timeouts,
-    now: float,
-    *,
-    facts: Mapping[int, VmFacts],
-) -> Iterable[act.StopVm]:
-    """Stops for VMs past their state's deadline. A stopping VM whose failed job is kept for
-    inspection (``kept_until``) is left alone until then; a busy VM never."""
-    reasons = {
-        PENDING: model.DeathReason.START_FAILED,
-        BOOTING: model.DeathReason.BOOT_TIMEOUT,
-        IDLE: model.DeathReason.IDLE_TIMEOUT,
-    }
-    for vm in vms:
-        if vm.state is BUSY:
-            continue
-        limit = deadlines.deadline(vm, timeouts)
-        if limit is None or now < limit:
-            continue
-        if vm.state is STOPPING:
-            kept = facts[vm.vm_id].kept_until if vm.vm_id in facts else None
-            if kept is not None and now < kept:
-                continue
-            yield act.StopVm(
-                vm_id=vm.vm_id, reason=vm.stop_reason or model.DeathReason.SCALED_DOWN, force=True
-            )
-            continue
-        reason = reasons[vm.state]
-        if vm.state is IDLE and now >= vm.created_at + timeouts.max_lifetime:
-            reason = model.DeathReason.MAX_LIFETIME
-        yield act.StopVm(vm_id=vm.vm_id, reason=reason)
 
 
 def _scale(
@@ -309,6 +279,7 @@ def _on_hosts(
     vms: Sequence[model.Vm],
     *,
     skip: frozenset[int],
+    per_pool: Mapping[str, int],
 ) -> list[act.Action]:
     """Many hosts: starts get a host (fairly, where there is room); draining hosts empty."""
     assert snapshot.hosts is not None
@@ -326,6 +297,7 @@ def _on_hosts(
         max_vms=policy.max_vms,
         by_scope=not policy.org_scope,
         max_starts=policy.max_starts_per_tick,
+        per_pool=per_pool,
     )
     return [*kept, *placed]
 
