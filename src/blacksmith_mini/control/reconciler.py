@@ -282,7 +282,7 @@ class Reconciler:
             jobs=tuple(self.state.jobs.values()),
             vms=tuple(self.state.vms.values()),
             runners=self.state.take_runners(),
-            facts={vm_id: state.facts_of(obs) for vm_id, obs in self.state.facts.items()},
+            facts=self.state.planner_facts(),
             consumed=self.state.consumed(now),
             backoff=dict(self.state.backoff),
             lag_allowance=self.config.lag_allowance,
