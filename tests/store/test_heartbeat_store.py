@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from blacksmith_mini.store import hosts, repository
+from blacksmith_mini.store import observed, repository
 from blacksmith_mini.store.tables import HostRow
 from blacksmith_mini.vm.remote import wire
 
@@ -128,8 +128,8 @@ async def test_a_changed_detail_is_stored_without_being_a_change_for_the_loop(
 
 async def test_a_field_an_older_agent_left_out_is_its_default() -> None:
     old = {"7": {"vm_id": 7, "alive": True, "runner_online": True}}
-    assert not hosts.material_change(old, dumped())
-    assert hosts.material_change(old, dumped(job_finished=True))
+    assert not observed.material_change(old, dumped())
+    assert observed.material_change(old, dumped(job_finished=True))
 
 
 async def test_the_wire_encodes_observations_as_the_store_does() -> None:
@@ -138,7 +138,7 @@ async def test_the_wire_encodes_observations_as_the_store_does() -> None:
         wire.Observation(vm_id=8, name="bm-8", alive=False, started_at=0.5, exit_code=-1),
     ]
     stored = {str(one.vm_id): one.model_dump() for one in seen}
-    assert wire.encode_observations(seen) == hosts.encode_observations(stored)
+    assert wire.encode_observations(seen) == observed.encode(stored)
 
 
 async def test_a_stale_session_a_down_host_or_a_revoked_token_do_nothing(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from blacksmith_mini.domain import model
-from blacksmith_mini.store import hosts, repository
+from blacksmith_mini.store import hosts, observed, repository
 
 pytestmark = pytest.mark.anyio
 POOL = model.Pool(name="default", labels=frozenset({"self-hosted", "linux"}))
@@ -36,7 +36,7 @@ async def test_a_duplicate_host_name_is_refused_with_the_fix(store: repository.S
 
 
 def encoded(observations: dict[str, Any]) -> bytes:
-    return hosts.encode_observations(observations)
+    return observed.encode(observations)
 
 
 async def test_a_replaced_agent_session_cannot_report(store: repository.Store) -> None:

@@ -5,10 +5,12 @@ they are killed and released before any command is taken), then two tasks until 
 fails: the command long-poll (each command carried out once, journaled, then acknowledged
 in a report with the observations it changed; a start gets this host's cache in its boot
 data when the host serves one, ``agent.cache``) and the heartbeat (a report every
-``heartbeat_seconds``, and soon after any VM changes). A lost connection or a 5xx ends the
-session and a new one starts after a back-off; 409 (our session was replaced) reconnects; 401
-(the token was revoked or is wrong) stops the agent with the fix. The agent holds its host
-token only: no database, no GitHub credential.
+``heartbeat_seconds``, and soon after any VM changes). A report sends the observations whole
+once a session, then only what changed against the version the control plane holds
+(``wire.Report``); it sends them whole again when asked (``resend``). A lost connection or
+a 5xx ends the session and a new one starts after a back-off; 409 (our session was replaced)
+reconnects; 401 (the token was revoked or is wrong) stops the agent with the fix. The agent
+holds its host token only: no database, no GitHub credential.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class Agent:
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._report_lock = asyncio.Lock()
-        self._sent: tuple[int | None, list[dict[str, Any]]] | None = None  # the last report's
+        # What the control plane holds of our observations: (session, its version, them by
+        # VM id), so a report sends only what changed since (None: send them whole).
+        self._stored: tuple[int | None, str, dict[int, dict[str, Any]]] | None = None
 
     async def run(self) -> None:
         """Run sessions until cancelled, or until the token is refused (raises ``Revoked``)."""
@@ -174,17 +178,29 @@ class Agent:
 
     async def _send_report(self, acks: list[wire.Ack]) -> None:
         async with self._report_lock:
-            seen = await self._observations()
-            unchanged = not acks and self._sent == (self.session, seen)
+            seen = {item["vm_id"]: item for item in await self._observations()}
             body = {
                 "session": self.session,
-                "observations": None if unchanged else seen,  # None: a bare heartbeat
                 "acks": [ack.model_dump(mode="json") for ack in acks],
+                **self._changes(seen),
             }
             reply = wire.ReportReply.model_validate(await self._post("/api/agent/report", body))
-            self._sent = (self.session, seen)
+            version = None if reply.resend else reply.observed
+            self._stored = (self.session, version, seen) if version is not None else None
+        if reply.resend:  # they changed a version not stored: send them whole, soon
+            log.info("the control plane holds another version of our observations: resending")
+            self._changed.set()
         if reply.written_off:
             await self._kill(reply.written_off, why="the control plane wrote it off")
+
+    def _changes(self, seen: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        """A report's observations: whole, with no version yet (``base`` None), or what changed
+        since the version the control plane holds (nothing, for a bare heartbeat)."""
+        if self._stored is None or self._stored[0] != self.session:
+            return {"base": None, "observations": list(seen.values())}
+        _, version, before = self._stored
+        changed, gone = wire.changes(before, seen)
+        return {"base": version, "changed": changed, "gone": gone}
 
     async def _observations(self) -> list[dict[str, Any]]:
         seen = await self.driver.observe()

@@ -1,6 +1,7 @@
 """What a replica remembers of its agents' heartbeats, so an unchanged one costs no statement.
 
-A bare heartbeat (no acks, observations absent or the same as stored) of a token and session
+A bare heartbeat (no acks, observations absent, the same as stored, or an empty change of the
+stored version) of a token and session
 this replica checked against the database within ``refresh_seconds`` is answered from memory:
 its ``last_seen`` stamp waits here and ``flush`` writes every host's in one statement (the
 runtime flushes every ``FLUSH_SECONDS``; a 15 s lease does not notice a second's delay).
@@ -30,6 +31,7 @@ class Known:
     name: str
     session: int
     stored: bytes  # its observations as stored
+    digest: str  # their version (``observed.digest``)
     written_off: list[int]
     checked_at: float  # monotonic
 
@@ -46,14 +48,19 @@ class BeatCache:
         self._known: dict[str, Known] = {}  # by token hash
         self._stamps: dict[str, float] = {}  # host name -> last_seen not yet written
 
-    def answer(self, hashed: str, *, session: int, observations: bytes | None) -> Known | None:
-        """The host of a heartbeat that may be answered from memory, or None."""
+    def answer(
+        self, hashed: str, *, session: int, observations: bytes | None, base: str | None = None
+    ) -> Known | None:
+        """The host of a heartbeat that may be answered from memory, or None: ``observations``
+        (whole, encoded) the same as stored, or an empty delta of the stored version ``base``."""
         known = self._known.get(hashed)
         if known is None or known.session != session:
             return None
         if self.clock() - known.checked_at > self.refresh_seconds:
             return None
         if observations is not None and observations != known.stored:
+            return None
+        if base is not None and base != known.digest:
             return None
         return known
 

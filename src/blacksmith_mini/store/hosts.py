@@ -22,14 +22,13 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import pydantic_core
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
 from blacksmith_mini.domain.hostbook import HostCommand, HostRecord
-from blacksmith_mini.store import beatcache, beats
+from blacksmith_mini.store import beatcache, beats, observed
 from blacksmith_mini.store.lease import FencedWrites
 from blacksmith_mini.store.tables import HostCommandRow as CommandRow
 from blacksmith_mini.store.tables import HostRow
@@ -44,28 +43,10 @@ class HostExists(Exception):
 
 _COPIED = ("report", "observations")
 _HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord) if f.name not in _COPIED]
-# What the planner reads of an observation, with its default (a stored observation may lack it).
-MATERIAL: dict[str, object] = dict.fromkeys(("alive", "exit_code", "kept_until"))
-MATERIAL |= dict.fromkeys(("runner_online", "job_started", "job_finished"), False)
-
-
-def material_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether a host's observations changed in what the planner reads (a VM came or went,
-    or one of its ``MATERIAL`` facts moved); clocks and details do not count."""
-    return old.keys() != new.keys() or any(
-        old[key].get(name, dflt) != seen.get(name, dflt)
-        for key, seen in new.items()
-        for name, dflt in MATERIAL.items()
-    )
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def encode_observations(observations: Mapping[str, Any]) -> bytes:
-    """The one encoding observations are stored in: compact JSON, as ``wire`` dumps them."""
-    return pydantic_core.to_json(observations)
 
 
 class AgentToken(NamedTuple):
@@ -82,6 +63,8 @@ class Beat(NamedTuple):
     host: str
     changed: bool
     written_off: list[int]
+    observed: str  # the digest of the host's observations as stored now (``observed``)
+    resend: bool = False  # a ``Delta`` of another version: not applied; send them whole
 
 
 def _host(row: HostRow, observations: Mapping[str, Any] | None = None) -> HostRecord:
@@ -212,7 +195,7 @@ class HostStore(FencedWrites):
             row.report = dict(report)
             row.last_seen, row.down_since, row.down_reason = now, None, None
             await beats.write_observations(
-                await session.connection(), name, encode_observations(observations)
+                await session.connection(), name, observed.encode(observations)
             )
             return row.session
 
@@ -224,17 +207,23 @@ class HostStore(FencedWrites):
         observations: bytes | None,
         acks: Sequence[tuple[int, Mapping[str, Any]]],
         now: float,
+        delta: observed.Delta | None = None,
     ) -> Beat | None:
-        """A report of an up host's current session (``observations`` encoded, or None: as in
-        the last report); one statement when nothing changed. None, doing nothing, when the
-        token is not a live host's, the session not current or the host down. An ack wipes
+        """A report of an up host's current session: its observations whole (``observations``,
+        encoded), or what changed since a stored version (``delta``), or neither (as in the
+        last report); one statement when nothing changed. None, doing nothing, when the
+        token is not a live host's, the session not current or the host down. A ``delta`` of
+        a version that is not the one stored is not applied (``Beat.resend``). An ack wipes
         its command's credentials; one of an unknown or another host's command is ignored."""
         hashed = token_hash(token)
-        if not acks:
-            known = self._beats.answer(hashed, session=session, observations=observations)
+        if not acks and (delta is None or not (delta.changed or delta.gone)):
+            base = delta.base if delta is not None else None
+            known = self._beats.answer(
+                hashed, session=session, observations=observations, base=base
+            )
             if known is not None:  # checked within beatcache.REFRESH_SECONDS: no statement
                 self._beats.stamp(known.name, now)
-                return Beat(host=known.name, changed=False, written_off=known.written_off)
+                return Beat(known.name, False, known.written_off, known.digest)
         statement = beats.stamp(self.engine.dialect.name)
         values = {"hashed": hashed, "fence": session, "now": now}
         async with self.engine.begin() as connection:  # Core: no ORM session per heartbeat
@@ -242,21 +231,33 @@ class HostStore(FencedWrites):
             if found is None:
                 return None
             name, stored, active = found
-            changed = False
-            if observations is not None and observations != stored.encode():
-                await beats.write_observations(connection, name, observations)
-                changed = material_change(json.loads(stored), json.loads(observations))
+            current = self._decode(name, stored)[1]
+            encoded, decoded, changed = stored.encode(), current, False
+            version = observed.digest(encoded)
+            resend = delta is not None and delta.base != version
+            if observations is not None and observations != encoded:
+                encoded, decoded = observations, json.loads(observations)
+                changed = observed.material_change(current, decoded)
+            elif delta is not None and not resend and (delta.changed or delta.gone):
+                decoded = observed.apply(current, delta)
+                encoded = observed.encode(decoded)
+                changed = observed.delta_is_material(current, delta)
+            if decoded is not current:
+                await beats.write_observations(connection, name, encoded)
+                version = observed.digest(encoded)
             if acks:
                 await beats.acknowledge(connection, name, acks, now=now)
                 changed = True
-        text = observations.decode() if observations is not None else stored
-        self._decoded[name] = self._decode(name, text)  # unchanged: not parsed again
+        self._decoded[name] = (stored if decoded is current else encoded.decode(), decoded)
         kept = {int(vm_id) for vm_id in (active or "").split(",") if vm_id}
-        held = set(map(int, self._decoded[name][1]))
-        written_off = sorted(held - kept)
-        known = beatcache.Known(name, session, text.encode(), written_off, self._beats.clock())
-        self._beats.remember(hashed, known)
-        return Beat(host=name, changed=changed, written_off=written_off)
+        written_off = sorted(set(map(int, decoded)) - kept)
+        clock = self._beats.clock()
+        self._beats.remember(
+            hashed, beatcache.Known(name, session, encoded, version, written_off, clock)
+        )
+        return Beat(
+            host=name, changed=changed, written_off=written_off, observed=version, resend=resend
+        )
 
     def heartbeat_refresh(self, seconds: float) -> None:
         """Check each host against the database at least every ``seconds`` (``beatcache``)."""

@@ -25,6 +25,7 @@ from blacksmith_mini.api import raw_body, schemas
 from blacksmith_mini.api.deps import RuntimeDep
 from blacksmith_mini.runtime import Runtime
 from blacksmith_mini.store import hosts as host_store
+from blacksmith_mini.store import observed
 from blacksmith_mini.vm.remote import wakeups as wake
 from blacksmith_mini.vm.remote import wire
 
@@ -103,11 +104,12 @@ async def hello(
     body: wire.Hello, host: AgentHost, token: Bearer, runtime: RuntimeDep
 ) -> wire.HelloReply:
     """An agent (re)connects: a new session; the VMs it must kill before taking work."""
-    if body.protocol != wire.PROTOCOL_VERSION:
+    if body.protocol not in wire.PROTOCOLS:
         raise HTTPException(
             status_code=409,
             detail=f"the agent speaks protocol {body.protocol}, this control plane "
-            f"{wire.PROTOCOL_VERSION}: upgrade the control plane's replicas first, then agents",
+            f"{' and '.join(map(str, wire.PROTOCOLS))}: upgrade the control plane's replicas "
+            "first, then agents",
         )
     now = time.time()
     settings = runtime.settings.hosts
@@ -160,16 +162,19 @@ async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> Response
     body = raw_body.parsed(wire.Report, raw)  # a wire.Report, parsed once
     reported = body.observations
     encoded = wire.encode_observations(_bounded(reported)) if reported is not None else None
+    delta = _delta(body)
     acks = [
         (ack.id, ack.model_dump(exclude={"id"}, exclude_none=True, mode="json"))
         for ack in body.acks
     ]
     now = time.time()
     beat = await runtime.store.heartbeat(
-        token, session=body.session, observations=encoded, acks=acks, now=now
+        token, session=body.session, observations=encoded, acks=acks, now=now, delta=delta
     )
     if beat is None:
-        beat = await _back_up(runtime, token, body=body, observations=encoded, acks=acks)
+        beat = await _back_up(
+            runtime, token, body=body, observations=encoded, acks=acks, delta=delta
+        )
     if acks:
         runtime.wakeups.publish(wake.REPORTS)  # acknowledgement waiters
     if beat.changed:
@@ -177,7 +182,36 @@ async def answer_report(runtime: Runtime, token: str, *, raw: bytes) -> Response
     reply = wire.ReportReply(
         written_off=beat.written_off, lease_seconds=runtime.settings.hosts.lease_seconds
     )
-    return Response(reply.model_dump_json(), media_type="application/json")
+    if "base" in body.model_fields_set:  # protocol 2: the version stored now
+        reply.observed, reply.resend = beat.observed, beat.resend
+    return Response(reply.model_dump_json(exclude_defaults=True), media_type="application/json")
+
+
+def _delta(body: wire.Report) -> observed.Delta | None:
+    """A report's changes against a stored version, checked for sense (422 when not)."""
+    if body.base is None:
+        if body.changed or body.gone:
+            raise HTTPException(
+                status_code=422,
+                detail="a report's changed and gone VMs need the version they change (base): "
+                "send the observations whole when there is none",
+            )
+        return None
+    if body.observations is not None:
+        raise HTTPException(
+            status_code=422,
+            detail="a report sends its observations whole or as changes of a version (base), "
+            "not both",
+        )
+    changed = {str(item.vm_id): item.model_dump() for item in _bounded(body.changed)}
+    gone = [str(vm_id) for vm_id in body.gone]
+    if len(gone) > MAX_VMS_PER_REPORT or changed.keys() & set(gone):
+        raise HTTPException(
+            status_code=422,
+            detail=f"a report's gone VMs must be at most {MAX_VMS_PER_REPORT} and none of "
+            "them changed in the same report",
+        )
+    return observed.Delta(base=body.base, changed=changed, gone=gone)
 
 
 async def _back_up(
@@ -187,6 +221,7 @@ async def _back_up(
     body: wire.Report,
     observations: bytes | None,
     acks: list[tuple[int, dict[str, Any]]],
+    delta: observed.Delta | None,
 ) -> host_store.Beat:
     """A report ``heartbeat`` refused: 401 (unknown token), 409 (a replaced session; or a host
     found down that sent a bare heartbeat), or a down host's report: the host is up again."""
@@ -194,11 +229,11 @@ async def _back_up(
     now = time.time()
     if host.session != body.session:
         detail = f"session {body.session} of host {host.name} was replaced by {host.session}"
-    elif body.observations is None and not acks:
+    elif body.observations is None and not acks and not (delta and (delta.changed or delta.gone)):
         detail = f"host {host.name} was found down and this report has no observations"
     elif await runtime.store.back_up(host.name, session=body.session, now=now):
         beat = await runtime.store.heartbeat(
-            token, session=body.session, observations=observations, acks=acks, now=now
+            token, session=body.session, observations=observations, acks=acks, now=now, delta=delta
         )
         if beat is not None:
             return beat._replace(changed=True)  # the loop: its VMs can be used again

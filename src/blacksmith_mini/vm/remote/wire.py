@@ -10,7 +10,9 @@ An agent connects out (hosts may sit behind NAT) with its host token:
    oldest first, each with an idempotency ``key``.
 3. ``POST /api/agent/report``: its observations and the commands it has carried out, with
    their results, in one message; also its heartbeat (every ``heartbeat_seconds``). Missing
-   heartbeats for ``lease_seconds`` make the host down and its VMs written off.
+   heartbeats for ``lease_seconds`` make the host down and its VMs written off. Since
+   protocol 2 an agent sends its observations whole once, then only what changed against
+   the version the control plane answered (``Report.base``; ``store.observed``).
 4. ``POST /api/agent/cache-claim`` (hosts serving the Actions cache): what one of its VMs'
    cache tokens allows, resolved by the control plane from the VM's job (the agent holds no
    GitHub credential, so it cannot tell a job's repository or branch itself).
@@ -25,7 +27,7 @@ report, or a new connection (and TLS handshake behind a proxy) for every heartbe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -33,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from blacksmith_mini.vm import driver as vm_driver
 
 CommandKind = Literal["start", "stop", "kill", "release", "console"]
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: reports may send what changed (``Report.base``)
+PROTOCOLS = (1, 2)  # what the control plane speaks: agents of either connect
 AGENT_IDLE_SECONDS = 60.0  # > heartbeat_seconds' default: reports reuse their connection
 SERVER_KEEP_ALIVE_SECONDS = 75  # > AGENT_IDLE_SECONDS
 
@@ -112,15 +115,28 @@ class Ack(Strict):
 
 
 class Report(Strict):
+    """A heartbeat. Its observations go whole (``observations``), or as what changed since
+    the stored version ``base`` names (``changed``, ``gone``), or not at all (the same as
+    last time: one UPDATE). A report that carries ``base`` (protocol 2; None: it has no
+    version yet) is answered with the version then stored (``ReportReply.observed``)."""
+
     session: int
     # None: the same as in this session's last report (a bare heartbeat: one UPDATE).
     observations: list[Observation] | None = None
     acks: list[Ack] = Field(default_factory=list)
+    base: str | None = Field(default=None, max_length=64)
+    changed: list[Observation] = Field(default_factory=list)
+    gone: list[int] = Field(default_factory=list)
 
 
 class ReportReply(Strict):
     written_off: list[int]
     lease_seconds: float
+    # Protocol 2, sent only to a report that carried ``base`` (a protocol-1 agent's replies
+    # keep their two fields): the version of the observations stored now; ``resend``: the
+    # report's changes were of another version and were not applied, so send them whole.
+    observed: str | None = None
+    resend: bool = False
 
 
 class CacheClaimRequest(Strict):
@@ -145,6 +161,15 @@ def encode_observations(items: Sequence[Observation]) -> bytes:
     """Observations as the control plane stores them, ``{vm_id: observation}`` in compact JSON,
     encoded in one call (``store.hosts.encode_observations`` of their dumps: the same bytes)."""
     return _BY_VM_ID.dump_json({str(item.vm_id): item for item in items})
+
+
+def changes(
+    before: Mapping[int, Mapping[str, Any]], now: Mapping[int, Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[int]]:
+    """What an agent's report sends against the version the control plane holds
+    (``before``, by VM id): the observations that changed or are new, the VMs gone."""
+    changed = [seen for vm_id, seen in now.items() if before.get(vm_id) != seen]
+    return changed, [vm_id for vm_id in before if vm_id not in now]
 
 
 def observation_to_wire(seen: vm_driver.VmObservation) -> Observation:
