@@ -2,10 +2,12 @@
 the control plane over HTTP, each host on its own kept-alive connection, so that none of the
 agents' CPU is counted as the control plane's.
 
-``python hosts_agents.py PORT BODIES`` (BODIES: a JSON file of ``[[headers, body], ...]``, one
-per host) then, on standard input, ``send SECONDS RATE`` posts RATE reports a second for
-SECONDS (the hosts in turn) and answers ``sent N``; ``quit`` (or the end of input) ends it.
-A report that is not answered 200 ends it with the answer on standard error.
+``python hosts_agents.py PORT BODIES`` (BODIES: a JSON file of ``[[headers, body], ...]``, the
+hosts' reports in the order they are sent) then, on standard input, ``send SECONDS RATE``
+posts RATE reports a second for SECONDS (the bodies in turn, each once) and answers ``sent
+N``; ``quit`` (or the end of input) ends it. A report that is not answered 200, or is asked
+to be sent whole (``resend``: the bench reckoned a version wrong), ends it with the answer on
+standard error.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ PATH = "/api/agent/report"
 
 
 def send(
-    connections: dict[int, http.client.HTTPConnection],
+    connections: dict[str, http.client.HTTPConnection],
     bodies: list[tuple[dict[str, str], bytes]],
     *,
     port: int,
     index: int,
 ) -> None:
-    slot = index % len(bodies)
-    headers, body = bodies[slot]
+    headers, body = bodies[index % len(bodies)]
+    slot = headers["authorization"]  # each host's own connection
     for attempt in (1, 2):  # a connection the server closed: once more on a new one
         if slot not in connections:
             connections[slot] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -40,7 +42,7 @@ def send(
             connections.pop(slot).close()
             if attempt == 2:
                 raise
-    if answer.status != 200:
+    if answer.status != 200 or b'"resend"' in text:  # resend: a change of another version
         sys.exit(f"report {index} answered {answer.status}: {text[:300]!r}")
 
 
@@ -48,7 +50,7 @@ def main() -> None:
     port = int(sys.argv[1])
     found = json.loads(pathlib.Path(sys.argv[2]).read_text())
     bodies = [(dict(headers), body.encode()) for headers, body in found]
-    connections: dict[int, http.client.HTTPConnection] = {}
+    connections: dict[str, http.client.HTTPConnection] = {}
     sent = 0
     for line in sys.stdin:
         words = line.split()

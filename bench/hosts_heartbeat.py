@@ -41,6 +41,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import hosts_churn
 import hosts_live
 import hosts_seed
 import hosts_world
@@ -121,37 +122,44 @@ async def running_app(database: str) -> AsyncIterator[Running]:
             yield Running(app=app, seeded=seeded, hosts=hosts, backend_name=name)
 
 
+SHAPES = (  # what each route row sends (``hosts_churn``)
+    ("route, bare (protocol 2)", "bare"),
+    (f"route, {hosts_churn.CHANGED_PER_REPORT} of 100 changed (protocol 2)", "delta"),
+    (f"route, whole, {hosts_churn.CHANGED_PER_REPORT} changed (protocol 1)", "whole"),
+)
+LIVE_STEPS = 15  # reports per host made for the live windows (they send about 5)
+
+
 async def measure(database: str, *, reports: int) -> list[Result]:
     async with running_app(database) as running:
         runtime = running.app.state.runtime
         runtime.store.heartbeat_refresh(0.8 * DEFAULT_LEASE_SECONDS)  # as in production
-        bodies = _bodies(running)
-        bare = [(headers, _without_observations(body)) for headers, body in bodies]
         transport = httpx2.ASGITransport(app=running.app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://bench") as client:
             await _until(lambda: runtime.loop.loop_health.ticks >= 2)  # adopted, settled
             name = running.backend_name
             pids = await hosts_seed.backends_named(name) if name else []
-            found = await _live(running, bodies, database=database, pids=pids)
+            live = _churn(running).bodies("delta", count=LIVE_STEPS * HOSTS)
+            found = await _live(running, live, database=database, pids=pids)
             async with runtime.loop.lock:  # the loop's ticks wait: the route alone is measured
-                for index in range(WARMUP):
-                    await _report(client, bodies, index)
+                churn = await _resync(client, running)
                 steady = _steady_count(reports, runtime.store)
-                for what, sent in (("route, 100 observations", bodies), ("route, bare", bare)):
+                for what, shape in SHAPES:
+                    sent = churn.bodies(shape, count=2 * steady)
                     clock = PacedClock(runtime.store)
                     for index in range(steady):  # memory as at the real pace: a steady state
                         await _report(client, sent, index, clock)
                     cpu, wall, db = await _reports(
-                        client, sent, count=steady, pids=pids, clock=clock
+                        client, sent, start=steady, count=steady, pids=pids, clock=clock
                     )
                     clock.restore()
-                    mine = await _client_side(sent, count=steady)
+                    mine = await _client_side(sent[steady:], count=steady)
                     found.append(
                         Result(
                             database=database,
                             what=what,
                             reports=steady,
-                            observations=len(json.loads(sent[0][1]).get("observations") or []),
+                            observations=_observations(sent[-1][1]),
                             cpu_ms=cpu,
                             wall_ms=wall,
                             db_cpu_ms=db if pids else None,
@@ -159,23 +167,31 @@ async def measure(database: str, *, reports: int) -> list[Result]:
                         )
                     )
                 found.append(await _floor(client, count=reports, database=database))
-                for index in range(len(bodies)):  # every host's VMs back before the loop runs
-                    await _report(client, bodies, index)
+                await _resync(client, running)  # every host's VMs back before the loop runs
     return found
 
 
-def _bodies(running: Running) -> Bodies:
-    """Each host's report (headers, encoded body) with its VMs' observations."""
-    found = []
-    for host in running.hosts:
-        headers = {
-            "authorization": f"Bearer {running.seeded.tokens[host.name]}",
-            "content-type": "application/json",
-        }
-        observations = list(running.seeded.observations[host.name].values())
-        body = {"session": running.seeded.sessions[host.name], "observations": observations}
-        found.append((headers, json.dumps({**body, "acks": []}).encode()))
-    return found
+def _churn(running: Running) -> hosts_churn.Churn:
+    seeded = running.seeded
+    return hosts_churn.Churn(seeded.observations, tokens=seeded.tokens, sessions=seeded.sessions)
+
+
+async def _resync(client: httpx2.AsyncClient, running: Running) -> hosts_churn.Churn:
+    """Every host's observations sent whole as seeded (the live windows changed them)."""
+    churn = _churn(running)
+    for name in churn.hosts:
+        whole = list(churn.state[name].values())
+        body = {"session": churn.sessions[name], "observations": whole, "base": None}
+        answer = await client.post(
+            "/api/agent/report", content=json.dumps(body), headers=churn.headers[name]
+        )
+        assert answer.json()["observed"] == churn.version[name], "the bench reckons otherwise"
+    return churn
+
+
+def _observations(body: bytes) -> int:
+    found = json.loads(body)
+    return len(found.get("observations") or found.get("changed") or [])
 
 
 async def _live(
@@ -185,9 +201,9 @@ async def _live(
     windows with no reports and with reports at the real rate; then what the reports add."""
     loop = running.app.state.runtime.loop
     quiet, busy = await hosts_live.measure(
-        running.app, bodies=bodies, ticks=lambda: loop.loop_health.ticks, pids=pids
+        running.app, bodies=bodies, hosts=HOSTS, ticks=lambda: loop.loop_health.ticks, pids=pids
     )
-    observations = len(json.loads(bodies[0][1])["observations"])
+    observations = _observations(bodies[0][1])
     found = [
         Result(
             database=database,
@@ -223,6 +239,7 @@ async def _reports(
     client: httpx2.AsyncClient,
     bodies: Bodies,
     *,
+    start: int = 0,
     count: int,
     pids: list[int],
     clock: PacedClock | None = None,
@@ -230,7 +247,7 @@ async def _reports(
     """CPU ms, wall ms and database-server CPU ms per report, over ``count`` reports."""
     db_before = hosts_seed.backend_cpu_seconds(pids)
     cpu, wall = time.process_time(), time.perf_counter()
-    for index in range(count):
+    for index in range(start, start + count):
         await _report(client, bodies, index, clock)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     db = hosts_seed.backend_cpu_seconds(pids) - db_before
@@ -275,7 +292,7 @@ async def _report(
 ) -> None:
     headers, body = bodies[index % len(bodies)]
     answer = await client.post("/api/agent/report", content=body, headers=headers)
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200 and b'"resend"' not in answer.content, answer.text
     if clock is not None:
         await clock.advance()
 
@@ -315,12 +332,6 @@ async def _client_side(bodies: Bodies, *, count: int) -> float:
         for index in range(count):
             await _report(client, bodies, index)
         return (time.process_time() - started) * 1000 / count
-
-
-def _without_observations(body: bytes) -> bytes:
-    found = json.loads(body)
-    found.pop("observations", None)  # a bare heartbeat: the last observations stand
-    return json.dumps(found).encode()
 
 
 async def _until(check: Any, timeout: float = 60.0) -> None:

@@ -64,10 +64,12 @@ async def measure(
     app: Any,
     *,
     bodies: Sequence[tuple[dict[str, str], bytes]],
+    hosts: int,
     ticks: Callable[[], int],
     pids: list[int],
 ) -> tuple[Windows, Windows]:
-    """The quiet windows' totals and the reporting windows'."""
+    """The quiet windows' totals and the reporting windows'; ``bodies`` are sent in turn,
+    each once (the hosts' reports, ``hosts`` of them in each round)."""
     port = _free_port()
     server = uvicorn.Server(serving.config(app, host="127.0.0.1", port=port, lifespan="off"))
     served = asyncio.create_task(server.serve())
@@ -88,7 +90,7 @@ async def measure(
                 stdout=asyncio.subprocess.PIPE,
             )
             try:
-                await _send(agents, seconds=len(bodies) / RATE)  # every host once: steady
+                await _send(agents, seconds=hosts / RATE)  # every host once: steady
                 quiet, busy = NONE, NONE
                 for _ in range(PAIRS):
                     quiet = quiet.plus(await _window(None, ticks=ticks, pids=pids))
