@@ -3,28 +3,30 @@
 The real app (``create_app``, ``vm.driver = "remote"``, simulated GitHub idle) runs in process
 with its lifespan, on a store seeded before it starts: 100 hosts (``add_host``), 10,000 busy
 VMs spread over them (a steady fleet: nothing for the loop to start or stop), each host's
-agent's ``hello`` with its VMs (so the loop adopts them, as
-after a restart). Reports carry each host's ~100 observations and go through the real route
-(ASGI transport, bodies encoded beforehand). Two measures:
+agent's ``hello`` with its VMs (so the loop adopts them, as after a restart). Reports are
+what agents send while their VMs change (``hosts_churn``: 8 of a host's 100 observations
+change between two of its reports), made beforehand, through the real route. Two measures:
 
-- the route alone: the loop's lock is held, ``time.process_time`` over N reports. CPU share
-  = CPU per report x 100 hosts / 5 s. Reports are sent back to back, so the store's memory of
-  heartbeats (``store/beatcache.py``) runs on a paced clock: 5 s per host between its reports,
-  the default lease's refresh (12 s: one report in three checked against the database), the
-  pending stamps written every second of it; N covers whole refresh periods after as many
-  unmeasured reports, so the share is the steady state's. On PostgreSQL the database
-  server's CPU (the bench's backends, found by ``application_name``) is added. A bare report
-  (no observations) shows what the observations cost.
+- the route alone: the loop's lock is held, ``time.process_time`` over N reports (ASGI
+  transport). CPU share = CPU per report x 100 hosts / 5 s. Reports are sent back to back,
+  so the store's memory of heartbeats (``store/beatcache.py``) runs on a paced clock: 5 s
+  per host between its reports, the default lease's refresh (12 s: a host is checked
+  against the database every third report), the pending stamps written every second of
+  it; N covers whole refresh periods after as many unmeasured reports, so the share is the
+  steady state's. On PostgreSQL the database server's CPU (the bench's backends, found by
+  ``application_name``) is added. Three rows, one per shape of report: nothing new (bare),
+  the 8 changes (protocol 2, the target's row), the observations whole with the 8 changes
+  (protocol 1, for comparison: what every changed report cost before protocol 2).
 - the loop running (``hosts_live``): the app served by uvicorn, the agents in a process of
-  their own sending over HTTP at the real rate (100 hosts every 5 s, 20 a second), windows
-  of that against windows with no reports (alternated); the control plane's own CPU in each
-  (the agents' is another process's). The loop's ticks over 10,000 VMs and the simulated
-  GitHub cost the same with no reports at all, so the row "reports' own" (with less
-  without) is what the reports add, HTTP parsing and the loop's work they cause included (a
-  report wakes the loop only when it changed something the loop acts on; these say the
-  same as the hello before). The VMs are all busy because idle ones with no queued job
-  would be scaled down, in bursts that land in whichever window is running: loop work that
-  is not heartbeat handling.
+  their own sending protocol-2 reports over HTTP at the real rate (100 hosts every 5 s, 20
+  a second), windows of that against windows with no reports (alternated); the control
+  plane's own CPU in each (the agents' is another process's). The loop's ticks over 10,000
+  VMs and the simulated GitHub cost the same with no reports at all, so the row "reports'
+  own" (with less without) is what the reports add: HTTP parsing, the writes, and the
+  loop's work of reading the changed hosts again. The changes are ones the planner does not
+  read (``hosts_churn`` says why), so they do not wake the loop. The VMs are all busy
+  because idle ones with no queued job would be scaled down, in bursts that land in
+  whichever window is running: loop work that is not heartbeat handling.
 """
 
 from __future__ import annotations

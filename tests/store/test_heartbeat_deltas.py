@@ -4,7 +4,9 @@ It is applied only to the version it names: the stored observations then equal t
 written in one statement with the new version answered; a change of another version (a reply
 the agent never saw, another replica's write) applies nothing and asks for them whole, while
 its acknowledgements still count; an empty change of the stored version is a bare heartbeat,
-answered from memory; a replica whose memory is behind applies a change on what is stored.
+answered from memory; a change of the version this replica checked is one conditional write,
+which matches nothing when the observations changed or the token was revoked elsewhere; a
+replica whose memory is behind applies a change on what is stored.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from blacksmith_mini.store import beats, observed, repository
+from blacksmith_mini.store.tables import HostRow
 from blacksmith_mini.vm.remote import wire
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +122,47 @@ async def test_a_replica_behind_applies_a_change_on_what_is_stored(
     record = await store.host("h1")
     assert record is not None and record.observations == {"9": seen(9)}
     assert beat.written_off == [9]  # held by no VM row of this store: written off
+
+
+async def test_a_change_of_the_version_this_replica_checked_is_one_statement(
+    store: repository.Store,
+) -> None:
+    token, session, version = await connected(store)
+    sent: list[str] = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    first = await store.heartbeat(
+        token, session=session, observations=None, acks=[], now=4.0, delta=delta(version, seen(9))
+    )
+    assert first is not None and len(sent) == 1 and sent[0].startswith("UPDATE hosts")
+    assert first.written_off == [7, 8]  # as known; VM 9 is judged at the next check
+    record = await store.host("h1")
+    assert record is not None and record.last_seen == 4.0 and "9" in record.observations
+    store._beats._known.clear()  # the refresh is due
+    checked = await store.heartbeat(
+        token, session=session, observations=None, acks=[], now=5.0, delta=delta(first.observed)
+    )
+    assert checked is not None and checked.written_off == [7, 8, 9]
+
+
+async def test_a_change_made_elsewhere_meanwhile_makes_the_known_way_match_nothing(
+    store: repository.Store,
+) -> None:
+    token, session, version = await connected(store)
+    elsewhere = observed.encode({"7": seen(7)})
+    async with store.engine.begin() as connection:  # another replica's write, not felt here
+        await beats.write_observations(connection, "h1", elsewhere)
+    beat = await store.heartbeat(
+        token, session=session, observations=None, acks=[], now=4.0, delta=delta(version, seen(9))
+    )
+    assert beat is not None and beat.resend and beat.observed == observed.digest(elsewhere)
+    record = await store.host("h1")
+    assert record is not None and record.observations == {"7": seen(7)}
+    async with store.engine.begin() as connection:  # another replica revokes the token
+        await connection.execute(update(HostRow).values(revoked_at=5.0))
+    change = delta(beat.observed, seen(9))
+    refused = await store.heartbeat(
+        token, session=session, observations=None, acks=[], now=6.0, delta=change
+    )
+    assert refused is None  # a change is never taken from memory alone
+    record = await store.host("h1")
+    assert record is not None and record.observations == {"7": seen(7)}

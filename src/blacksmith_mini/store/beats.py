@@ -2,9 +2,11 @@
 5 s from each of 100 hosts is the store's hot path, ``bench/hosts_heartbeat.py``).
 
 ``stamp`` stamps an up host's current session in one ``UPDATE ... RETURNING`` and returns its
-name, stored observations and active VMs; ``stamp_many`` writes the stamps of heartbeats a
-replica answered from memory (``beatcache``); ``write_observations`` stores observations already
-encoded; ``acknowledge`` records a host's acknowledgements, wiping each command's credentials.
+name, stored observations and active VMs; ``write_changed`` stamps one and stores a change of
+the observations this replica remembers, if they are still what is stored; ``stamp_many``
+writes the stamps of heartbeats a replica answered from memory (``beatcache``);
+``write_observations`` stores observations already encoded; ``acknowledge`` records a host's
+acknowledgements, wiping each command's credentials.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, func, literal, select, update
+from sqlalchemy import JSON, Text, bindparam, cast, func, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
@@ -60,6 +62,25 @@ def stamp(dialect: str) -> UpdateBase:
 
 
 @functools.cache
+def write_changed() -> UpdateBase:
+    """A change of observations this replica knows (``beatcache``), in one statement: stamp
+    an up host's current session and store its new observations (``o``) only if what is
+    stored is still ``old`` (another replica's write, a revoke, a session or a host found down
+    since make it match nothing, and the heartbeat takes the checked way)."""
+    return (
+        update(HostRow)
+        .where(
+            HostRow.token_hash == bindparam("hashed", type_=HostRow.token_hash.type),
+            HostRow.revoked_at.is_(None),
+            HostRow.session == bindparam("fence"),
+            HostRow.down_since.is_(None),
+            cast(HostRow.observations, Text) == bindparam("old", type_=Text()),
+        )
+        .values(last_seen=bindparam("now"), observations=bindparam("o", type_=_Encoded()))
+    )
+
+
+@functools.cache
 def stamp_many() -> UpdateBase:
     """Stamp hosts' ``last_seen`` (executed with many ``n``/``t`` pairs: one statement)."""
     return (
@@ -69,12 +90,18 @@ def stamp_many() -> UpdateBase:
     )
 
 
-async def write_observations(connection: AsyncConnection, name: str, encoded: bytes) -> None:
-    await connection.execute(
+@functools.cache
+def _write_observations() -> UpdateBase:
+    """Store a host's observations, already encoded (built once: a changed report's write)."""
+    return (
         update(HostRow)
-        .where(HostRow.name == name)
-        .values(observations=literal(encoded.decode(), _Encoded()))
+        .where(HostRow.name == bindparam("n"))
+        .values(observations=bindparam("o", type_=_Encoded()))
     )
+
+
+async def write_observations(connection: AsyncConnection, name: str, encoded: bytes) -> None:
+    await connection.execute(_write_observations(), {"n": name, "o": encoded.decode()})
 
 
 async def acknowledge(

@@ -7,19 +7,14 @@ and is refused (the host's fencing token). Commands are persisted before they ar
 by an idempotency key (``kind:vm_id:attempt``), and stay pending until the agent acknowledges
 them; a start's JIT config (a credential) is wiped from the row when it is acknowledged.
 
-Heartbeats are the hot path: ``heartbeat`` is one ``UPDATE ... RETURNING`` when nothing changed
-(token, session and host state checked, ``last_seen`` stamped, the stored observations and the
-host's active VMs read). Observations are stored in one encoding (``encode_observations``), so
-an unchanged report is a byte comparison and only a changed one is written.
+Heartbeats, the hot path, are ``store/heartbeats.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import Text, cast, delete, func, select, update
@@ -29,6 +24,7 @@ from sqlalchemy.orm import defer
 
 from blacksmith_mini.domain.hostbook import HostCommand, HostRecord
 from blacksmith_mini.store import beatcache, beats, observed
+from blacksmith_mini.store.heartbeats import HeartbeatStore, token_hash
 from blacksmith_mini.store.lease import FencedWrites
 from blacksmith_mini.store.tables import HostCommandRow as CommandRow
 from blacksmith_mini.store.tables import HostRow
@@ -45,26 +41,12 @@ _COPIED = ("report", "observations")
 _HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord) if f.name not in _COPIED]
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class AgentToken(NamedTuple):
     """Who an agent's token names, as the agent routes need it (no observations loaded)."""
 
     name: str
     session: int
     down_since: float | None
-
-
-class Beat(NamedTuple):
-    """A heartbeat stored: whether it changed what the loop acts on; the VMs to kill."""
-
-    host: str
-    changed: bool
-    written_off: list[int]
-    observed: str  # the digest of the host's observations as stored now (``observed``)
-    resend: bool = False  # a ``Delta`` of another version: not applied; send them whole
 
 
 def _host(row: HostRow, observations: Mapping[str, Any] | None = None) -> HostRecord:
@@ -79,7 +61,7 @@ def _command(row: CommandRow) -> HostCommand:
     return HostCommand(**values | {"payload": dict(row.payload or {}), "result": result})
 
 
-class HostStore(FencedWrites):
+class HostStore(HeartbeatStore, FencedWrites):
     """Mixin for ``Store``: hosts, agent sessions and host commands."""
 
     _sessions: async_sessionmaker[AsyncSession]
@@ -155,11 +137,6 @@ class HostStore(FencedWrites):
         self._decoded = {row.name: self._decode(row.name, stored) for row, stored in rows}
         return [_host(row, self._decoded[row.name][1]) for row, _ in rows]
 
-    def _decode(self, name: str, text: str) -> tuple[str, dict[str, Any]]:
-        """Host ``name``'s observations ``text``, decoded once per change of it."""
-        kept = vars(self).setdefault("_decoded", {}).get(name)
-        return kept if kept and kept[0] == text else (text, json.loads(text))
-
     async def set_admin_state(self, name: str, state: str) -> bool:
         if state not in ADMIN_STATES:
             raise ValueError(f"admin state must be one of {', '.join(ADMIN_STATES)}, not {state!r}")
@@ -198,81 +175,6 @@ class HostStore(FencedWrites):
                 await session.connection(), name, observed.encode(observations)
             )
             return row.session
-
-    async def heartbeat(
-        self,
-        token: str,
-        *,
-        session: int,
-        observations: bytes | None,
-        acks: Sequence[tuple[int, Mapping[str, Any]]],
-        now: float,
-        delta: observed.Delta | None = None,
-    ) -> Beat | None:
-        """A report of an up host's current session: its observations whole (``observations``,
-        encoded), or what changed since a stored version (``delta``), or neither (as in the
-        last report); one statement when nothing changed. None, doing nothing, when the
-        token is not a live host's, the session not current or the host down. A ``delta`` of
-        a version that is not the one stored is not applied (``Beat.resend``). An ack wipes
-        its command's credentials; one of an unknown or another host's command is ignored."""
-        hashed = token_hash(token)
-        if not acks and (delta is None or not (delta.changed or delta.gone)):
-            base = delta.base if delta is not None else None
-            known = self._beats.answer(
-                hashed, session=session, observations=observations, base=base
-            )
-            if known is not None:  # checked within beatcache.REFRESH_SECONDS: no statement
-                self._beats.stamp(known.name, now)
-                return Beat(known.name, False, known.written_off, known.digest)
-        statement = beats.stamp(self.engine.dialect.name)
-        values = {"hashed": hashed, "fence": session, "now": now}
-        async with self.engine.begin() as connection:  # Core: no ORM session per heartbeat
-            found = (await connection.execute(statement, values)).first()
-            if found is None:
-                return None
-            name, stored, active = found
-            current = self._decode(name, stored)[1]
-            encoded, decoded, changed = stored.encode(), current, False
-            version = observed.digest(encoded)
-            resend = delta is not None and delta.base != version
-            if observations is not None and observations != encoded:
-                encoded, decoded = observations, json.loads(observations)
-                changed = observed.material_change(current, decoded)
-            elif delta is not None and not resend and (delta.changed or delta.gone):
-                decoded = observed.apply(current, delta)
-                encoded = observed.encode(decoded)
-                changed = observed.delta_is_material(current, delta)
-            if decoded is not current:
-                await beats.write_observations(connection, name, encoded)
-                version = observed.digest(encoded)
-            if acks:
-                await beats.acknowledge(connection, name, acks, now=now)
-                changed = True
-        self._decoded[name] = (stored if decoded is current else encoded.decode(), decoded)
-        kept = {int(vm_id) for vm_id in (active or "").split(",") if vm_id}
-        written_off = sorted(set(map(int, decoded)) - kept)
-        clock = self._beats.clock()
-        self._beats.remember(
-            hashed, beatcache.Known(name, session, encoded, version, written_off, clock)
-        )
-        return Beat(
-            host=name, changed=changed, written_off=written_off, observed=version, resend=resend
-        )
-
-    def heartbeat_refresh(self, seconds: float) -> None:
-        """Check each host against the database at least every ``seconds`` (``beatcache``)."""
-        self._beats.refresh_seconds = seconds
-
-    async def flush_heartbeats(self) -> int:
-        """Write the ``last_seen`` stamps of heartbeats answered from memory, in one statement
-        (a revoked host's is dropped); how many hosts were stamped."""
-        stamps = self._beats.take_stamps()
-        if stamps:
-            async with self.engine.begin() as connection:
-                await connection.execute(
-                    beats.stamp_many(), [{"n": name, "t": at} for name, at in stamps.items()]
-                )
-        return len(stamps)
 
     async def back_up(self, name: str, *, session: int, now: float) -> bool:
         """A down host's agent reported in its current session: the host is up again (False

@@ -26,6 +26,7 @@ from blacksmith_mini.api.deps import RuntimeDep
 from blacksmith_mini.runtime import Runtime
 from blacksmith_mini.store import hosts as host_store
 from blacksmith_mini.store import observed
+from blacksmith_mini.store.heartbeats import Beat
 from blacksmith_mini.vm.remote import wakeups as wake
 from blacksmith_mini.vm.remote import wire
 
@@ -222,7 +223,7 @@ async def _back_up(
     observations: bytes | None,
     acks: list[tuple[int, dict[str, Any]]],
     delta: observed.Delta | None,
-) -> host_store.Beat:
+) -> Beat:
     """A report ``heartbeat`` refused: 401 (unknown token), 409 (a replaced session; or a host
     found down that sent a bare heartbeat), or a down host's report: the host is up again."""
     host = await agent_host(runtime, token)

@@ -231,11 +231,19 @@ class RemoteDriver:
     def _convert(
         self, host: HostRecord
     ) -> tuple[Mapping[str, Any], dict[int, vm_driver.VmObservation]]:
-        """``host``'s observations as ``VmObservation``s, by VM id (the last ones if equal)."""
+        """``host``'s observations as ``VmObservation``s, by VM id: the last ones if equal, and
+        a VM's last one while its observation is (a report changes a few VMs of a hundred, and
+        the loop's facts are reused for an observation it saw before: ``LoopState``)."""
         last = self._converted.get(host.name)
         if last is not None and last[0] == host.observations:
             return last
-        seen = {int(key): wire.observation_from_wire(raw) for key, raw in host.observations.items()}
+        raws, before = last if last is not None else ({}, {})
+        seen = {}
+        for key, raw in host.observations.items():
+            vm_id = int(key)
+            kept = before.get(vm_id)
+            reuse = kept is not None and raws.get(key) == raw
+            seen[vm_id] = kept if reuse and kept is not None else wire.observation_from_wire(raw)
         return host.observations, seen
 
     def host_plan(
