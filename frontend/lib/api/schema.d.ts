@@ -1024,7 +1024,7 @@ export interface components {
             observations?: components["schemas"]["Observation"][];
             /**
              * Protocol
-             * @default 1
+             * @default 2
              */
             protocol: number;
             report: components["schemas"]["HostReport"];
@@ -1476,10 +1476,22 @@ export interface components {
                 [key: string]: number;
             };
         };
-        /** Report */
+        /**
+         * Report
+         * @description A heartbeat. Its observations go whole (``observations``), or as what changed since
+         *     the stored version ``base`` names (``changed``, ``gone``), or not at all (the same as
+         *     last time: one UPDATE). A report that carries ``base`` (protocol 2; None: it has no
+         *     version yet) is answered with the version then stored (``ReportReply.observed``).
+         */
         Report: {
             /** Acks */
             acks?: components["schemas"]["Ack"][];
+            /** Base */
+            base?: string | null;
+            /** Changed */
+            changed?: components["schemas"]["Observation"][];
+            /** Gone */
+            gone?: number[];
             /** Observations */
             observations?: components["schemas"]["Observation"][] | null;
             /** Session */
@@ -1489,6 +1501,13 @@ export interface components {
         ReportReply: {
             /** Lease Seconds */
             lease_seconds: number;
+            /** Observed */
+            observed?: string | null;
+            /**
+             * Resend
+             * @default false
+             */
+            resend: boolean;
             /** Written Off */
             written_off: number[];
         };
