@@ -27,6 +27,7 @@ import httpx2
 from blacksmith_mini.agent import journal as journal_mod
 from blacksmith_mini.vm import driver as vm_driver
 from blacksmith_mini.vm.remote import wire
+from blacksmith_mini.woken import woken
 
 log = logging.getLogger(__name__)
 POLL_WAIT_SECONDS = 25.0
@@ -170,11 +171,8 @@ class Agent:
         while True:
             self._changed.clear()
             await self._send_report([])
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=self.heartbeat_seconds)
+            if await woken(self._changed, timeout=self.heartbeat_seconds):
                 await asyncio.sleep(REPORT_DEBOUNCE_SECONDS)
-            except TimeoutError:
-                pass
 
     async def _send_report(self, acks: list[wire.Ack]) -> None:
         async with self._report_lock:

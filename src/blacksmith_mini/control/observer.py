@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from blacksmith_mini.domain import groups, model
 from blacksmith_mini.github import errors, port, transport
+from blacksmith_mini.woken import woken
 
 log = logging.getLogger(__name__)
 MAX_SINGLE_JOB_REFRESH = 25
@@ -130,8 +131,7 @@ class GitHubObserver:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), timeout=self.effective_interval)
+            await woken(self._due, timeout=self.effective_interval)
             self._due.clear()
             try:
                 await self.refresh()

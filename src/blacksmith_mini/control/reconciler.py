@@ -29,6 +29,7 @@ from blacksmith_mini.domain.hostset import HostPlan
 from blacksmith_mini.github import port, webhooks
 from blacksmith_mini.store import repository
 from blacksmith_mini.vm import driver as vm_driver
+from blacksmith_mini.woken import woken
 
 log = logging.getLogger(__name__)
 STUCK_AFTER_SECONDS = 15.0
@@ -197,8 +198,7 @@ class Reconciler:
                 self.publish(now)
             except Exception:  # a follower keeps serving what it last read
                 log.exception("follower refresh failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.tick_interval)
+            await woken(self._wake, timeout=self.config.tick_interval)
             self._wake.clear()
 
     def _intent_stored(self) -> None:
@@ -234,8 +234,7 @@ class Reconciler:
 
     async def _run(self) -> None:
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.tick_interval)
+            await woken(self._wake, timeout=self.config.tick_interval)
             self._wake.clear()
             started = time.monotonic()
             error = None

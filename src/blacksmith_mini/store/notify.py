@@ -30,6 +30,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blacksmith_mini.woken import woken
+
 log = logging.getLogger(__name__)
 
 DELIVERIES = "deliveries"  # a webhook delivery was stored
@@ -62,11 +64,8 @@ class Subscription:
     async def wait(self, timeout: float) -> bool:
         """True once notified since the last ``wait`` returned (at once if so already); False
         when ``timeout`` seconds pass first."""
-        if not self._event.is_set():
-            try:
-                await asyncio.wait_for(self._event.wait(), timeout)
-            except TimeoutError:
-                return False
+        if not await woken(self._event, timeout=timeout):  # at once when set already
+            return False
         self._event.clear()
         return True
 
