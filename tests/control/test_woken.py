@@ -30,18 +30,19 @@ async def old_way(event: asyncio.Event, *, timeout: float) -> bool:
 async def stops_when_woken_then_cancelled(
     wait: Callable[..., Awaitable[bool]],
 ) -> bool:
-    event = asyncio.Event()
+    event, waiting = asyncio.Event(), asyncio.Event()
     turns = 0
 
     async def loop() -> None:
         nonlocal turns
         while True:
+            waiting.set()  # it runs on into ``wait`` before the test resumes
             await wait(event, timeout=0.5)
             event.clear()
             turns += 1
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0)  # it waits
+    await waiting.wait()
     event.set()
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=2.0)

@@ -66,7 +66,7 @@ class HeartbeatStore:
         a version that is not the one stored is not applied (``Beat.resend``). An ack wipes
         its command's credentials; one of an unknown or another host's command is ignored."""
         hashed = token_hash(token)
-        if not acks and (delta is None or not (delta.changed or delta.gone)):
+        if not acks and (delta is None or not delta.says_something):
             base = delta.base if delta is not None else None
             known = self._beats.answer(
                 hashed, session=session, observations=observations, base=base
@@ -92,7 +92,7 @@ class HeartbeatStore:
             if observations is not None and observations != encoded:
                 encoded, decoded = observations, json.loads(observations)
                 changed = observed.material_change(current, decoded)
-            elif delta is not None and not resend and (delta.changed or delta.gone):
+            elif delta is not None and not resend and delta.says_something:
                 decoded = observed.apply(current, delta)
                 encoded = observed.encode(decoded)
                 changed = observed.delta_is_material(current, delta)

@@ -33,6 +33,11 @@ class Delta(NamedTuple):
     changed: Mapping[str, Mapping[str, Any]]
     gone: Sequence[str]
 
+    @property
+    def says_something(self) -> bool:
+        """Whether it changes anything (an empty one is a bare heartbeat of ``base``)."""
+        return bool(self.changed or self.gone)
+
 
 def encode(observations: Observations) -> bytes:
     """The one encoding observations are stored in: compact JSON, as ``wire`` dumps them."""

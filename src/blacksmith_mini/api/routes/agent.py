@@ -230,7 +230,7 @@ async def _back_up(
     now = time.time()
     if host.session != body.session:
         detail = f"session {body.session} of host {host.name} was replaced by {host.session}"
-    elif body.observations is None and not acks and not (delta and (delta.changed or delta.gone)):
+    elif body.observations is None and not acks and not (delta and delta.says_something):
         detail = f"host {host.name} was found down and this report has no observations"
     elif await runtime.store.back_up(host.name, session=body.session, now=now):
         beat = await runtime.store.heartbeat(
