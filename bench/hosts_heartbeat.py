@@ -8,8 +8,10 @@ what agents send while their VMs change (``hosts_churn``: 8 of a host's 100 obse
 change between two of its reports), made beforehand, through the real route. Two measures:
 
 - the route alone: the loop's lock is held, ``time.process_time`` over N reports (ASGI
-  transport). CPU share = CPU per report x 100 hosts / 5 s. Reports are sent back to back,
-  so the store's memory of heartbeats (``store/beatcache.py``) runs on a paced clock: 5 s
+  transport). CPU share = CPU per report x 100 hosts / 5 s. Reports are sent as many at
+  once as arrive within a group write's window at the real pace (``store/beatgroup.py``:
+  5 in 0.25 s), one group after another, so the store's memory of heartbeats
+  (``store/beatcache.py``) runs on a paced clock: 5 s
   per host between its reports, the default lease's refresh (12 s: a host is checked
   against the database every third report), the pending stamps written every second of
   it; N covers whole refresh periods after as many unmeasured reports, so the share is the
@@ -52,10 +54,11 @@ import httpx2
 from blacksmith_mini import settings as settings_mod
 from blacksmith_mini.api.app import create_app
 from blacksmith_mini.domain import placement as pl
-from blacksmith_mini.store import beatcache, repository
+from blacksmith_mini.store import beatcache, beatgroup, repository
 
 HOSTS, VMS, INTERVAL_SECONDS, TARGET_SHARE = 100, 10_000, 5.0, 0.05
 WARMUP = 30
+TOGETHER = round(beatgroup.WINDOW_SECONDS * HOSTS / INTERVAL_SECONDS)  # reports in a window
 DEFAULT_LEASE_SECONDS = 15.0  # the bench's own lease is long: no host lapses while it waits
 Bodies = list[tuple[dict[str, str], bytes]]
 
@@ -149,8 +152,7 @@ async def measure(database: str, *, reports: int) -> list[Result]:
                 for what, shape in SHAPES:
                     sent = churn.bodies(shape, count=2 * steady)
                     clock = PacedClock(runtime.store)
-                    for index in range(steady):  # memory as at the real pace: a steady state
-                        await _report(client, sent, index, clock)
+                    await _send(client, sent, range(steady), clock)  # memory as at the pace
                     cpu, wall, db = await _reports(
                         client, sent, start=steady, count=steady, pids=pids, clock=clock
                     )
@@ -249,8 +251,7 @@ async def _reports(
     """CPU ms, wall ms and database-server CPU ms per report, over ``count`` reports."""
     db_before = hosts_seed.backend_cpu_seconds(pids)
     cpu, wall = time.process_time(), time.perf_counter()
-    for index in range(start, start + count):
-        await _report(client, bodies, index, clock)
+    await _send(client, bodies, range(start, start + count), clock)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     db = hosts_seed.backend_cpu_seconds(pids) - db_before
     return cpu * 1000 / count, wall * 1000 / count, db * 1000 / count
@@ -287,6 +288,19 @@ class PacedClock:
         if self.now - self.flushed >= beatcache.FLUSH_SECONDS:
             self.flushed = self.now
             await self.store.flush_heartbeats()
+
+
+async def _send(
+    client: httpx2.AsyncClient, bodies: Bodies, indexes: range, clock: PacedClock | None
+) -> None:
+    """Reports ``indexes`` of ``bodies``, as many at once as arrive within a group write's
+    window at the real pace (``beatgroup``: they are written together, as they would be)."""
+    for first in range(indexes.start, indexes.stop, TOGETHER):
+        group = range(first, min(first + TOGETHER, indexes.stop))
+        await asyncio.gather(*(_report(client, bodies, index) for index in group))
+        for _ in group:
+            if clock is not None:
+                await clock.advance()
 
 
 async def _report(

@@ -37,9 +37,7 @@ async def store(
     async with admin.begin() as connection:
         await connection.execute(text(f"CREATE SCHEMA {schema}"))
     url = engine.normalize_url(PG_URL)
-    found = repository.Store(url)
-    found.engine = engine.create_engine(url, search_path=schema)
-    found._sessions.configure(bind=found.engine)
+    found = repository.Store(url, search_path=schema)
     await found.open()
     yield found
     await found.close()

@@ -49,14 +49,21 @@ class BeatCache:
         self._stamps: dict[str, float] = {}  # host name -> last_seen not yet written
 
     def answer(
-        self, hashed: str, *, session: int, observations: bytes | None, base: str | None = None
+        self,
+        hashed: str,
+        *,
+        session: int,
+        observations: bytes | None,
+        base: str | None = None,
+        fresh: bool = True,
     ) -> Known | None:
         """The host of a heartbeat that may be answered from memory, or None: ``observations``
-        (whole, encoded) the same as stored, or an empty delta of the stored version ``base``."""
+        (whole, encoded) the same as stored, or an empty delta of the stored version ``base``;
+        checked within ``refresh_seconds`` unless not ``fresh`` (a write that checks anyway)."""
         known = self._known.get(hashed)
         if known is None or known.session != session:
             return None
-        if self.clock() - known.checked_at > self.refresh_seconds:
+        if fresh and self.clock() - known.checked_at > self.refresh_seconds:
             return None
         if observations is not None and observations != known.stored:
             return None

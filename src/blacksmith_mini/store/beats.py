@@ -3,7 +3,8 @@
 
 ``stamp`` stamps an up host's current session in one ``UPDATE ... RETURNING`` and returns its
 name, stored observations and active VMs; ``write_changed`` stamps one and stores a change of
-the observations this replica remembers, if they are still what is stored; ``stamp_many``
+the observations this replica remembers, if they are still what is stored (``beatgroup``
+writes many such at once; this is its way on an SQLite before 3.35); ``stamp_many``
 writes the stamps of heartbeats a replica answered from memory (``beatcache``);
 ``write_observations`` stores observations already encoded; ``acknowledge`` records a host's
 acknowledgements, wiping each command's credentials.
@@ -19,6 +20,7 @@ from sqlalchemy import JSON, Text, bindparam, cast, func, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.types import TypeDecorator
 
 from blacksmith_mini.domain import model
@@ -26,7 +28,7 @@ from blacksmith_mini.store.tables import HostCommandRow as CommandRow
 from blacksmith_mini.store.tables import HostRow, VmRow
 
 SECRET_PAYLOAD_KEYS = ("jit_config",)
-_ACTIVE = sorted(state.value for state in model.ACTIVE_VM_STATES)
+ACTIVE = sorted(state.value for state in model.ACTIVE_VM_STATES)
 
 
 class _Encoded(TypeDecorator[str]):
@@ -43,22 +45,27 @@ class _Encoded(TypeDecorator[str]):
 def stamp(dialect: str) -> UpdateBase:
     """The heartbeat's statement (built once): stamp an up host's current session; return its
     name, stored observations and active VMs (as "1,2,3")."""
-    pg = dialect == "postgresql"
-    ids = func.string_agg(cast(VmRow.vm_id, Text), ",") if pg else func.group_concat(VmRow.vm_id)
-    hashed = bindparam("hashed", type_=HostRow.token_hash.type)
-    mine = select(HostRow.name).where(HostRow.token_hash == hashed).correlate(None)
-    held = select(ids).where(VmRow.host == mine.scalar_subquery(), VmRow.state.in_(_ACTIVE))
     return (
         update(HostRow)
         .where(
-            HostRow.token_hash == hashed,
+            HostRow.token_hash == bindparam("hashed", type_=HostRow.token_hash.type),
             HostRow.revoked_at.is_(None),
             HostRow.session == bindparam("fence"),
             HostRow.down_since.is_(None),
         )
         .values(last_seen=bindparam("now"))
-        .returning(HostRow.name, cast(HostRow.observations, Text), held.scalar_subquery())
+        .returning(HostRow.name, cast(HostRow.observations, Text), _held(dialect))
     )
+
+
+def _held(dialect: str) -> ScalarSelect[Any]:
+    """The active VMs of the host of token ``hashed``, as "1,2,3"."""
+    pg = dialect == "postgresql"
+    ids = func.string_agg(cast(VmRow.vm_id, Text), ",") if pg else func.group_concat(VmRow.vm_id)
+    hashed = bindparam("hashed", type_=HostRow.token_hash.type)
+    mine = select(HostRow.name).where(HostRow.token_hash == hashed).correlate(None)
+    held = select(ids).where(VmRow.host == mine.scalar_subquery(), VmRow.state.in_(ACTIVE))
+    return held.scalar_subquery()
 
 
 @functools.cache
@@ -66,7 +73,8 @@ def write_changed() -> UpdateBase:
     """A change of observations this replica knows (``beatcache``), in one statement: stamp
     an up host's current session and store its new observations (``o``) only if what is
     stored is still ``old`` (another replica's write, a revoke, a session or a host found down
-    since make it match nothing, and the heartbeat takes the checked way)."""
+    since make it match nothing, and the heartbeat takes the checked way); return the host's
+    active VMs. ``beatgroup`` writes many at once; this is its way on an old SQLite."""
     return (
         update(HostRow)
         .where(
@@ -77,6 +85,7 @@ def write_changed() -> UpdateBase:
             cast(HostRow.observations, Text) == bindparam("old", type_=Text()),
         )
         .values(last_seen=bindparam("now"), observations=bindparam("o", type_=_Encoded()))
+        .returning(_held("sqlite"))
     )
 
 

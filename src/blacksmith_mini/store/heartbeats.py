@@ -4,15 +4,15 @@
 state checked, ``last_seen`` stamped, the stored observations and the host's active VMs read),
 and none when this replica checked the host within the refresh (``beatcache``). A report of
 what changed (``observed.Delta``) of the version this replica checked is one conditional
-write (``beats.write_changed``: it matches nothing if the stored observations changed
-elsewhere meanwhile, and the report takes the checked way); any other change is checked
-first, applied only to the version it names, and written. Observations are stored in one
+write, made with the other changes of its moment (``beatgroup``: it matches nothing if the
+stored observations changed elsewhere meanwhile, and the report takes the checked way), which
+checks the host as the checked way would; any other change is checked first, applied only to
+the version it names, and written. Observations are stored in one
 encoding (``observed.encode``), so an unchanged report is a byte comparison.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blacksmith_mini.store import beatcache, beats, observed
+from blacksmith_mini.store import beatcache, beatgroup, beats, observed
 
 
 def token_hash(token: str) -> str:
@@ -43,6 +43,7 @@ class HeartbeatStore:
     engine: AsyncEngine
     _decoded: dict[str, tuple[str, dict[str, Any]]]  # host -> its observations' text, decoded
     _beats: beatcache.BeatCache  # heartbeats answered from memory (shared by fenced views)
+    _group: beatgroup.BeatGroup  # changes written together (shared by fenced views)
 
     def _decode(self, name: str, text: str) -> tuple[str, dict[str, Any]]:
         """Host ``name``'s observations ``text``, decoded once per change of it."""
@@ -116,27 +117,32 @@ class HeartbeatStore:
     async def _change_known(
         self, hashed: str, *, session: int, delta: observed.Delta, now: float
     ) -> Beat | None:
-        """A change of the version this replica checked within the refresh, in one conditional
-        write; None (nothing done) when it is not one, or the write matched nothing. Its VMs
-        written off are the ones known so: a new VM is judged at the host's next check."""
-        known = self._beats.answer(hashed, session=session, observations=None, base=delta.base)
+        """A change of the version this replica checked, in one conditional write with the
+        other changes of its moment (``beatgroup``); None (nothing done) when it is not one,
+        or the write matched nothing. The write checks what the heartbeat's check does (a live
+        token, the current session, the host up) and reads the host's active VMs, so it is the
+        host's check too: a host whose observations keep changing is checked at every report."""
+        known = self._beats.answer(
+            hashed, session=session, observations=None, base=delta.base, fresh=False
+        )
         kept = self._decoded.get(known.name) if known is not None else None
         if known is None or kept is None or kept[0].encode() != known.stored:
             return None
         decoded = observed.apply(kept[1], delta)
         encoded = observed.encode(decoded)
         text = encoded.decode()
-        values = {"hashed": hashed, "fence": session, "now": now, "old": kept[0], "o": text}
-        async with self.engine.begin() as connection:
-            written = await connection.execute(beats.write_changed(), values)
-        if written.rowcount != 1:
-            self._beats.forget(known.name)  # changed elsewhere: check it
+        change = beatgroup.Change(hashed, session, now, old=kept[0], new=text)
+        active = await self._group.write(change)
+        if active is None:
+            self._beats.forget(known.name)  # changed elsewhere (or waiting already): check it
             return None
         self._decoded[known.name] = (text, decoded)
-        written_off = [vm_id for vm_id in known.written_off if str(vm_id) in decoded]
+        written_off = sorted(set(map(int, decoded)) - set(active))
         version = observed.digest(encoded)
-        mine = dataclasses.replace(known, stored=encoded, digest=version, written_off=written_off)
-        self._beats.remember(hashed, mine)  # checked_at kept: the next check comes as due
+        checked = beatcache.Known(
+            known.name, session, encoded, version, written_off, self._beats.clock()
+        )
+        self._beats.remember(hashed, checked)
         changed = observed.delta_is_material(kept[1], delta)
         return Beat(known.name, changed, written_off, version)
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blacksmith_mini.domain import model
-from blacksmith_mini.store import beatcache, tables
+from blacksmith_mini.store import beatcache, beatgroup, tables
 from blacksmith_mini.store import engine as engine_mod
 from blacksmith_mini.store.deliveries import DeliveryStore
 from blacksmith_mini.store.hosts import HostStore
@@ -133,11 +133,13 @@ def _event(row: tables.EventRow) -> Event:
 class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
     """Async repository over one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, search_path: str | None = None) -> None:
+        """A store of database ``url`` (``search_path``: a PostgreSQL schema, for tests)."""
         self.url = engine_mod.normalize_url(url)
-        self.engine: AsyncEngine = engine_mod.create_engine(self.url)
+        self.engine: AsyncEngine = engine_mod.create_engine(self.url, search_path=search_path)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._beats = beatcache.BeatCache()
+        self._group = beatgroup.BeatGroup(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -147,6 +149,7 @@ class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
         await engine_mod.migrate(self.engine)
 
     async def close(self) -> None:
+        await self._group.close()
         await self.engine.dispose()
 
     async def ping(self) -> bool:
