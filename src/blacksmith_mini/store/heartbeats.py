@@ -7,8 +7,8 @@ what changed (``observed.Delta``) of the version this replica checked is one con
 write, made with the other changes of its moment (``beatgroup``: it matches nothing if the
 stored observations changed elsewhere meanwhile, and the report takes the checked way), which
 checks the host as the checked way would; any other change is checked first, applied only to
-the version it names, and written. Observations are stored in one
-encoding (``observed.encode``), so an unchanged report is a byte comparison.
+the version it names, and written. Observations are stored in one encoding
+(``observed.encode``), so an unchanged report is a byte comparison.
 """
 
 from __future__ import annotations
