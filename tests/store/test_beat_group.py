@@ -170,3 +170,19 @@ async def test_the_write_is_the_hosts_check(store: repository.Store) -> None:
     assert felt is not None and felt.written_off == [vm.vm_id] and len(sent) == 3
     bare = await beat(store, token=token, session=session, delta=delta(felt.observed), now=7.0)
     assert bare is not None and bare.written_off == [vm.vm_id] and len(sent) == 3  # memory
+
+
+async def test_the_loops_view_reads_a_change_without_decoding_it_again(
+    store: repository.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = await connect(store, "h1", 1)
+    view = store.fenced(None)  # the loop's view of the store
+    await view.hosts()
+    changed = await beat(store, **change_of(host, 1))  # the report, on the store itself
+    assert changed is not None and not changed.resend
+    decoded: list[str] = []
+    real_loads = heartbeats.json.loads
+    monkeypatch.setattr(heartbeats.json, "loads", lambda t: decoded.append(t) or real_loads(t))
+    (seen_by_loop,) = await view.hosts()
+    assert seen_by_loop.observations == {"1": seen(1, detail="warm")}
+    assert decoded == []  # the report's decoding, shared by every view of the store

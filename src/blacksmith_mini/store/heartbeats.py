@@ -41,13 +41,15 @@ class HeartbeatStore:
     """Mixin for ``Store`` (through ``HostStore``): agents' heartbeats."""
 
     engine: AsyncEngine
-    _decoded: dict[str, tuple[str, dict[str, Any]]]  # host -> its observations' text, decoded
+    # host -> its observations' text, decoded (shared by fenced views: the loop's view reads
+    # a change without decoding what the report's way decoded already)
+    _decoded: dict[str, tuple[str, dict[str, Any]]]
     _beats: beatcache.BeatCache  # heartbeats answered from memory (shared by fenced views)
     _group: beatgroup.BeatGroup  # changes written together (shared by fenced views)
 
     def _decode(self, name: str, text: str) -> tuple[str, dict[str, Any]]:
         """Host ``name``'s observations ``text``, decoded once per change of it."""
-        kept = vars(self).setdefault("_decoded", {}).get(name)
+        kept = self._decoded.get(name)
         return kept if kept and kept[0] == text else (text, json.loads(text))
 
     async def heartbeat(

@@ -134,8 +134,10 @@ class HostStore(HeartbeatStore, FencedWrites):
         query = select(HostRow, text).options(defer(HostRow.observations)).order_by(HostRow.name)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
-        self._decoded = {row.name: self._decode(row.name, stored) for row, stored in rows}
-        return [_host(row, self._decoded[row.name][1]) for row, _ in rows]
+        decoded = {row.name: self._decode(row.name, stored) for row, stored in rows}
+        self._decoded.clear()  # in place: shared with the store's fenced views
+        self._decoded.update(decoded)
+        return [_host(row, decoded[row.name][1]) for row, _ in rows]
 
     async def set_admin_state(self, name: str, state: str) -> bool:
         if state not in ADMIN_STATES:

@@ -139,6 +139,7 @@ class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
         self.engine: AsyncEngine = engine_mod.create_engine(self.url, search_path=search_path)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._beats = beatcache.BeatCache()
+        self._decoded = {}
         self._group = beatgroup.BeatGroup(self.engine)
 
     @property
