@@ -27,7 +27,7 @@ from typing import Any
 import hosts_world
 from common import pct
 
-from blacksmith_mini import settings_vm
+from blacksmith_mini import collector, settings_vm
 from blacksmith_mini.control import present
 from blacksmith_mini.domain import actions as act
 from blacksmith_mini.domain import hostplan, model, planner, queuebook
@@ -51,13 +51,14 @@ class Row:
 
 def timed(call: Callable[[], Any], rounds: int = ROUNDS) -> tuple[list[float], Any]:
     """CPU milliseconds of each call (``process_time``: other processes on a busy machine do
-    not count), after a warm-up."""
+    not count), after a warm-up, with the collector paused as the loop pauses it."""
     result = call()
     times = []
     for _ in range(rounds):
-        started = time.process_time()
-        result = call()
-        times.append((time.process_time() - started) * 1000)
+        with collector.paused():
+            started = time.process_time()
+            result = call()
+            times.append((time.process_time() - started) * 1000)
     return times, result
 
 
@@ -80,16 +81,18 @@ def kept_book_ticks(
 ) -> tuple[list[float], list[act.Action]]:
     """CPU milliseconds of a tick's planning as the loop does it: its queue book, kept from
     the tick before, synced with this tick's jobs, then ``plan()``. The book of the tick
-    before is built outside the timing, afresh for each round (a sync moves it on)."""
+    before is built outside the timing, afresh for each round (a sync moves it on). The
+    collector is paused around the sync and the plan, as the loop's tick pauses it."""
     jobs = {job.id: job for job in snapshot.jobs}
     before = previous_tick(jobs)
     times, actions = [], []
     for _ in range(ROUNDS + 1):  # the first is a warm-up
         book = queuebook.QueueBook.of(before.values(), policy)
-        started = time.process_time()
-        kept = book.sync(jobs, policy)
-        actions = planner.plan(snapshot, policy, now, queue=kept)
-        times.append((time.process_time() - started) * 1000)
+        with collector.paused():  # as the loop's tick runs them (control/reconciler)
+            started = time.process_time()
+            kept = book.sync(jobs, policy)
+            actions = planner.plan(snapshot, policy, now, queue=kept)
+            times.append((time.process_time() - started) * 1000)
     return times[1:], actions
 
 

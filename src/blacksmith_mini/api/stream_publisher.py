@@ -13,19 +13,17 @@ when the ring no longer reaches back to its version.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import functools
-import gc
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Request
 from fastapi.sse import format_sse_event
 
+from blacksmith_mini import collector
 from blacksmith_mini.api import convert, status_delta
 from blacksmith_mini.control import view as view_mod
 from blacksmith_mini.domain import model
@@ -89,7 +87,7 @@ class StatusPublisher:
         latest = self._latest
         if latest is not None and latest.content_version == view.content_version:
             return latest
-        with self._lock, _collector_paused():
+        with self._lock, collector.paused():
             latest = self._latest
             if latest is not None and latest.content_version == view.content_version:
                 return latest
@@ -220,22 +218,6 @@ class StatusRenderer:
             values.append(found.value)
         self._jobs = fresh
         return values
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage collection while a frame is built (tens of thousands of objects at once, in
-    one go, nothing cyclic: reference counting frees what does not last). Left on, the collector
-    would pass over the frame under construction again and again, promoting it as it goes and
-    so bringing the next full collection, a pause for every client of every route, much sooner
-    (and each pass costs time of its own: a third of a frame's time at 1,000 VMs)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _dumps(value: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from blacksmith_mini import collector
 from blacksmith_mini.control import acts, observer, present, state, view, warm
 from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
@@ -272,23 +273,24 @@ class Reconciler:
         self._refresh_policy()
         self.state.observed(dict(await self.driver.observe()))
         self.hosts = self.host_plan()
-        self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
-        if self.queue is None:
-            self.queue = queuebook.QueueBook.of(self.state.jobs.values(), self.policy)
-        else:
-            self.queue = self.queue.sync(self.state.jobs, self.policy)
-        snapshot = model.Snapshot(
-            jobs=tuple(self.state.jobs.values()),
-            vms=tuple(self.state.vms.values()),
-            runners=self.state.take_runners(),
-            facts=self.state.planner_facts(),
-            consumed=self.state.consumed(now),
-            backoff=dict(self.state.backoff),
-            lag_allowance=self.config.lag_allowance,
-            hosts=self.hosts,
-        )
+        with collector.paused():  # thousands of short-lived objects, none cyclic
+            self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
+            if self.queue is None:
+                self.queue = queuebook.QueueBook.of(self.state.jobs.values(), self.policy)
+            else:
+                self.queue = self.queue.sync(self.state.jobs, self.policy)
+            snapshot = model.Snapshot(
+                jobs=tuple(self.state.jobs.values()),
+                vms=tuple(self.state.vms.values()),
+                runners=self.state.take_runners(),
+                facts=self.state.planner_facts(),
+                consumed=self.state.consumed(now),
+                backoff=dict(self.state.backoff),
+                lag_allowance=self.config.lag_allowance,
+                hosts=self.hosts,
+            )
+            actions = planner.plan(snapshot, self.policy, now, queue=self.queue)
         self.act_error = None
-        actions = planner.plan(snapshot, self.policy, now, queue=self.queue)
         made = sum(isinstance(action, act.StartVm) for action in actions)
         if 0 < self.policy.max_starts_per_tick <= made:
             self._wake.set()  # the tick's starts were capped: the next tick makes more, now
