@@ -72,3 +72,37 @@ def test_a_digest_names_one_encoding() -> None:
     one = observed.encode({"1": {"alive": True}})
     assert observed.digest(one) == observed.digest(bytes(one))
     assert observed.digest(one) != observed.digest(observed.encode({"1": {"alive": False}}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(host, min_size=1, max_size=8))
+def test_encoding_reusing_the_last_one_is_the_same_bytes(steps: list[dict[int, Any]]) -> None:
+    fragments: observed.Fragments = {}
+    stored: dict[str, Any] = {}
+    for step in steps:
+        now = stored_form(step)
+        # As a report's change leaves them: the VMs it does not name are the same objects.
+        after = {key: stored[key] if stored.get(key) == seen else seen for key, seen in now.items()}
+        assert observed.encode(after, reusing=fragments) == observed.encode(after)
+        assert fragments.keys() == after.keys()
+        stored = after
+
+
+def test_a_change_encodes_only_the_vms_it_names(monkeypatch: Any) -> None:
+    stored = {str(vm_id): {"vm_id": vm_id, "alive": True} for vm_id in range(100)}
+    fragments: observed.Fragments = {}
+    observed.encode(stored, reusing=fragments)
+    encoded: list[object] = []
+    real = observed.pydantic_core.to_json
+
+    def counting(value: Any) -> bytes:
+        encoded.append(value)
+        return real(value)
+
+    monkeypatch.setattr(observed.pydantic_core, "to_json", counting)
+    delta = observed.Delta(base="v", changed={"7": {"vm_id": 7, "alive": False}}, gone=["9"])
+    after = observed.apply(stored, delta)
+    found = observed.encode(after, reusing=fragments)
+    assert encoded == [{"7": {"vm_id": 7, "alive": False}}]
+    monkeypatch.undo()
+    assert found == observed.encode(after)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blacksmith_mini.store import beats
 
-Waiting = asyncio.Future[list[int] | None]
+Waiting = asyncio.Future[set[str] | None]  # the written host's active VM ids, or None
 WINDOW_SECONDS = 0.25  # at 20 reports a second, about 5 to a group
 MAX_GROUP = 50
 ONE_STATEMENT = sqlite3.sqlite_version_info >= (3, 35)
@@ -93,8 +93,9 @@ class BeatGroup:
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
-    async def write(self, change: Change) -> list[int] | None:
-        """Write ``change`` with its group: the host's active VMs when it was written, None
+    async def write(self, change: Change) -> set[str] | None:
+        """Write ``change`` with its group: the host's active VMs' ids (as observations key
+        them) when it was written, None
         when it matched nothing. None at once, writing nothing, when the same host's change is
         already waiting (the caller checks it)."""
         if change.hashed in self._waiting:
@@ -140,7 +141,7 @@ class BeatGroup:
             if not future.done():
                 future.set_result(written.get(hashed))
 
-    async def _written(self, changes: list[Change]) -> dict[str, list[int]]:
+    async def _written(self, changes: list[Change]) -> dict[str, set[str]]:
         """Of ``changes``, the written ones' hosts' active VMs (by token hash), in one
         transaction."""
         async with self.engine.begin() as connection:
@@ -157,5 +158,8 @@ class BeatGroup:
             return written
 
 
-def _ids(held: str | None) -> list[int]:
-    return sorted(int(vm_id) for vm_id in (held or "").split(",") if vm_id)
+def _ids(held: str | None) -> set[str]:
+    """The VM ids of a comma-separated list, as strings (as observations key them)."""
+    found = set((held or "").split(","))
+    found.discard("")
+    return found

@@ -44,6 +44,7 @@ class HeartbeatStore:
     # host -> its observations' text, decoded (shared by fenced views: the loop's view reads
     # a change without decoding what the report's way decoded already)
     _decoded: dict[str, tuple[str, dict[str, Any]]]
+    _fragments: dict[str, observed.Fragments]  # host -> its VMs' encodings, to reuse
     _beats: beatcache.BeatCache  # heartbeats answered from memory (shared by fenced views)
     _group: beatgroup.BeatGroup  # changes written together (shared by fenced views)
 
@@ -97,7 +98,7 @@ class HeartbeatStore:
                 changed = observed.material_change(current, decoded)
             elif delta is not None and not resend and delta.says_something:
                 decoded = observed.apply(current, delta)
-                encoded = observed.encode(decoded)
+                encoded = observed.encode(decoded, reusing=self._fragments.setdefault(name, {}))
                 changed = observed.delta_is_material(current, delta)
             if decoded is not current:
                 await beats.write_observations(connection, name, encoded)
@@ -131,7 +132,7 @@ class HeartbeatStore:
         if known is None or kept is None or kept[0].encode() != known.stored:
             return None
         decoded = observed.apply(kept[1], delta)
-        encoded = observed.encode(decoded)
+        encoded = observed.encode(decoded, reusing=self._fragments.setdefault(known.name, {}))
         text = encoded.decode()
         change = beatgroup.Change(hashed, session, now, old=kept[0], new=text)
         active = await self._group.write(change)
@@ -139,7 +140,7 @@ class HeartbeatStore:
             self._beats.forget(known.name)  # changed elsewhere (or waiting already): check it
             return None
         self._decoded[known.name] = (text, decoded)
-        written_off = sorted(set(map(int, decoded)) - set(active))
+        written_off = sorted(map(int, decoded.keys() - active))
         version = observed.digest(encoded)
         checked = beatcache.Known(
             known.name, session, encoded, version, written_off, self._beats.clock()

@@ -242,7 +242,8 @@ class RemoteDriver:
         for key, raw in host.observations.items():
             vm_id = int(key)
             kept = before.get(vm_id)
-            reuse = kept is not None and raws.get(key) == raw
+            was = raws.get(key)
+            reuse = kept is not None and (was is raw or was == raw)  # most: the same object
             seen[vm_id] = kept if reuse and kept is not None else wire.observation_from_wire(raw)
         return host.observations, seen
 
