@@ -61,7 +61,8 @@ def _statement(dialect: str, count: int) -> TextClause:
     )
     return text(
         f"WITH v(hashed, fence, now, old, o) AS (VALUES {rows}) "  # noqa: S608 (no input)
-        f"UPDATE hosts SET last_seen = v.now, observations = {cast} FROM v "
+        f"UPDATE hosts SET last_seen = v.now, observations = {cast}, "
+        "observations_version = observations_version + 1 FROM v "
         "WHERE hosts.token_hash = v.hashed AND hosts.revoked_at IS NULL "
         "AND hosts.session = v.fence AND hosts.down_since IS NULL "
         f"AND CAST(hosts.observations AS TEXT) = v.old RETURNING hosts.token_hash, {held}"

@@ -84,7 +84,11 @@ def write_changed() -> UpdateBase:
             HostRow.down_since.is_(None),
             cast(HostRow.observations, Text) == bindparam("old", type_=Text()),
         )
-        .values(last_seen=bindparam("now"), observations=bindparam("o", type_=_Encoded()))
+        .values(
+            last_seen=bindparam("now"),
+            observations=bindparam("o", type_=_Encoded()),
+            observations_version=HostRow.observations_version + 1,
+        )
         .returning(_held("sqlite"))
     )
 
@@ -105,7 +109,10 @@ def _write_observations() -> UpdateBase:
     return (
         update(HostRow)
         .where(HostRow.name == bindparam("n"))
-        .values(observations=bindparam("o", type_=_Encoded()))
+        .values(
+            observations=bindparam("o", type_=_Encoded()),
+            observations_version=HostRow.observations_version + 1,
+        )
     )
 
 

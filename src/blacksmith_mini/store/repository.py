@@ -140,6 +140,7 @@ class Store(DeliveryStore, SampleStore, UsageStore, HostStore):
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._beats = beatcache.BeatCache()
         self._decoded = {}
+        self._read = {}
         self._fragments = {}
         self._group = beatgroup.BeatGroup(self.engine)
 

@@ -120,6 +120,8 @@ class HostRow(Base):
     session: Mapped[int] = mapped_column(Integer, default=0)  # +1 per agent hello: its fence
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # capacity, versions
     observations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # vm_id -> facts
+    # +1 at every write of ``observations``: the loop reads again only the hosts whose moved
+    observations_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_seen: Mapped[float | None] = mapped_column(Float)
     down_since: Mapped[float | None] = mapped_column(Float)
     down_reason: Mapped[str | None] = mapped_column(String(200))
