@@ -164,6 +164,7 @@ class Runtime:
             driver=self.driver,
             config=reconciler.LoopConfig(
                 tick_interval=settings.tick_interval,
+                tick_duty=settings.tick_duty,
                 github_poll_interval=poll,
                 runner_prefix=github.runner_prefix,
                 runner_group_id=github.runner_group_id,

@@ -234,6 +234,13 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     tick_interval: float = Field(default=1.0, gt=0, description="Max seconds between ticks.")
+    tick_duty: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Most of a core the loop spends computing ticks when woken often (after a "
+        "tick that computed c seconds, the next waits c x (1/duty - 1)); 1 turns the limit off.",
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     vm: VmSettings = Field(default_factory=VmSettings)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LoopConfig:
     tick_interval: float = 1.0
+    tick_duty: float = 0.5  # at most this share of a core computing ticks (``pacing``)
     github_poll_interval: float = 5.0
     sample_interval: float = 60.0
     runner_prefix: str = "bm"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from blacksmith_mini import collector
-from blacksmith_mini.control import acts, observer, present, state, view, warm
+from blacksmith_mini.control import acts, observer, pacing, present, state, view, warm
 from blacksmith_mini.control import config as config_mod
 from blacksmith_mini.control import metrics as metrics_mod
 from blacksmith_mini.control import operator as operator_mod
@@ -93,6 +93,7 @@ class Reconciler:
         self.queue: queuebook.QueueBook | None = None  # the queued jobs per key, between ticks
         self.runner_prefix = config.runner_prefix  # ``<prefix>-<installation>`` once started
         self._wake = asyncio.Event()
+        self.pacer = pacing.Pacer(duty=config.tick_duty)  # at most this share of a core
         self._deliveries_due = True  # at start-up: process what an earlier run acknowledged
         self._next_sample = 0.0
         self._next_prune = 0.0
@@ -235,6 +236,7 @@ class Reconciler:
 
     async def _run(self) -> None:
         while not self._stopping:
+            await self.pacer.rest()  # what the last tick's computing owes (``pacing``)
             await woken(self._wake, timeout=self.config.tick_interval)
             self._wake.clear()
             started = time.monotonic()
@@ -255,7 +257,8 @@ class Reconciler:
                 ticks=self.loop_health.ticks + 1,
                 last_error=error or self.act_error,
             )
-            self.publish(self.clock())
+            with self.pacer.computing():
+                self.publish(self.clock())
 
     async def tick(self) -> None:
         now = self.clock()
@@ -273,7 +276,7 @@ class Reconciler:
         self._refresh_policy()
         self.state.observed(dict(await self.driver.observe()))
         self.hosts = self.host_plan()
-        with collector.paused():  # thousands of short-lived objects, none cyclic
+        with collector.paused(), self.pacer.computing():  # many short-lived objects
             self.matches = demand.match_all(self.state.jobs.values(), self.policy.pools)
             if self.queue is None:
                 self.queue = queuebook.QueueBook.of(self.state.jobs.values(), self.policy)
@@ -323,13 +326,10 @@ class Reconciler:
         self.policy = dataclasses.replace(decided, unserved=dict(self.observer.unserved))
 
     async def _record_failure(self, action: object, exc: Exception) -> None:
-        vm_id = getattr(action, "vm_id", None)
+        message, vm_id = f"{type(action).__name__} failed: {exc}", getattr(action, "vm_id", None)
         with contextlib.suppress(Exception):
             await self.store.add_event(
-                kind="act.failed",
-                message=f"{type(action).__name__} failed: {exc}",
-                at=self.clock(),
-                vm_id=vm_id,
+                kind="act.failed", message=message, at=self.clock(), vm_id=vm_id
             )
 
     # --- webhook deliveries ----------------------------------------------------------------
