@@ -29,22 +29,26 @@ class Pacer:
     """The computing of the tick under way, and the rest it owes before the next."""
 
     def __init__(
-        self, *, duty: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        *,
+        duty: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if not 0.0 < duty <= 1.0:
             raise ValueError(f"the loop's duty must be in (0, 1], not {duty}")
         self.duty = duty
         self.computed = 0.0
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:
         """Count the block (synchronous: nothing else runs meanwhile) as the tick's computing."""
-        started = time.perf_counter()
+        started = self._clock()
         try:
             yield
         finally:
-            self.computed += time.perf_counter() - started
+            self.computed += self._clock() - started
 
     async def rest(self) -> None:
         """Rest what the last tick owes (nothing at duty 1), then start counting afresh."""

@@ -79,8 +79,7 @@ class HostStore(HeartbeatStore, FencedWrites):
     _sessions: async_sessionmaker[AsyncSession]
     engine: AsyncEngine
     _decoded: dict[str, tuple[str, dict[str, Any]]]  # host -> its observations' text, decoded
-    # host -> the version of its observations ``hosts()`` last read (``_version``), decoded
-    _read: dict[str, tuple[tuple[str, int], tuple[str, dict[str, Any]]]]
+    _read: dict[str, tuple[str, int]]  # host -> the version ``hosts()`` read (``_version``)
     _beats: beatcache.BeatCache  # heartbeats answered from memory (shared by fenced views)
 
     # --- hosts -----------------------------------------------------------------------------
@@ -148,24 +147,21 @@ class HostStore(HeartbeatStore, FencedWrites):
         version is one host's (its token's: a host removed and added again starts afresh)."""
         async with self.engine.connect() as connection:  # Core rows: no ORM instances
             rows = (await connection.execute(_listed())).all()
-            moved = [row.name for row in rows if self._read_at(row.name) != _version(row)]
+            moved = [row.name for row in rows if self._read.get(row.name) != _version(row)]
             if moved:
                 text = cast(HostRow.observations, Text)
                 columns = (HostRow.name, HostRow.token_hash, HostRow.observations_version, text)
                 fresh = select(*columns).where(HostRow.name.in_(moved))
                 for name, hashed, version, stored in await connection.execute(fresh):
-                    pair = self._decode(name, stored)
-                    self._read[name] = ((hashed, version), pair)
-                    self._decoded[name] = pair  # in place: shared with the store's fenced views
+                    self._read[name] = (hashed, version)
+                    # in place: shared with the store's fenced views (a report's way writes
+                    # there what it committed, so an unmoved version's entry is current)
+                    self._decoded[name] = self._decode(name, stored)
         for gone in self._read.keys() - {row.name for row in rows}:
             del self._read[gone]
             self._decoded.pop(gone, None)
-        return [_host(row, self._read[row.name][1][1]) for row in rows if row.name in self._read]
-
-    def _read_at(self, name: str) -> tuple[str, int] | None:
-        """The version of host ``name``'s observations ``hosts()`` holds (None: none)."""
-        found = self._read.get(name)
-        return found[0] if found is not None else None
+        known = self._decoded
+        return [_host(row, known[row.name][1]) for row in rows if row.name in known]
 
     async def set_admin_state(self, name: str, state: str) -> bool:
         if state not in ADMIN_STATES:
